@@ -1,0 +1,94 @@
+"""Typed run parameters, loaded once from ``params.yaml``.
+
+Every section is a frozen pydantic model with ``extra="forbid"``: a misspelt or unknown
+key fails at load time with the path of the offending key, instead of being silently
+ignored (the usual failure of raw-dict params).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PathsParams(_Section):
+    """Artefact locations, relative to the project root (or to ``--out`` for ``engage run``)."""
+
+    raw_dir: str = "data/raw/synthetic"
+    truth_dir: str = "data/raw/synthetic_truth"
+    input_dir: str = "data/raw/synthetic"
+    interim_dir: str = "data/interim"
+    processed_dir: str = "data/processed"
+    reports_dir: str = "reports"
+
+
+class SyntheticEffects(_Section):
+    """Planted effects of the synthetic cohort (the ground truth the models should recover).
+
+    Units: PHQ-9 points of full-course symptom change per SD of a latent trait, unless noted.
+    """
+
+    alliance_on_change: float = 2.2
+    homework_on_change: float = 1.7
+    goals_on_change: float = 2.0
+    engagement_on_change: float = 0.6
+    alliance_within_effect: Annotated[float, Field(ge=0)] = 0.15
+    """PHQ-9 points lower at a session per SRS point of that session's alliance above the
+    client's own expected level (a within-client effect)."""
+    therapist_sd_change: Annotated[float, Field(ge=0)] = 1.5
+
+
+class SyntheticParams(_Section):
+    seed: int = 20261127
+    n_episodes: Annotated[int, Field(ge=10)] = 4000
+    extract_date: dt.date = dt.date(2025, 3, 31)
+    referral_span_days: Annotated[int, Field(ge=60)] = 730
+    repeat_client_share: Annotated[float, Field(ge=0, le=0.5)] = 0.08
+    caseload_per_therapist: Annotated[int, Field(ge=5)] = 60
+    therapists_per_site: Annotated[int, Field(ge=1)] = 8
+    messy_row_share: Annotated[float, Field(ge=0, le=0.2)] = 0.004
+    alias_row_share: Annotated[float, Field(ge=0, le=0.5)] = 0.01
+    oracle_replicates: Annotated[int, Field(ge=0)] = 48
+    file_format: str = Field(default="csv", pattern="^(csv|parquet)$")
+    effects: SyntheticEffects = SyntheticEffects()
+
+
+class Params(_Section):
+    paths: PathsParams = PathsParams()
+    synthetic: SyntheticParams = SyntheticParams()
+
+
+class ParamsError(ValueError):
+    """params.yaml could not be read or does not match the typed schema."""
+
+
+def parse_params(raw: dict | None) -> Params:
+    """Build the typed params from a parsed mapping; raise ParamsError naming bad keys."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {where}: {err['msg']}")
+        raise ParamsError("params.yaml is not valid:\n" + "\n".join(lines)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml (the only place the pipeline reads it)."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} not found; run from the project root or pass --params.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    return parse_params(raw)

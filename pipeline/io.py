@@ -1,0 +1,79 @@
+"""All file input and output: called only from stage entries and the CLI.
+
+Writes are atomic: data go to a temporary file in the destination folder, which is then
+renamed over the target, so an interrupted run never leaves a half-written artefact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _write_with(target: str | Path, writer: Callable[[Path], None]) -> Path:
+    with atomic_path(target) as tmp:
+        writer(tmp)
+    return Path(target)
+
+
+def write_json(obj: Any, target: str | Path) -> Path:
+    """Deterministic JSON (sorted keys, fixed indentation, trailing newline)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default)
+    return _write_with(target, lambda p: p.write_text(text + "\n", encoding="utf-8"))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"Cannot serialise {type(value).__name__} to JSON")
+
+
+def write_text(text: str, target: str | Path) -> Path:
+    return _write_with(target, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def write_parquet(df: pd.DataFrame, target: str | Path) -> Path:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    return write_arrow(table, target, "parquet")
+
+
+def write_arrow(table: pa.Table, target: str | Path, file_format: str) -> Path:
+    """Write an Arrow table as CSV (header, ISO dates, empty = missing) or Parquet."""
+    if file_format == "csv":
+        options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
+        return _write_with(target, lambda p: pacsv.write_csv(table, p, options))
+    if file_format == "parquet":
+        return _write_with(target, lambda p: pq.write_table(table, p, compression="zstd"))
+    raise ValueError(f"Unknown file format {file_format!r}; use 'csv' or 'parquet'.")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

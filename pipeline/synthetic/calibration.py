@@ -1,0 +1,177 @@
+"""Calibration of the synthetic cohort against published figures.
+
+``calibration_statistics`` computes, from the contract tables (and the ground truth where a
+latent is needed), every statistic in ``TARGETS``; ``check_calibration`` compares them with
+the target ranges. The synthesize stage writes the result next to the data and
+``docs/calibration.md`` is rendered from it, so the documented "default cohort" column is
+always computed, never typed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.instruments import at_caseness, improvement, reliable_change
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    literature: str
+    published: str
+    low: float
+    high: float
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("first_appointment_dna_rate", "First scheduled appointment not attended (no-show)",
+           "lit. §6 (Davis et al. 2020; IAPT non-attendance study)", "≈25–40%", 0.25, 0.40),
+    Target("session_dna_rate", "Share of all scheduled appointments missed (no-show)",
+           "lit. §6 (Davis et al. 2020: 12%; Binnie & Boden 2016: 8.9%)", "≈9–12%", 0.08, 0.13),
+    Target("dropout_rate", "Ended episodes with end_reason dropped_out",
+           "lit. §4 (Swift & Greenberg 2012: 19.7%; routine care ≈30%)", "20–30%", 0.20, 0.30),
+    Target("phq9_intake_mean", "Mean first PHQ-9", "lit. §7b/§9 (NHS TT 2022-23: 15.4)",
+           "15.4", 14.4, 16.4),
+    Target("phq9_intake_sd", "SD of first PHQ-9", "lit. §7b/§9 (NHS TT 2022-23: 5.5)",
+           "5.5", 4.8, 6.2),
+    Target("gad7_intake_mean", "Mean first GAD-7", "lit. §7b (NHS TT 2022-23: 14.0)",
+           "14.0", 12.5, 15.0),
+    Target("phq9_gad7_intake_corr", "Correlation of first PHQ-9 and first GAD-7",
+           "design choice (measures of related constructs)", "strongly positive", 0.45, 0.80),
+    Target("phq9_end_mean_caseness_finished",
+           "Mean last PHQ-9, finished courses at caseness", "lit. §7b/§9 (15.4 → 9.4)",
+           "9.4", 8.4, 10.6),
+    Target("reliable_improvement_rate", "Reliable improvement, finished courses (PHQ-9/GAD-7 "
+           "paired, NHS TT rule)", "lit. §7b (63.7%–69.1%)", "≈64–69%", 0.60, 0.70),
+    Target("reliable_deterioration_rate", "Reliable deterioration, finished courses (either "
+           "measure)", "lit. §7b (Gyani et al. 2013: 6.6%)", "≈5–7%", 0.05, 0.08),
+    Target("reliable_recovery_rate", "Reliable recovery, finished courses at caseness",
+           "lit. §7a/§7b (40.3%–48.4%)", "≈40–48%", 0.38, 0.55),
+    Target("alliance_outcome_r", "r(mean session alliance, PHQ-9 improvement), finished courses",
+           "lit. §1 (Flückiger et al. 2018: r = .278)", ".28", 0.20, 0.36),
+    Target("homework_outcome_r", "r(homework completion rate, PHQ-9 improvement), finished "
+           "courses", "lit. §2 (Kazantzis 2000: .22; Mausbach 2010: .26)", ".22–.26", 0.15, 0.33),
+    Target("goal_consensus_outcome_r", "r(share of goals client-set or collaborative, PHQ-9 "
+           "improvement), finished courses", "lit. §3 (Tryon et al. 2018: r = .24)", ".24",
+           0.16, 0.32),
+    Target("good_enough_level_gap", "Reliable improvement rate among planned endings after 2–5 "
+           "sessions minus after 9+ sessions (positive = improvers end sooner)",
+           "lit. §5 (Barkham et al. 2006: 88% at 1 session → 62% at 12)", "> 0", 0.05, 0.60),
+    Target("therapist_icc_improvement", "Share of PHQ-9 improvement variance between "
+           "therapists (ICC(1)), finished courses", "lit. §6 (therapists differ); design choice",
+           "small, > 0", 0.005, 0.12),
+    Target("missing_measure_ratio", "Share of attended sessions without a PHQ-9, least vs most "
+           "engaged third (latent engagement)", "DESIGN (missing more among the disengaged)",
+           "> 1", 1.5, 10.0),
+)
+
+
+def _first_last(measures: pd.DataFrame, instrument: str) -> pd.DataFrame:
+    m = measures[measures["instrument"] == instrument].sort_values(
+        ["episode_id", "measure_date"], kind="stable")
+    g = m.groupby("episode_id", sort=True)["score"]
+    return pd.DataFrame({"first": g.first(), "last": g.last(), "n": g.size()})
+
+
+def _icc1(values: pd.Series, groups: pd.Series) -> float:
+    """One-way random-effects ICC(1) from the ANOVA mean squares (unbalanced groups)."""
+    df = pd.DataFrame({"y": values, "g": groups}).dropna()
+    k = df.groupby("g")["y"].size()
+    n, a = len(df), len(k)
+    grand = df["y"].mean()
+    means = df.groupby("g")["y"].mean()
+    ssb = float((k * (means - grand) ** 2).sum())
+    ssw = float(((df["y"] - df["g"].map(means)) ** 2).sum())
+    msb, msw = ssb / (a - 1), ssw / (n - a)
+    k0 = (n - (k**2).sum() / n) / (a - 1)
+    return float((msb - msw) / (msb + (k0 - 1) * msw))
+
+
+def calibration_statistics(tables: dict[str, pd.DataFrame], truth: pd.DataFrame) -> dict:
+    """Every statistic named in TARGETS, computed from the (clean) contract tables."""
+    ep = tables["episodes"].set_index("episode_id")
+    ses = tables["sessions"].sort_values(["episode_id", "scheduled_date"], kind="stable")
+    meas = tables["measures"]
+    attended = ses["status"] == "attended"
+    first_status = ses.groupby("episode_id")["status"].first()
+    n_att = attended.groupby(ses["episode_id"]).sum().reindex(ep.index, fill_value=0)
+
+    ended = ep["end_reason"].ne("still_open")
+    finished = ended & (n_att >= 2)
+    phq, gad = _first_last(meas, "PHQ-9"), _first_last(meas, "GAD-7")
+    paired = phq.join(gad, lsuffix="_phq", rsuffix="_gad", how="inner")
+    paired = paired[(paired["n_phq"] >= 2) & (paired["n_gad"] >= 2)]
+    fin = paired[paired.index.isin(ep.index[finished])]
+    rc_phq = reliable_change("PHQ-9", fin["first_phq"], fin["last_phq"])
+    rc_gad = reliable_change("GAD-7", fin["first_gad"], fin["last_gad"])
+    deteriorated = (rc_phq == -1) | (rc_gad == -1)
+    improved = ((rc_phq == 1) | (rc_gad == 1)) & ~deteriorated
+    case_start = at_caseness("PHQ-9", fin["first_phq"]) | at_caseness("GAD-7", fin["first_gad"])
+    case_end = at_caseness("PHQ-9", fin["last_phq"]) | at_caseness("GAD-7", fin["last_gad"])
+    recovered = case_start & ~case_end
+
+    phq_fin = phq[phq.index.isin(ep.index[finished]) & (phq["n"] >= 2)]
+    gain = pd.Series(improvement("PHQ-9", phq_fin["first"], phq_fin["last"]), index=phq_fin.index)
+    att_ses = ses[attended]
+    alliance = att_ses.groupby("episode_id")["alliance_score"].mean()
+    hw_score = att_ses["homework_completed"].map({"none": 0.0, "partial": 0.5, "full": 1.0})
+    homework = hw_score.groupby(att_ses["episode_id"]).mean()
+    goals = tables["goals"]
+    owned = goals["set_by"].isin(["client", "collaborative"]).groupby(goals["episode_id"]).mean()
+
+    planned_end = ep["end_reason"].eq("completed")
+    pe = paired[paired.index.isin(ep.index[finished & planned_end])]
+    pe_improved = pd.Series(
+        reliable_change("PHQ-9", pe["first_phq"], pe["last_phq"]) == 1, index=pe.index)
+    pe_n = n_att.reindex(pe.index)
+    gel_gap = float(pe_improved[pe_n.between(2, 5)].mean() - pe_improved[pe_n >= 9].mean())
+
+    t = truth.set_index("episode_id")
+    att_ids = att_ses[["episode_id", "session_id"]]
+    has_phq = att_ids["session_id"].isin(meas.loc[meas["instrument"] == "PHQ-9", "session_id"])
+    missing_share = (~has_phq).groupby(att_ids["episode_id"]).mean()
+    tertile = pd.qcut(t["latent_engagement"].reindex(missing_share.index), 3, labels=False)
+    by_tertile = missing_share.groupby(tertile).mean()
+
+    intake = phq.join(gad, lsuffix="_phq", rsuffix="_gad", how="inner")
+    dropped = ep.loc[ended, "end_reason"].eq("dropped_out")
+    return {
+        "first_appointment_dna_rate": float((first_status == "did_not_attend").mean()),
+        "session_dna_rate": float((ses["status"] == "did_not_attend").mean()),
+        "dropout_rate": float(dropped.mean()),
+        "phq9_intake_mean": float(phq["first"].mean()),
+        "phq9_intake_sd": float(phq["first"].std()),
+        "gad7_intake_mean": float(gad["first"].mean()),
+        "phq9_gad7_intake_corr": float(intake["first_phq"].corr(intake["first_gad"])),
+        "phq9_end_mean_caseness_finished": float(
+            phq_fin.loc[at_caseness("PHQ-9", phq_fin["first"]), "last"].mean()),
+        "reliable_improvement_rate": float(improved.mean()),
+        "reliable_deterioration_rate": float(deteriorated.mean()),
+        "reliable_recovery_rate": float((recovered & improved)[case_start].mean()),
+        "alliance_outcome_r": float(gain.corr(alliance.reindex(gain.index))),
+        "homework_outcome_r": float(gain.corr(homework.reindex(gain.index))),
+        "goal_consensus_outcome_r": float(gain.corr(owned.reindex(gain.index))),
+        "good_enough_level_gap": gel_gap,
+        "therapist_icc_improvement": _icc1(gain, ep["therapist_id"].reindex(gain.index)),
+        "missing_measure_ratio": float(by_tertile.iloc[0] / by_tertile.iloc[-1]),
+        "n_episodes": len(ep),
+        "n_finished_course": int(finished.sum()),
+        "mean_sessions_attended_finished": float(n_att[finished].mean()),
+    }
+
+
+def check_calibration(stats: dict) -> pd.DataFrame:
+    """One row per target: published value, range used, cohort value, whether it is met."""
+    rows = []
+    for t in TARGETS:
+        value = stats[t.name]
+        rows.append({
+            "statistic": t.name, "description": t.description, "literature": t.literature,
+            "published": t.published, "low": t.low, "high": t.high, "cohort": value,
+            "met": bool(t.low <= value <= t.high),
+        })
+    return pd.DataFrame(rows)

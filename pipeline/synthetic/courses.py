@@ -1,0 +1,283 @@
+"""Session-by-session simulation of courses of treatment.
+
+Vectorised over episodes: the only Python loop runs over appointment *slots* (at most
+``max_slots``), never over clients. At each slot every active episode either attends,
+misses (no-show) or cancels; attended sessions yield alliance, homework, agenda, barrier and
+questionnaire records; the course then ends by good-enough-level agreement, reaching the
+planned dose, referral on, moving away, or the client quietly stopping (dropout).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from pipeline.config import SyntheticEffects
+from pipeline.contract import BARRIERS, END_REASONS, MODALITIES
+from pipeline.synthetic.constants import GeneratorConstants
+
+ATTENDED, DNA, CANCEL_CLIENT, CANCEL_SERVICE = 0, 1, 2, 3
+END_CODE = {name: i for i, name in enumerate(END_REASONS)}
+OPEN = -1
+PHQ_RC = 6.0  # NHS TT reliable change for PHQ-9, used for the oracle outcome
+
+
+@dataclass
+class CourseResult:
+    sessions: pd.DataFrame | None
+    """One row per scheduled appointment (episode_index, slot, day, status, …)."""
+    summary: pd.DataFrame
+    """One row per episode: end day, end reason, attended count, first/last PHQ-9, …"""
+
+
+def _trajectory(k: np.ndarray, tau: float) -> np.ndarray:
+    """Share of the full-course change achieved after k attended sessions."""
+    return 1.0 - np.exp(-k / tau)
+
+
+def simulate_courses(
+    ep: pd.DataFrame,
+    consts: GeneratorConstants,
+    effects: SyntheticEffects,
+    extract_day: np.datetime64,
+    rng: np.random.Generator,
+    collect: bool = True,
+) -> CourseResult:
+    """Simulate every episode in ``ep`` (output of ``draw_episodes``); never mutates ``ep``."""
+    n = len(ep)
+    c = consts
+    E = ep["latent_engagement"].to_numpy()
+    A = ep["latent_alliance"].to_numpy()
+    H = ep["latent_homework"].to_numpy()
+    phq0 = ep["phq9_true_intake"].to_numpy()
+    gad0 = ep["gad7_true_intake"].to_numpy()
+    d_phq = ep["potential_change_phq9"].to_numpy()
+    d_gad = ep["potential_change_gad7"].to_numpy()
+    planned = ep["planned_sessions"].to_numpy()
+    young = ep["young"].to_numpy()
+    treat = ep["treatment_code"].to_numpy()
+    u_att = ep["therapist_attendance"].to_numpy()
+    expected_alliance_logit = c.alliance_logit + c.alliance_loading * A + ep[
+        "therapist_alliance"
+    ].to_numpy()
+    expected_alliance = 40.0 * expit(expected_alliance_logit)
+    p_measure = expit(c.measure_logit + c.measure_engagement * E)
+    hw_assign = np.asarray(c.homework_assign_prob)[treat]
+    minutes = np.asarray(c.session_minutes)[treat]
+    extract = extract_day.astype("datetime64[D]").astype(np.int64)
+
+    day = ep["first_day"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    active = day <= extract
+    end_code = np.full(n, END_CODE["still_open"], dtype=np.int64)
+    end_day = np.full(n, OPEN, dtype=np.int64)
+    n_att = np.zeros(n, dtype=np.int64)
+    consec_miss = np.zeros(n, dtype=np.int64)
+    quit_left = np.zeros(n, dtype=np.int64)  # forced no-shows left before discharge
+    barrier_prev = np.zeros(n, dtype=bool)
+    hw_prev = np.zeros(n, dtype=bool)
+    last_day = np.full(n, OPEN, dtype=np.int64)
+    ar_p = rng.standard_normal(n) * c.phq_noise_sd
+    ar_g = rng.standard_normal(n) * c.gad_noise_sd
+    phq_first = np.full(n, np.nan)
+    phq_last = np.full(n, np.nan)
+    phq_seen = np.full(n, np.nan)  # latest score the clinician saw (recorded or not)
+    phq_seen_first = np.full(n, np.nan)
+    n_phq = np.zeros(n, dtype=np.int64)
+    modality = ep["modality_main"].to_numpy().copy()
+    records: list[dict[str, np.ndarray]] = []
+
+    for slot in range(c.max_slots):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        future = day[idx] > extract
+        active[idx[future]] = False  # still open at extract: nothing more is recorded
+        idx = idx[~future]
+        m = idx.size
+        if m == 0:
+            break
+        e = E[idx]
+        k_done = n_att[idx]
+        true_change = d_phq[idx] * _trajectory(k_done, c.change_tau_sessions)
+
+        # --- the client may quietly stop (dropout); the next 1–2 appointments are no-shows
+        not_improving = (k_done >= 2) & (true_change < 2.0)
+        quit_logit = (
+            c.quit_logit - c.quit_engagement * e + c.quit_young * young[idx]
+            + c.quit_no_improvement * not_improving + c.quit_after_dna * (consec_miss[idx] > 0)
+        )
+        starts_quitting = (quit_left[idx] == 0) & (rng.random(m) < expit(quit_logit))
+        extra = rng.random(starts_quitting.sum()) < c.quit_second_dna_prob
+        quit_left[idx[starts_quitting]] = 1 + extra
+        quitting = quit_left[idx] > 0
+
+        # --- what happens to this appointment
+        first = slot == 0
+        miss_shift = c.barrier_next_miss_shift * barrier_prev[idx]
+        p_dna = expit(c.dna_logit + c.dna_first_shift * first - c.dna_engagement * e
+                      + u_att[idx] + miss_shift)
+        p_cc = expit(c.cancel_client_logit - 0.3 * e + miss_shift) * (not first)
+        p_cs = expit(np.full(m, c.cancel_service_logit))
+        u = rng.random(m)
+        status = np.where(
+            u < p_dna, DNA,
+            np.where(u < p_dna + p_cc, CANCEL_CLIENT,
+                     np.where(u < p_dna + p_cc + p_cs, CANCEL_SERVICE, ATTENDED)),
+        )
+        status = np.where(quitting, DNA, status)
+        att = status == ATTENDED
+        ia = idx[att]
+
+        # --- attended: questionnaires, alliance, homework, agenda, barriers
+        k_now = n_att[ia]  # sessions completed before this one
+        share = _trajectory(k_now, c.change_tau_sessions)
+        session_noise = rng.standard_normal(ia.size) * c.alliance_session_sd
+        alliance = 40.0 * expit(expected_alliance_logit[ia] + session_noise)
+        alliance_dev = alliance - expected_alliance[ia]
+        rho = c.noise_ar
+        z_p, z_own = rng.standard_normal((2, ia.size))
+        z_g = c.noise_phq_gad_corr * z_p + np.sqrt(1 - c.noise_phq_gad_corr**2) * z_own
+        ar_p[ia] = rho * ar_p[ia] + np.sqrt(1 - rho**2) * c.phq_noise_sd * z_p
+        ar_g[ia] = rho * ar_g[ia] + np.sqrt(1 - rho**2) * c.gad_noise_sd * z_g
+        within = effects.alliance_within_effect * alliance_dev
+        phq = np.clip(np.round(phq0[ia] - d_phq[ia] * share + ar_p[ia] - within), 0, 27)
+        gad = np.clip(np.round(gad0[ia] - d_gad[ia] * share + ar_g[ia] - 0.8 * within), 0, 21)
+        phq_seen[ia] = phq
+        phq_seen_first[ia] = np.where(k_now == 0, phq, phq_seen_first[ia])
+        p_meas = np.where(k_now == 0, c.baseline_measure_prob, p_measure[ia])
+        measured = rng.random(ia.size) < p_meas
+        im = ia[measured]
+        phq_first[im] = np.where(np.isnan(phq_first[im]), phq[measured], phq_first[im])
+        phq_last[im] = phq[measured]
+        n_phq[im] += 1
+
+        if collect:
+            hw_given = rng.random(ia.size) < hw_assign[ia]
+            hw_latent = c.homework_loading * H[ia] + rng.standard_normal(ia.size)
+            hw_done = np.where(hw_latent > 0.3, 2, np.where(hw_latent > -0.8, 1, 0))
+            hw_done = np.where(hw_prev[ia], hw_done, -1)
+            hw_prev[ia] = hw_given
+            agenda_latent = 0.8 * A[ia] + rng.standard_normal(ia.size)
+            agenda = np.where(agenda_latent > 1.2, 0, np.where(agenda_latent > -0.5, 1, 2))
+            has_barrier = rng.random(ia.size) < expit(c.barrier_logit - c.barrier_engagement * E[ia])
+            barrier_kind = 1 + rng.choice(len(BARRIERS) - 1, ia.size, p=c.barrier_probs)
+            barrier = np.where(has_barrier, barrier_kind, 0)
+        else:
+            has_barrier = rng.random(ia.size) < expit(c.barrier_logit - c.barrier_engagement * E[ia])
+        barrier_prev[idx] = False
+        barrier_prev[ia] = has_barrier
+
+        if collect:
+            switch = rng.random(m) < 0.08
+            modality[idx[switch]] = rng.integers(0, len(MODALITIES), switch.sum())
+            cancelled = (status == CANCEL_CLIENT) | (status == CANCEL_SERVICE)
+            notice = np.where(
+                status == CANCEL_CLIENT,
+                rng.lognormal(np.log(30) + c.late_notice_engagement * e, 1.0),
+                rng.lognormal(np.log(72), 0.7),
+            )
+            rec = {
+                "episode_index": idx,
+                "slot": np.full(m, slot),
+                "day": day[idx].copy(),
+                "status": status,
+                "notice_hours": np.where(cancelled, np.round(notice, 1), np.nan),
+                "modality": modality[idx].copy(),
+                "duration_min": np.where(att, 0, -1),
+                "alliance": np.full(m, np.nan),
+                "agenda": np.full(m, -1),
+                "hw_assigned": np.full(m, -1),
+                "hw_completed": np.full(m, -1),
+                "barrier": np.full(m, -1),
+                "phq": np.full(m, np.nan),
+                "gad": np.full(m, np.nan),
+                "sessions_before": n_att[idx].copy(),
+            }
+            rec["duration_min"][att] = minutes[ia] + rng.integers(-5, 6, ia.size)
+            rec["alliance"][att] = np.where(
+                measured | (rng.random(ia.size) < 0.5), np.round(alliance, 1), np.nan
+            )
+            rec["agenda"][att] = agenda
+            rec["hw_assigned"][att] = hw_given
+            rec["hw_completed"][att] = hw_done
+            rec["barrier"][att] = barrier
+            rec["phq"][att] = np.where(measured, phq, np.nan)
+            rec["gad"][att] = np.where(measured, gad, np.nan)
+            records.append(rec)
+
+        # --- bookkeeping and endings
+        n_att[ia] += 1
+        last_day[idx] = day[idx]
+        consec_miss[idx] = np.where(att, 0, consec_miss[idx] + (status == DNA))
+        quit_left[idx] = np.where(quitting, quit_left[idx] - 1, quit_left[idx])
+
+        ended_quit = quitting & (quit_left[idx] == 0)
+        declined = ended_quit & (n_att[idx] == 0) & (rng.random(m) < c.quit_declined_share)
+        code = np.where(ended_quit, np.where(declined, END_CODE["declined"], END_CODE["dropped_out"]), OPEN)
+
+        k = n_att[ia]
+        # Good-enough level: endings follow the scores the clinician sees (lit. §5).
+        seen_gain = phq_seen_first[ia] - phq_seen[ia]
+        good_enough = (phq_seen[ia] < 10) & (seen_gain >= c.gel_gain_points) & (k >= 2)
+        true_now = phq0[ia] - d_phq[ia] * _trajectory(k, c.change_tau_sessions)
+        p_complete = np.where(k >= planned[ia], 1.0,
+                              np.where(good_enough, c.gel_end_hazard, c.agreed_end_hazard * (k >= 2)))
+        stuck = (k >= 6) & (seen_gain < 3)
+        p_refer = np.where(stuck, c.stepped_up_hazard, c.referred_on_hazard)
+        u_end = rng.random(ia.size)
+        att_code = np.select(
+            [u_end < p_complete,
+             u_end < p_complete + p_refer,
+             u_end < p_complete + p_refer + c.moved_away_hazard,
+             u_end < p_complete + p_refer + c.moved_away_hazard + c.other_end_hazard],
+            [END_CODE["completed"], END_CODE["referred_on"], END_CODE["moved_away"], END_CODE["other"]],
+            OPEN,
+        )
+        code[att] = np.where(quitting[att], code[att], att_code)
+        ending = code != OPEN
+        ie = idx[ending]
+        end_code[ie] = code[ending]
+        lag = np.where(code[ending] == END_CODE["dropped_out"], c.dropout_discharge_days, 0)
+        end_day[ie] = day[ie] + lag
+        active[ie] = False
+
+        # --- next appointment: weekly after attendance, rebooked sooner after a miss
+        gap = np.where(att, 7 + rng.integers(-1, 3, m), rng.integers(4, 11, m))
+        day[idx] = day[idx] + gap
+
+    # Courses still running at the slot cap end by agreement at the last appointment.
+    capped = active & (last_day != OPEN)
+    end_code[capped] = END_CODE["completed"]
+    end_day[capped] = last_day[capped]
+    # An ending dated after the extract is not yet known: still open.
+    late = end_day > extract
+    end_code[late] = END_CODE["still_open"]
+    end_day[late] = OPEN
+
+    summary = pd.DataFrame(
+        {
+            "episode_index": ep["episode_index"].to_numpy(),
+            "end_code": end_code,
+            "end_day": end_day,
+            "n_attended": n_att,
+            "phq9_first": phq_first,
+            "phq9_last": phq_last,
+            "n_phq9": n_phq,
+        }
+    )
+    sessions = None
+    if collect and records:
+        sessions = pd.DataFrame({key: np.concatenate([r[key] for r in records]) for key in records[0]})
+        sessions = sessions[sessions["day"] <= extract]
+        sessions = sessions.sort_values(["episode_index", "slot"], kind="stable", ignore_index=True)
+    return CourseResult(sessions=sessions, summary=summary)
+
+
+def poor_outcome_observed(summary: pd.DataFrame) -> pd.Series:
+    """Default poor outcome: not reliably improved on PHQ-9 (first vs last), among ≥ 2 scores."""
+    eligible = summary["n_phq9"] >= 2
+    poor = (summary["phq9_first"] - summary["phq9_last"]) < PHQ_RC
+    return poor.astype(float).where(eligible)
