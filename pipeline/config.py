@@ -61,9 +61,54 @@ class SyntheticParams(_Section):
     effects: SyntheticEffects = SyntheticEffects()
 
 
+DEFAULT_ALIASES: dict[str, dict[str, str]] = {
+    # NHS Data Dictionary "attended or did not attend" codes and common spellings.
+    "status": {
+        "5": "attended",
+        "6": "attended",
+        "7": "did_not_attend",
+        "3": "did_not_attend",
+        "2": "cancelled_by_client",
+        "4": "cancelled_by_service",
+        "0": "future",
+        "dna": "did_not_attend",
+        "did_not_attend": "did_not_attend",
+        "no_show": "did_not_attend",
+        "attended_on_time": "attended",
+        "arrived_late_but_seen": "attended",
+        "cancelled_by_patient": "cancelled_by_client",
+        "cancelled_by_provider": "cancelled_by_service",
+    },
+    "boolean": {
+        "true": "true",
+        "false": "false",
+        "1": "true",
+        "0": "false",
+        "yes": "true",
+        "no": "false",
+        "y": "true",
+        "n": "false",
+        "t": "true",
+        "f": "false",
+    },
+}
+
+
+class IngestParams(_Section):
+    """How ingest reads an export. ``aliases`` maps column (or ``boolean``) → raw → contract
+    value, applied after trimming, lower-casing and turning spaces/hyphens into underscores.
+    The status value ``future`` marks an appointment in the future (NHS code 0); such rows
+    are quarantined like any appointment dated after the extract date."""
+
+    extract_date: dt.date | None = None
+    """Date of the extract; ``None`` = the latest date found in the sessions table."""
+    aliases: dict[str, dict[str, str]] = Field(default_factory=lambda: DEFAULT_ALIASES)
+
+
 class Params(_Section):
     paths: PathsParams = PathsParams()
     synthetic: SyntheticParams = SyntheticParams()
+    ingest: IngestParams = IngestParams()
 
 
 class ParamsError(ValueError):

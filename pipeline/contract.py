@@ -10,7 +10,6 @@ and a test keeps the two in agreement.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pandas as pd
 import pandera.pandas as pa
@@ -19,7 +18,13 @@ from pandera.typing import Series
 from pipeline.instruments import INSTRUMENTS
 
 END_REASONS = (
-    "completed", "dropped_out", "referred_on", "declined", "moved_away", "still_open", "other",
+    "completed",
+    "dropped_out",
+    "referred_on",
+    "declined",
+    "moved_away",
+    "still_open",
+    "other",
 )
 AGE_BANDS = ("16-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 GENDERS = ("female", "male", "non_binary", "other", "not_stated")
@@ -37,6 +42,7 @@ INSTRUMENT_NAMES = tuple(INSTRUMENTS)
 LATE_CANCELLATION_HOURS = 24
 SCHEDULED_BEFORE_REFERRAL_DAYS = 30
 
+
 class Episodes(pa.DataFrameModel):
     """One row per episode of care (a referral that was offered treatment)."""
 
@@ -44,27 +50,28 @@ class Episodes(pa.DataFrameModel):
     client_id: Series[str] = pa.Field(
         description="Pseudonymous token; a client may have several episodes."
     )
-    therapist_id: Optional[Series[str]] = pa.Field(
+    therapist_id: Series[str] | None = pa.Field(
         nullable=True, description="Pseudonymous token of the main clinician."
     )
-    site_id: Optional[Series[str]] = pa.Field(nullable=True, description="Service or clinic code.")
+    site_id: Series[str] | None = pa.Field(nullable=True, description="Service or clinic code.")
     referral_date: Series[pd.Timestamp] = pa.Field(
         description="May be date-shifted per client; only intervals are analysed."
     )
-    end_date: Optional[Series[pd.Timestamp]] = pa.Field(
+    end_date: Series[pd.Timestamp] | None = pa.Field(
         nullable=True, description="Missing = still open at extract."
     )
-    end_reason: Optional[Series[str]] = pa.Field(
-        isin=END_REASONS, nullable=True,
+    end_reason: Series[str] | None = pa.Field(
+        isin=END_REASONS,
+        nullable=True,
         description="`dropped_out` = client ended without agreement.",
     )
-    age_band: Optional[Series[str]] = pa.Field(isin=AGE_BANDS, nullable=True)
-    gender: Optional[Series[str]] = pa.Field(isin=GENDERS, nullable=True)
-    presenting_problem: Optional[Series[str]] = pa.Field(isin=PRESENTING_PROBLEMS, nullable=True)
-    treatment: Optional[Series[str]] = pa.Field(
+    age_band: Series[str] | None = pa.Field(isin=AGE_BANDS, nullable=True)
+    gender: Series[str] | None = pa.Field(isin=GENDERS, nullable=True)
+    presenting_problem: Series[str] | None = pa.Field(isin=PRESENTING_PROBLEMS, nullable=True)
+    treatment: Series[str] | None = pa.Field(
         nullable=True, description="e.g. `CBT`, `counselling`, `IPT`, `guided_self_help`."
     )
-    planned_sessions: Optional[Series[pd.Int64Dtype]] = pa.Field(ge=1, le=100, nullable=True)
+    planned_sessions: Series[pd.Int64Dtype] | None = pa.Field(ge=1, le=100, nullable=True)
 
     class Config:
         strict = False
@@ -79,32 +86,34 @@ class Sessions(pa.DataFrameModel):
     scheduled_date: Series[pd.Timestamp] = pa.Field(
         description="Not before referral_date − 30 days; not after the extract date."
     )
-    status: Series[str] = pa.Field(
-        isin=SESSION_STATUSES, description="`did_not_attend` = no-show."
-    )
-    notice_hours: Optional[Series[float]] = pa.Field(
-        ge=0, nullable=True,
+    status: Series[str] = pa.Field(isin=SESSION_STATUSES, description="`did_not_attend` = no-show.")
+    notice_hours: Series[float] | None = pa.Field(
+        ge=0,
+        nullable=True,
         description="For cancellations: hours of notice given; < 24 is a late cancellation.",
     )
-    modality: Optional[Series[str]] = pa.Field(isin=MODALITIES, nullable=True)
-    duration_min: Optional[Series[pd.Int64Dtype]] = pa.Field(
+    modality: Series[str] | None = pa.Field(isin=MODALITIES, nullable=True)
+    duration_min: Series[pd.Int64Dtype] | None = pa.Field(
         ge=1, le=240, nullable=True, description="Attended sessions only."
     )
-    agenda_set_by: Optional[Series[str]] = pa.Field(
+    agenda_set_by: Series[str] | None = pa.Field(
         isin=AGENDA_SETTERS, nullable=True, description="Who set the session agenda."
     )
-    homework_assigned: Optional[Series[pd.BooleanDtype]] = pa.Field(
+    homework_assigned: Series[pd.BooleanDtype] | None = pa.Field(
         nullable=True, description="Homework agreed at this session."
     )
-    homework_completed: Optional[Series[str]] = pa.Field(
-        isin=HOMEWORK_COMPLETION, nullable=True,
+    homework_completed: Series[str] | None = pa.Field(
+        isin=HOMEWORK_COMPLETION,
+        nullable=True,
         description="For homework agreed at the previous session.",
     )
-    alliance_score: Optional[Series[float]] = pa.Field(
-        ge=0, le=40, nullable=True,
+    alliance_score: Series[float] | None = pa.Field(
+        ge=0,
+        le=40,
+        nullable=True,
         description="Session alliance rating (default scale: Session Rating Scale, 0–40).",
     )
-    barrier_reported: Optional[Series[str]] = pa.Field(
+    barrier_reported: Series[str] | None = pa.Field(
         isin=BARRIERS, nullable=True, description="Obstacle the client raised."
     )
 
@@ -118,7 +127,7 @@ class Measures(pa.DataFrameModel):
 
     episode_id: Series[str] = pa.Field(description="Must exist in episodes.")
     measure_date: Series[pd.Timestamp]
-    session_id: Optional[Series[str]] = pa.Field(
+    session_id: Series[str] | None = pa.Field(
         nullable=True, description="The session it was completed at, if any."
     )
     instrument: Series[str] = pa.Field(
@@ -138,7 +147,7 @@ class Goals(pa.DataFrameModel):
     episode_id: Series[str] = pa.Field(description="Must exist in episodes.")
     set_date: Series[pd.Timestamp]
     set_by: Series[str] = pa.Field(isin=GOAL_SETTERS)
-    achieved: Optional[Series[pd.BooleanDtype]] = pa.Field(nullable=True)
+    achieved: Series[pd.BooleanDtype] | None = pa.Field(nullable=True)
 
     class Config:
         strict = False
@@ -163,8 +172,8 @@ class Contacts(pa.DataFrameModel):
     episode_id: Series[str] = pa.Field(description="Must exist in episodes.")
     contact_date: Series[pd.Timestamp]
     direction: Series[str] = pa.Field(isin=CONTACT_DIRECTIONS)
-    channel: Optional[Series[str]] = pa.Field(isin=CONTACT_CHANNELS, nullable=True)
-    responded: Optional[Series[pd.BooleanDtype]] = pa.Field(
+    channel: Series[str] | None = pa.Field(isin=CONTACT_CHANNELS, nullable=True)
+    responded: Series[pd.BooleanDtype] | None = pa.Field(
         nullable=True,
         description="For `service_to_client`: did the client reply within 7 days.",
     )
@@ -233,9 +242,16 @@ def column_specs(table: str) -> list[ColumnSpec]:
                 maximum = stats["max_value"]
         specs.append(
             ColumnSpec(
-                table=table, name=name, kind=_kind(col, allowed), required=col.required,
-                nullable=col.nullable, unique=col.unique, allowed=allowed, minimum=minimum,
-                maximum=maximum, description=col.description or "",
+                table=table,
+                name=name,
+                kind=_kind(col, allowed),
+                required=col.required,
+                nullable=col.nullable,
+                unique=col.unique,
+                allowed=allowed,
+                minimum=minimum,
+                maximum=maximum,
+                description=col.description or "",
             )
         )
     return specs
@@ -258,17 +274,20 @@ TABLE_RULES: tuple[TableRule, ...] = (
     TableRule("orphan_goal", "goal_ratings", "goal_id must exist in (accepted) goals."),
     TableRule("end_before_referral", "episodes", "end_date must not be before referral_date."),
     TableRule(
-        "scheduled_before_referral", "sessions",
+        "scheduled_before_referral",
+        "sessions",
         f"scheduled_date must not be more than {SCHEDULED_BEFORE_REFERRAL_DAYS} days before "
         "the episode's referral_date.",
     ),
     TableRule("future_date", "sessions", "scheduled_date must not be after the extract date."),
     TableRule(
-        "duration_not_attended", "sessions",
+        "duration_not_attended",
+        "sessions",
         "duration_min is recorded for attended sessions only.",
     ),
     TableRule(
-        "score_out_of_range", "measures",
+        "score_out_of_range",
+        "measures",
         "score must lie within the instrument's range (see the instrument registry).",
     ),
 )

@@ -44,32 +44,62 @@ INSTRUMENTS: dict[str, Instrument] = {
     inst.name: inst
     for inst in (
         Instrument(
-            "PHQ-9", 0, 27, True, 10, 6,
+            "PHQ-9",
+            0,
+            27,
+            True,
+            10,
+            6,
             "NHS Talking Therapies convention (secondary source; lit. §7a)",
-            reference_sd=5.5, reliability=0.89,
-            psychometrics_source="SD: NHS TT 2022-23 caseness intake; alpha: Kroenke 2001 (lit. §8b)",
+            reference_sd=5.5,
+            reliability=0.89,
+            psychometrics_source="SD: NHS TT 2022-23 intake; alpha: Kroenke 2001 (lit. §8b)",
         ),
         Instrument(
-            "GAD-7", 0, 21, True, 8, 4,
+            "GAD-7",
+            0,
+            21,
+            True,
+            8,
+            4,
             "NHS Talking Therapies convention (secondary source; lit. §7a)",
-            reference_sd=4.5, reliability=0.89,
-            psychometrics_source="SD: NHS TT 2022-23 caseness intake; alpha: secondary page (lit. §8b)",
+            reference_sd=4.5,
+            reliability=0.89,
+            psychometrics_source="SD: NHS TT 2022-23 intake; alpha: secondary (lit. §8b)",
         ),
         Instrument(
-            "BDI-II", 0, 63, True, 14, 9,
+            "BDI-II",
+            0,
+            63,
+            True,
+            14,
+            9,
             "approximate, from SD and reliability (lit. §8b; reference SD not read)",
-            reliability=0.92, psychometrics_source="alpha .92 outpatients (lit. §8b)",
+            reliability=0.92,
+            psychometrics_source="alpha .92 outpatients (lit. §8b)",
         ),
         Instrument(
-            "CORE-10", 0, 40, True, 11, 6,
+            "CORE-10",
+            0,
+            40,
+            True,
+            11,
+            6,
             "Barkham et al. 2013, RCI at 90% CI (lit. §8b)",
-            reliability=0.90, psychometrics_source="alpha .90, Barkham et al. 2013 (lit. §8b)",
+            reliability=0.90,
+            psychometrics_source="alpha .90, Barkham et al. 2013 (lit. §8b)",
         ),
         Instrument("WSAS", 0, 40, True, 10, 8, "approximate (data contract table)"),
         Instrument(
-            "ORS", 0, 40, False, 25, 5,
+            "ORS",
+            0,
+            40,
+            False,
+            25,
+            5,
             "commonly cited, not verified (lit. §8b)",
-            reliability=0.91, psychometrics_source="alpha .91, Moggia et al. 2018 (lit. §8b)",
+            reliability=0.91,
+            psychometrics_source="alpha .91, Moggia et al. 2018 (lit. §8b)",
         ),
     )
 }
@@ -107,5 +137,7 @@ def reliable_change(instrument: str, baseline, final) -> np.ndarray:
     """
     inst = get_instrument(instrument)
     imp = improvement(instrument, baseline, final)
-    out = np.where(imp >= inst.reliable_change, 1.0, np.where(imp <= -inst.reliable_change, -1.0, 0.0))
+    out = np.where(
+        imp >= inst.reliable_change, 1.0, np.where(imp <= -inst.reliable_change, -1.0, 0.0)
+    )
     return np.where(np.isnan(imp), np.nan, out)

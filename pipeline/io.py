@@ -16,8 +16,10 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextmanager
@@ -30,6 +32,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; use normal permissions
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -61,17 +64,23 @@ def write_text(text: str, target: str | Path) -> Path:
 
 
 def write_parquet(df: pd.DataFrame, target: str | Path) -> Path:
+    """Parquet with zstd compression; deterministic for the same frame and library versions."""
     table = pa.Table.from_pandas(df, preserve_index=False)
-    return write_arrow(table, target, "parquet")
+    return _write_with(target, lambda p: pq.write_table(table, p, compression="zstd"))
 
 
-def write_arrow(table: pa.Table, target: str | Path, file_format: str) -> Path:
-    """Write an Arrow table as CSV (header, ISO dates, empty = missing) or Parquet."""
+def write_csv(df: pd.DataFrame, target: str | Path) -> Path:
+    """UTF-8 CSV with a header row, ISO dates, empty cell = missing, minimal quoting."""
+    return _write_with(
+        target, lambda p: df.to_csv(p, index=False, lineterminator="\n", date_format="%Y-%m-%d")
+    )
+
+
+def write_table(df: pd.DataFrame, target: str | Path, file_format: str) -> Path:
     if file_format == "csv":
-        options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
-        return _write_with(target, lambda p: pacsv.write_csv(table, p, options))
+        return write_csv(df, target)
     if file_format == "parquet":
-        return _write_with(target, lambda p: pq.write_table(table, p, compression="zstd"))
+        return write_parquet(df, target)
     raise ValueError(f"Unknown file format {file_format!r}; use 'csv' or 'parquet'.")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from pipeline.instruments import at_caseness, improvement, reliable_change
@@ -28,51 +27,146 @@ class Target:
 
 
 TARGETS: tuple[Target, ...] = (
-    Target("first_appointment_dna_rate", "First scheduled appointment not attended (no-show)",
-           "lit. §6 (Davis et al. 2020; IAPT non-attendance study)", "≈25–40%", 0.25, 0.40),
-    Target("session_dna_rate", "Share of all scheduled appointments missed (no-show)",
-           "lit. §6 (Davis et al. 2020: 12%; Binnie & Boden 2016: 8.9%)", "≈9–12%", 0.08, 0.13),
-    Target("dropout_rate", "Ended episodes with end_reason dropped_out",
-           "lit. §4 (Swift & Greenberg 2012: 19.7%; routine care ≈30%)", "20–30%", 0.20, 0.30),
-    Target("phq9_intake_mean", "Mean first PHQ-9", "lit. §7b/§9 (NHS TT 2022-23: 15.4)",
-           "15.4", 14.4, 16.4),
-    Target("phq9_intake_sd", "SD of first PHQ-9", "lit. §7b/§9 (NHS TT 2022-23: 5.5)",
-           "5.5", 4.8, 6.2),
-    Target("gad7_intake_mean", "Mean first GAD-7", "lit. §7b (NHS TT 2022-23: 14.0)",
-           "14.0", 12.5, 15.0),
-    Target("phq9_gad7_intake_corr", "Correlation of first PHQ-9 and first GAD-7",
-           "design choice (measures of related constructs)", "strongly positive", 0.45, 0.80),
-    Target("phq9_end_mean_caseness_finished",
-           "Mean last PHQ-9, finished courses at caseness", "lit. §7b/§9 (15.4 → 9.4)",
-           "9.4", 8.4, 10.6),
-    Target("reliable_improvement_rate", "Reliable improvement, finished courses (PHQ-9/GAD-7 "
-           "paired, NHS TT rule)", "lit. §7b (63.7%–69.1%)", "≈64–69%", 0.60, 0.70),
-    Target("reliable_deterioration_rate", "Reliable deterioration, finished courses (either "
-           "measure)", "lit. §7b (Gyani et al. 2013: 6.6%)", "≈5–7%", 0.05, 0.08),
-    Target("reliable_recovery_rate", "Reliable recovery, finished courses at caseness",
-           "lit. §7a/§7b (40.3%–48.4%)", "≈40–48%", 0.38, 0.55),
-    Target("alliance_outcome_r", "r(mean session alliance, PHQ-9 improvement), finished courses",
-           "lit. §1 (Flückiger et al. 2018: r = .278)", ".28", 0.20, 0.36),
-    Target("homework_outcome_r", "r(homework completion rate, PHQ-9 improvement), finished "
-           "courses", "lit. §2 (Kazantzis 2000: .22; Mausbach 2010: .26)", ".22–.26", 0.15, 0.33),
-    Target("goal_consensus_outcome_r", "r(share of goals client-set or collaborative, PHQ-9 "
-           "improvement), finished courses", "lit. §3 (Tryon et al. 2018: r = .24)", ".24",
-           0.16, 0.32),
-    Target("good_enough_level_gap", "Reliable improvement rate among planned endings after 2–5 "
-           "sessions minus after 9+ sessions (positive = improvers end sooner)",
-           "lit. §5 (Barkham et al. 2006: 88% at 1 session → 62% at 12)", "> 0", 0.05, 0.60),
-    Target("therapist_icc_improvement", "Share of PHQ-9 improvement variance between "
-           "therapists (ICC(1)), finished courses", "lit. §6 (therapists differ); design choice",
-           "small, > 0", 0.005, 0.12),
-    Target("missing_measure_ratio", "Share of attended sessions without a PHQ-9, least vs most "
-           "engaged third (latent engagement)", "DESIGN (missing more among the disengaged)",
-           "> 1", 1.5, 10.0),
+    Target(
+        "first_appointment_dna_rate",
+        "First scheduled appointment not attended (no-show)",
+        "lit. §6 (Davis et al. 2020; IAPT non-attendance study)",
+        "≈25–40%",
+        0.25,
+        0.40,
+    ),
+    Target(
+        "session_dna_rate",
+        "Share of all scheduled appointments missed (no-show)",
+        "lit. §6 (Davis et al. 2020: 12%; Binnie & Boden 2016: 8.9%)",
+        "≈9–12%",
+        0.08,
+        0.13,
+    ),
+    Target(
+        "dropout_rate",
+        "Ended episodes with end_reason dropped_out",
+        "lit. §4 (Swift & Greenberg 2012: 19.7%; routine care ≈30%)",
+        "20–30%",
+        0.20,
+        0.30,
+    ),
+    Target(
+        "phq9_intake_mean",
+        "Mean first PHQ-9",
+        "lit. §7b/§9 (NHS TT 2022-23: 15.4)",
+        "15.4",
+        14.4,
+        16.4,
+    ),
+    Target(
+        "phq9_intake_sd", "SD of first PHQ-9", "lit. §7b/§9 (NHS TT 2022-23: 5.5)", "5.5", 4.8, 6.2
+    ),
+    Target(
+        "gad7_intake_mean",
+        "Mean first GAD-7",
+        "lit. §7b (NHS TT 2022-23: 14.0)",
+        "14.0",
+        12.5,
+        15.0,
+    ),
+    Target(
+        "phq9_gad7_intake_corr",
+        "Correlation of first PHQ-9 and first GAD-7",
+        "design choice (measures of related constructs)",
+        "strongly positive",
+        0.45,
+        0.80,
+    ),
+    Target(
+        "phq9_end_mean_caseness_finished",
+        "Mean last PHQ-9, finished courses at caseness",
+        "lit. §7b/§9 (15.4 → 9.4)",
+        "9.4",
+        8.4,
+        10.6,
+    ),
+    Target(
+        "reliable_improvement_rate",
+        "Reliable improvement, finished courses (PHQ-9/GAD-7 paired, NHS TT rule)",
+        "lit. §7b (63.7%–69.1%)",
+        "≈64–69%",
+        0.60,
+        0.70,
+    ),
+    Target(
+        "reliable_deterioration_rate",
+        "Reliable deterioration, finished courses (either measure)",
+        "lit. §7b (Gyani et al. 2013: 6.6%)",
+        "≈5–7%",
+        0.05,
+        0.08,
+    ),
+    Target(
+        "reliable_recovery_rate",
+        "Reliable recovery, finished courses at caseness",
+        "lit. §7a/§7b (40.3%–48.4%)",
+        "≈40–48%",
+        0.38,
+        0.55,
+    ),
+    Target(
+        "alliance_outcome_r",
+        "r(mean session alliance, PHQ-9 improvement), finished courses",
+        "lit. §1 (Flückiger et al. 2018: r = .278)",
+        ".28",
+        0.20,
+        0.36,
+    ),
+    Target(
+        "homework_outcome_r",
+        "r(homework completion rate, PHQ-9 improvement), finished courses",
+        "lit. §2 (Kazantzis 2000: .22; Mausbach 2010: .26)",
+        ".22–.26",
+        0.15,
+        0.33,
+    ),
+    Target(
+        "goal_consensus_outcome_r",
+        "r(share of goals client-set or collaborative, PHQ-9 improvement), finished courses",
+        "lit. §3 (Tryon et al. 2018: r = .24)",
+        ".24",
+        0.16,
+        0.32,
+    ),
+    Target(
+        "good_enough_level_gap",
+        "Reliable improvement rate among planned endings after 2–5 "
+        "sessions minus after 9+ sessions (positive = improvers end sooner)",
+        "lit. §5 (Barkham et al. 2006: 88% at 1 session → 62% at 12)",
+        "> 0",
+        0.05,
+        0.60,
+    ),
+    Target(
+        "therapist_icc_improvement",
+        "Share of PHQ-9 improvement variance between therapists (ICC(1)), finished courses",
+        "lit. §6 (therapists differ); design choice",
+        "small, > 0",
+        0.005,
+        0.12,
+    ),
+    Target(
+        "missing_measure_ratio",
+        "Share of attended sessions without a PHQ-9, least vs most "
+        "engaged third (latent engagement)",
+        "design rule: missing more among the disengaged (docs/methods.md)",
+        "> 1",
+        1.5,
+        10.0,
+    ),
 )
 
 
 def _first_last(measures: pd.DataFrame, instrument: str) -> pd.DataFrame:
     m = measures[measures["instrument"] == instrument].sort_values(
-        ["episode_id", "measure_date"], kind="stable")
+        ["episode_id", "measure_date"], kind="stable"
+    )
     g = m.groupby("episode_id", sort=True)["score"]
     return pd.DataFrame({"first": g.first(), "last": g.last(), "n": g.size()})
 
@@ -103,7 +197,7 @@ def calibration_statistics(tables: dict[str, pd.DataFrame], truth: pd.DataFrame)
     ended = ep["end_reason"].ne("still_open")
     finished = ended & (n_att >= 2)
     phq, gad = _first_last(meas, "PHQ-9"), _first_last(meas, "GAD-7")
-    paired = phq.join(gad, lsuffix="_phq", rsuffix="_gad", how="inner")
+    paired = phq.join(gad, how="inner", suffixes=("_phq", "_gad"))
     paired = paired[(paired["n_phq"] >= 2) & (paired["n_gad"] >= 2)]
     fin = paired[paired.index.isin(ep.index[finished])]
     rc_phq = reliable_change("PHQ-9", fin["first_phq"], fin["last_phq"])
@@ -126,7 +220,8 @@ def calibration_statistics(tables: dict[str, pd.DataFrame], truth: pd.DataFrame)
     planned_end = ep["end_reason"].eq("completed")
     pe = paired[paired.index.isin(ep.index[finished & planned_end])]
     pe_improved = pd.Series(
-        reliable_change("PHQ-9", pe["first_phq"], pe["last_phq"]) == 1, index=pe.index)
+        reliable_change("PHQ-9", pe["first_phq"], pe["last_phq"]) == 1, index=pe.index
+    )
     pe_n = n_att.reindex(pe.index)
     gel_gap = float(pe_improved[pe_n.between(2, 5)].mean() - pe_improved[pe_n >= 9].mean())
 
@@ -137,7 +232,7 @@ def calibration_statistics(tables: dict[str, pd.DataFrame], truth: pd.DataFrame)
     tertile = pd.qcut(t["latent_engagement"].reindex(missing_share.index), 3, labels=False)
     by_tertile = missing_share.groupby(tertile).mean()
 
-    intake = phq.join(gad, lsuffix="_phq", rsuffix="_gad", how="inner")
+    intake = phq.join(gad, how="inner", suffixes=("_phq", "_gad"))
     dropped = ep.loc[ended, "end_reason"].eq("dropped_out")
     return {
         "first_appointment_dna_rate": float((first_status == "did_not_attend").mean()),
@@ -148,7 +243,8 @@ def calibration_statistics(tables: dict[str, pd.DataFrame], truth: pd.DataFrame)
         "gad7_intake_mean": float(gad["first"].mean()),
         "phq9_gad7_intake_corr": float(intake["first_phq"].corr(intake["first_gad"])),
         "phq9_end_mean_caseness_finished": float(
-            phq_fin.loc[at_caseness("PHQ-9", phq_fin["first"]), "last"].mean()),
+            phq_fin.loc[at_caseness("PHQ-9", phq_fin["first"]), "last"].mean()
+        ),
         "reliable_improvement_rate": float(improved.mean()),
         "reliable_deterioration_rate": float(deteriorated.mean()),
         "reliable_recovery_rate": float((recovered & improved)[case_start].mean()),
@@ -169,9 +265,16 @@ def check_calibration(stats: dict) -> pd.DataFrame:
     rows = []
     for t in TARGETS:
         value = stats[t.name]
-        rows.append({
-            "statistic": t.name, "description": t.description, "literature": t.literature,
-            "published": t.published, "low": t.low, "high": t.high, "cohort": value,
-            "met": bool(t.low <= value <= t.high),
-        })
+        rows.append(
+            {
+                "statistic": t.name,
+                "description": t.description,
+                "literature": t.literature,
+                "published": t.published,
+                "low": t.low,
+                "high": t.high,
+                "cohort": value,
+                "met": bool(t.low <= value <= t.high),
+            }
+        )
     return pd.DataFrame(rows)

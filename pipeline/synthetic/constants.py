@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
 @dataclass(frozen=True)
 class GeneratorConstants:
     # --- case mix (design choice; routine-care-like shares) -----------------------------

@@ -60,9 +60,9 @@ def simulate_courses(
     young = ep["young"].to_numpy()
     treat = ep["treatment_code"].to_numpy()
     u_att = ep["therapist_attendance"].to_numpy()
-    expected_alliance_logit = c.alliance_logit + c.alliance_loading * A + ep[
-        "therapist_alliance"
-    ].to_numpy()
+    expected_alliance_logit = (
+        c.alliance_logit + c.alliance_loading * A + ep["therapist_alliance"].to_numpy()
+    )
     expected_alliance = 40.0 * expit(expected_alliance_logit)
     p_measure = expit(c.measure_logit + c.measure_engagement * E)
     hw_assign = np.asarray(c.homework_assign_prob)[treat]
@@ -87,6 +87,7 @@ def simulate_courses(
     phq_seen_first = np.full(n, np.nan)
     n_phq = np.zeros(n, dtype=np.int64)
     modality = ep["modality_main"].to_numpy().copy()
+    episode_index = ep["episode_index"].to_numpy()
     records: list[dict[str, np.ndarray]] = []
 
     for slot in range(c.max_slots):
@@ -106,8 +107,11 @@ def simulate_courses(
         # --- the client may quietly stop (dropout); the next 1–2 appointments are no-shows
         not_improving = (k_done >= 2) & (true_change < 2.0)
         quit_logit = (
-            c.quit_logit - c.quit_engagement * e + c.quit_young * young[idx]
-            + c.quit_no_improvement * not_improving + c.quit_after_dna * (consec_miss[idx] > 0)
+            c.quit_logit
+            - c.quit_engagement * e
+            + c.quit_young * young[idx]
+            + c.quit_no_improvement * not_improving
+            + c.quit_after_dna * (consec_miss[idx] > 0)
         )
         starts_quitting = (quit_left[idx] == 0) & (rng.random(m) < expit(quit_logit))
         extra = rng.random(starts_quitting.sum()) < c.quit_second_dna_prob
@@ -117,15 +121,20 @@ def simulate_courses(
         # --- what happens to this appointment
         first = slot == 0
         miss_shift = c.barrier_next_miss_shift * barrier_prev[idx]
-        p_dna = expit(c.dna_logit + c.dna_first_shift * first - c.dna_engagement * e
-                      + u_att[idx] + miss_shift)
+        p_dna = expit(
+            c.dna_logit + c.dna_first_shift * first - c.dna_engagement * e + u_att[idx] + miss_shift
+        )
         p_cc = expit(c.cancel_client_logit - 0.3 * e + miss_shift) * (not first)
         p_cs = expit(np.full(m, c.cancel_service_logit))
         u = rng.random(m)
         status = np.where(
-            u < p_dna, DNA,
-            np.where(u < p_dna + p_cc, CANCEL_CLIENT,
-                     np.where(u < p_dna + p_cc + p_cs, CANCEL_SERVICE, ATTENDED)),
+            u < p_dna,
+            DNA,
+            np.where(
+                u < p_dna + p_cc,
+                CANCEL_CLIENT,
+                np.where(u < p_dna + p_cc + p_cs, CANCEL_SERVICE, ATTENDED),
+            ),
         )
         status = np.where(quitting, DNA, status)
         att = status == ATTENDED
@@ -162,11 +171,15 @@ def simulate_courses(
             hw_prev[ia] = hw_given
             agenda_latent = 0.8 * A[ia] + rng.standard_normal(ia.size)
             agenda = np.where(agenda_latent > 1.2, 0, np.where(agenda_latent > -0.5, 1, 2))
-            has_barrier = rng.random(ia.size) < expit(c.barrier_logit - c.barrier_engagement * E[ia])
+            has_barrier = rng.random(ia.size) < expit(
+                c.barrier_logit - c.barrier_engagement * E[ia]
+            )
             barrier_kind = 1 + rng.choice(len(BARRIERS) - 1, ia.size, p=c.barrier_probs)
             barrier = np.where(has_barrier, barrier_kind, 0)
         else:
-            has_barrier = rng.random(ia.size) < expit(c.barrier_logit - c.barrier_engagement * E[ia])
+            has_barrier = rng.random(ia.size) < expit(
+                c.barrier_logit - c.barrier_engagement * E[ia]
+            )
         barrier_prev[idx] = False
         barrier_prev[ia] = has_barrier
 
@@ -180,7 +193,7 @@ def simulate_courses(
                 rng.lognormal(np.log(72), 0.7),
             )
             rec = {
-                "episode_index": idx,
+                "episode_index": episode_index[idx],
                 "slot": np.full(m, slot),
                 "day": day[idx].copy(),
                 "status": status,
@@ -216,24 +229,35 @@ def simulate_courses(
 
         ended_quit = quitting & (quit_left[idx] == 0)
         declined = ended_quit & (n_att[idx] == 0) & (rng.random(m) < c.quit_declined_share)
-        code = np.where(ended_quit, np.where(declined, END_CODE["declined"], END_CODE["dropped_out"]), OPEN)
+        code = np.where(
+            ended_quit, np.where(declined, END_CODE["declined"], END_CODE["dropped_out"]), OPEN
+        )
 
         k = n_att[ia]
         # Good-enough level: endings follow the scores the clinician sees (lit. §5).
         seen_gain = phq_seen_first[ia] - phq_seen[ia]
         good_enough = (phq_seen[ia] < 10) & (seen_gain >= c.gel_gain_points) & (k >= 2)
-        true_now = phq0[ia] - d_phq[ia] * _trajectory(k, c.change_tau_sessions)
-        p_complete = np.where(k >= planned[ia], 1.0,
-                              np.where(good_enough, c.gel_end_hazard, c.agreed_end_hazard * (k >= 2)))
+        p_complete = np.where(
+            k >= planned[ia],
+            1.0,
+            np.where(good_enough, c.gel_end_hazard, c.agreed_end_hazard * (k >= 2)),
+        )
         stuck = (k >= 6) & (seen_gain < 3)
         p_refer = np.where(stuck, c.stepped_up_hazard, c.referred_on_hazard)
         u_end = rng.random(ia.size)
         att_code = np.select(
-            [u_end < p_complete,
-             u_end < p_complete + p_refer,
-             u_end < p_complete + p_refer + c.moved_away_hazard,
-             u_end < p_complete + p_refer + c.moved_away_hazard + c.other_end_hazard],
-            [END_CODE["completed"], END_CODE["referred_on"], END_CODE["moved_away"], END_CODE["other"]],
+            [
+                u_end < p_complete,
+                u_end < p_complete + p_refer,
+                u_end < p_complete + p_refer + c.moved_away_hazard,
+                u_end < p_complete + p_refer + c.moved_away_hazard + c.other_end_hazard,
+            ],
+            [
+                END_CODE["completed"],
+                END_CODE["referred_on"],
+                END_CODE["moved_away"],
+                END_CODE["other"],
+            ],
             OPEN,
         )
         code[att] = np.where(quitting[att], code[att], att_code)
@@ -270,7 +294,9 @@ def simulate_courses(
     )
     sessions = None
     if collect and records:
-        sessions = pd.DataFrame({key: np.concatenate([r[key] for r in records]) for key in records[0]})
+        sessions = pd.DataFrame(
+            {key: np.concatenate([r[key] for r in records]) for key in records[0]}
+        )
         sessions = sessions[sessions["day"] <= extract]
         sessions = sessions.sort_values(["episode_index", "slot"], kind="stable", ignore_index=True)
     return CourseResult(sessions=sessions, summary=summary)

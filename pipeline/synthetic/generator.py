@@ -20,7 +20,11 @@ from pipeline.synthetic.constants import CONSTANTS, GeneratorConstants
 from pipeline.synthetic.courses import ATTENDED, poor_outcome_observed, simulate_courses
 from pipeline.synthetic.latents import draw_episodes, draw_response, draw_therapists, make_ids
 from pipeline.synthetic.tables import (
-    build_contacts, build_episodes, build_goals, build_measures, build_sessions,
+    build_contacts,
+    build_episodes,
+    build_goals,
+    build_measures,
+    build_sessions,
 )
 
 CHUNK_EPISODES = 250_000  # fixed, so output never depends on the machine
@@ -41,9 +45,10 @@ def _simulate_in_chunks(ep, consts, effects, extract, seq: np.random.SeedSequenc
     seeds = seq.spawn(n_chunks)
     sessions, summaries = [], []
     for i in range(n_chunks):
-        part = ep.iloc[i * CHUNK_EPISODES:(i + 1) * CHUNK_EPISODES]
-        res = simulate_courses(part, consts, effects, extract, np.random.default_rng(seeds[i]),
-                               collect=collect)
+        part = ep.iloc[i * CHUNK_EPISODES : (i + 1) * CHUNK_EPISODES]
+        res = simulate_courses(
+            part, consts, effects, extract, np.random.default_rng(seeds[i]), collect=collect
+        )
         summaries.append(res.summary)
         if res.sessions is not None:
             sessions.append(res.sessions)
@@ -51,8 +56,12 @@ def _simulate_in_chunks(ep, consts, effects, extract, seq: np.random.SeedSequenc
     return sess, pd.concat(summaries, ignore_index=True)
 
 
-def oracle_poor_risk(ep: pd.DataFrame, consts: GeneratorConstants, params: SyntheticParams,
-                     seq: np.random.SeedSequence) -> np.ndarray:
+def oracle_poor_risk(
+    ep: pd.DataFrame,
+    consts: GeneratorConstants,
+    params: SyntheticParams,
+    seq: np.random.SeedSequence,
+) -> np.ndarray:
     """Monte Carlo P(poor outcome | structural traits, ≥ 2 PHQ-9 scores) per episode.
 
     The course is re-simulated ``oracle_replicates`` times from the same structural traits
@@ -70,11 +79,11 @@ def oracle_poor_risk(ep: pd.DataFrame, consts: GeneratorConstants, params: Synth
     tiled = draw_response(tiled, consts, np.random.default_rng(s_response))
     tiled["episode_index"] = np.arange(len(tiled))
     extract = np.datetime64(params.extract_date, "D")
-    _, summ = _simulate_in_chunks(tiled, consts, params.effects, extract, s_course,
-                                  collect=False)
+    _, summ = _simulate_in_chunks(tiled, consts, params.effects, extract, s_course, collect=False)
     poor = poor_outcome_observed(summ).to_numpy().reshape(reps, len(ep))
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(poor, axis=0)
+    eligible = np.isfinite(poor).sum(axis=0)
+    risk = np.nansum(poor, axis=0) / np.maximum(eligible, 1)
+    return np.where(eligible > 0, risk, np.nan)
 
 
 def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTANTS) -> Cohort:
@@ -101,28 +110,49 @@ def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTA
     last_attended[last_row.to_numpy()[ended]] = True
     wsas = np.clip(np.round(1.1 * sess["phq"].to_numpy() + rng_w.normal(3, 4, len(sess))), 0, 40)
     measures = build_measures(sess, sessions, last_attended, wsas)
-    goals, ratings = build_goals(ep, sess, sessions, episodes, consts,
-                                 np.random.default_rng(s_goals))
-    contacts = build_contacts(ep, sess, sessions, episodes, extract, consts,
-                              np.random.default_rng(s_contacts))
+    goals, ratings = build_goals(
+        ep, sess, sessions, episodes, consts, np.random.default_rng(s_goals)
+    )
+    contacts = build_contacts(
+        ep, sess, sessions, episodes, extract, consts, np.random.default_rng(s_contacts)
+    )
     tables = {
-        "episodes": episodes, "sessions": sessions, "measures": measures,
-        "goals": goals, "goal_ratings": ratings, "contacts": contacts,
+        "episodes": episodes,
+        "sessions": sessions,
+        "measures": measures,
+        "goals": goals,
+        "goal_ratings": ratings,
+        "contacts": contacts,
     }
 
     oracle = oracle_poor_risk(ep, consts, params, s_oracle)
-    truth = pd.DataFrame({
-        "episode_id": ids["episode"],
-        "therapist_id": episodes["therapist_id"],
-        **{col: ep[col].to_numpy() for col in (
-            "latent_engagement", "latent_alliance", "latent_homework", "latent_goal_ownership",
-            "phq9_true_intake", "gad7_true_intake", "response_index_structural",
-            "response_index_phq9", "response_index_gad7", "potential_change_phq9", "potential_change_gad7", "therapist_change",
-            "therapist_attendance", "therapist_alliance",
-        )},
-        "oracle_poor_risk": oracle,
-        "poor_outcome_observed": poor_outcome_observed(summary).to_numpy(),
-    })
+    truth = pd.DataFrame(
+        {
+            "episode_id": ids["episode"],
+            "therapist_id": episodes["therapist_id"],
+            **{
+                col: ep[col].to_numpy()
+                for col in (
+                    "latent_engagement",
+                    "latent_alliance",
+                    "latent_homework",
+                    "latent_goal_ownership",
+                    "phq9_true_intake",
+                    "gad7_true_intake",
+                    "response_index_structural",
+                    "response_index_phq9",
+                    "response_index_gad7",
+                    "potential_change_phq9",
+                    "potential_change_gad7",
+                    "therapist_change",
+                    "therapist_attendance",
+                    "therapist_alliance",
+                )
+            },
+            "oracle_poor_risk": oracle,
+            "poor_outcome_observed": poor_outcome_observed(summary).to_numpy(),
+        }
+    )
     return Cohort(tables=tables, truth=truth, summary=_truth_summary(params, truth))
 
 

@@ -51,7 +51,7 @@ def _client_of_episode(
     n_episodes: int, repeat_share: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Client index per episode and the episode's order within its client (0 = first)."""
-    n_repeat = int(round(n_episodes * repeat_share / (1 + repeat_share)))
+    n_repeat = round(n_episodes * repeat_share / (1 + repeat_share))
     n_clients = n_episodes - n_repeat
     repeaters = rng.choice(n_clients, size=n_repeat, replace=False)
     client = np.concatenate([np.arange(n_clients), repeaters])

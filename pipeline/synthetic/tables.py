@@ -7,8 +7,14 @@ import pandas as pd
 from scipy.special import expit
 
 from pipeline.contract import (
-    AGENDA_SETTERS, BARRIERS, CONTACT_CHANNELS, END_REASONS, GOAL_SETTERS, HOMEWORK_COMPLETION,
-    MODALITIES, SESSION_STATUSES,
+    AGENDA_SETTERS,
+    BARRIERS,
+    CONTACT_CHANNELS,
+    END_REASONS,
+    GOAL_SETTERS,
+    HOMEWORK_COMPLETION,
+    MODALITIES,
+    SESSION_STATUSES,
 )
 from pipeline.synthetic.constants import GeneratorConstants
 from pipeline.synthetic.courses import ATTENDED, DNA, OPEN
@@ -35,8 +41,13 @@ def _bool(codes: np.ndarray) -> pd.Series:
     return pd.Series(pd.array(np.where(arr < 0, None, arr == 1), dtype="boolean"))
 
 
-def build_episodes(ep: pd.DataFrame, summary: pd.DataFrame, therapists: pd.DataFrame,
-                   ids: dict[str, np.ndarray], consts: GeneratorConstants) -> pd.DataFrame:
+def build_episodes(
+    ep: pd.DataFrame,
+    summary: pd.DataFrame,
+    therapists: pd.DataFrame,
+    ids: dict[str, np.ndarray],
+    consts: GeneratorConstants,
+) -> pd.DataFrame:
     ther = therapists.iloc[ep["therapist_index"].to_numpy()]
     return pd.DataFrame(
         {
@@ -77,37 +88,51 @@ def build_sessions(sess: pd.DataFrame, ids: dict[str, np.ndarray]) -> pd.DataFra
     )
 
 
-def build_measures(sess: pd.DataFrame, sessions: pd.DataFrame,
-                   last_attended: np.ndarray, wsas: np.ndarray) -> pd.DataFrame:
+def build_measures(
+    sess: pd.DataFrame, sessions: pd.DataFrame, last_attended: np.ndarray, wsas: np.ndarray
+) -> pd.DataFrame:
     """PHQ-9 and GAD-7 at measured attended sessions; WSAS at the first and last session."""
     frames = []
     for instrument, column in (("PHQ-9", "phq"), ("GAD-7", "gad")):
         has = sess[column].notna().to_numpy()
-        frames.append(pd.DataFrame({
-            "order": np.flatnonzero(has) * 3 + (0 if column == "phq" else 1),
-            "episode_id": sessions["episode_id"].to_numpy()[has],
-            "measure_date": sessions["scheduled_date"].to_numpy()[has],
-            "session_id": sessions["session_id"].to_numpy()[has],
-            "instrument": instrument,
-            "score": sess[column].to_numpy()[has],
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "order": np.flatnonzero(has) * 3 + (0 if column == "phq" else 1),
+                    "episode_id": sessions["episode_id"].to_numpy()[has],
+                    "measure_date": sessions["scheduled_date"].to_numpy()[has],
+                    "session_id": sessions["session_id"].to_numpy()[has],
+                    "instrument": instrument,
+                    "score": sess[column].to_numpy()[has],
+                }
+            )
+        )
     first_att = (sess["status"].to_numpy() == ATTENDED) & (sess["sessions_before"].to_numpy() == 0)
     has_w = (first_att | last_attended) & sess["phq"].notna().to_numpy()
-    frames.append(pd.DataFrame({
-        "order": np.flatnonzero(has_w) * 3 + 2,
-        "episode_id": sessions["episode_id"].to_numpy()[has_w],
-        "measure_date": sessions["scheduled_date"].to_numpy()[has_w],
-        "session_id": sessions["session_id"].to_numpy()[has_w],
-        "instrument": "WSAS",
-        "score": wsas[has_w],
-    }))
+    frames.append(
+        pd.DataFrame(
+            {
+                "order": np.flatnonzero(has_w) * 3 + 2,
+                "episode_id": sessions["episode_id"].to_numpy()[has_w],
+                "measure_date": sessions["scheduled_date"].to_numpy()[has_w],
+                "session_id": sessions["session_id"].to_numpy()[has_w],
+                "instrument": "WSAS",
+                "score": wsas[has_w],
+            }
+        )
+    )
     out = pd.concat(frames, ignore_index=True).sort_values("order", kind="stable")
     return out.drop(columns="order").reset_index(drop=True)
 
 
-def build_goals(ep: pd.DataFrame, sess: pd.DataFrame, sessions: pd.DataFrame,
-                episodes: pd.DataFrame, consts: GeneratorConstants,
-                rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_goals(
+    ep: pd.DataFrame,
+    sess: pd.DataFrame,
+    sessions: pd.DataFrame,
+    episodes: pd.DataFrame,
+    consts: GeneratorConstants,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Goals set at the first (sometimes second) attended session, and their ratings."""
     att = sess[sess["status"] == ATTENDED]
     att_pos = att.index.to_numpy()
@@ -131,18 +156,26 @@ def build_goals(ep: pd.DataFrame, sess: pd.DataFrame, sessions: pd.DataFrame,
     known = (end_reason != "still_open") & ~(
         (end_reason == "dropped_out") & (rng.random(goal_ep.size) < 0.5)
     )
-    goals = pd.DataFrame({
-        "goal_id": goal_ids,
-        "episode_id": sessions["episode_id"].to_numpy()[goal_row],
-        "set_date": sessions["scheduled_date"].to_numpy()[goal_row],
-        "set_by": np.asarray(GOAL_SETTERS)[set_by],
-        "achieved": pd.array(np.where(known, achieved, None), dtype="boolean"),
-    })
+    goals = pd.DataFrame(
+        {
+            "goal_id": goal_ids,
+            "episode_id": sessions["episode_id"].to_numpy()[goal_row],
+            "set_date": sessions["scheduled_date"].to_numpy()[goal_row],
+            "set_by": np.asarray(GOAL_SETTERS)[set_by],
+            "achieved": pd.array(np.where(known, achieved, None), dtype="boolean"),
+        }
+    )
 
     # Ratings at attended sessions from the setting session on (Goal-Based Outcomes, 0–10).
     att_ep = sess["episode_index"].to_numpy()[att_pos]
-    g = pd.DataFrame({"goal": np.arange(goal_ep.size), "ep": goal_ep, "set_row": goal_row,
-                      "start": rng.uniform(1, 4, goal_ep.size)})
+    g = pd.DataFrame(
+        {
+            "goal": np.arange(goal_ep.size),
+            "ep": goal_ep,
+            "set_row": goal_row,
+            "start": rng.uniform(1, 4, goal_ep.size),
+        }
+    )
     a = pd.DataFrame({"ep": att_ep, "row": att_pos})
     pairs = a.merge(g, on="ep", how="inner")
     pairs = pairs[pairs["row"] >= pairs["set_row"]]
@@ -152,20 +185,34 @@ def build_goals(ep: pd.DataFrame, sess: pd.DataFrame, sessions: pd.DataFrame,
     row = pairs["row"].to_numpy()
     k = sess["sessions_before"].to_numpy()[row]
     progress = (ep["potential_change_phq9"].to_numpy()[ep_idx] / 10.0) * (1 - np.exp(-k / 3.5))
-    rating = np.clip(np.round(pairs["start"].to_numpy() + 6.0 * progress
-                              + rng.normal(0, 1.0, len(pairs))), 0, 10)
-    ratings = pd.DataFrame({
-        "goal_id": goal_ids[pairs["goal"].to_numpy()],
-        "rating_date": sessions["scheduled_date"].to_numpy()[row],
-        "rating": rating,
-        "_order": pairs["goal"].to_numpy() * 1_000 + k,
-    }).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    rating = np.clip(
+        np.round(pairs["start"].to_numpy() + 6.0 * progress + rng.normal(0, 1.0, len(pairs))), 0, 10
+    )
+    ratings = (
+        pd.DataFrame(
+            {
+                "goal_id": goal_ids[pairs["goal"].to_numpy()],
+                "rating_date": sessions["scheduled_date"].to_numpy()[row],
+                "rating": rating,
+                "_order": pairs["goal"].to_numpy() * 1_000 + k,
+            }
+        )
+        .sort_values("_order", kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
     return goals, ratings
 
 
-def build_contacts(ep: pd.DataFrame, sess: pd.DataFrame, sessions: pd.DataFrame,
-                   episodes: pd.DataFrame, extract_day: np.datetime64,
-                   consts: GeneratorConstants, rng: np.random.Generator) -> pd.DataFrame:
+def build_contacts(
+    ep: pd.DataFrame,
+    sess: pd.DataFrame,
+    sessions: pd.DataFrame,
+    episodes: pd.DataFrame,
+    extract_day: np.datetime64,
+    consts: GeneratorConstants,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
     """Client-initiated contacts and service outreach between sessions."""
     c = consts
     E = ep["latent_engagement"].to_numpy()
@@ -192,21 +239,27 @@ def build_contacts(ep: pd.DataFrame, sess: pd.DataFrame, sessions: pd.DataFrame,
     responded = rng.random(out_ep.size) < expit(c.respond_logit + c.respond_engagement * E[out_ep])
 
     n_ch = len(CONTACT_CHANNELS)
-    frame = pd.DataFrame({
-        "ep": np.concatenate([ce, out_ep]),
-        "day": np.concatenate([client_day, out_day]).astype(np.int64),
-        "direction": np.concatenate([np.zeros(ce.size, int), np.ones(out_ep.size, int)]),
-        "channel": np.concatenate([
-            rng.choice(n_ch, ce.size, p=(0.4, 0.3, 0.15, 0.0, 0.15)),
-            rng.choice(n_ch, out_ep.size, p=(0.35, 0.35, 0.1, 0.2, 0.0)),
-        ]),
-        "responded": np.concatenate([np.full(ce.size, -1), responded.astype(int)]),
-    })
+    frame = pd.DataFrame(
+        {
+            "ep": np.concatenate([ce, out_ep]),
+            "day": np.concatenate([client_day, out_day]).astype(np.int64),
+            "direction": np.concatenate([np.zeros(ce.size, int), np.ones(out_ep.size, int)]),
+            "channel": np.concatenate(
+                [
+                    rng.choice(n_ch, ce.size, p=(0.4, 0.3, 0.15, 0.0, 0.15)),
+                    rng.choice(n_ch, out_ep.size, p=(0.35, 0.35, 0.1, 0.2, 0.0)),
+                ]
+            ),
+            "responded": np.concatenate([np.full(ce.size, -1), responded.astype(int)]),
+        }
+    )
     frame = frame[frame["day"] <= extract].sort_values(["ep", "day", "direction"], kind="stable")
-    return pd.DataFrame({
-        "episode_id": episodes["episode_id"].to_numpy()[frame["ep"].to_numpy()],
-        "contact_date": _days(frame["day"].to_numpy()),
-        "direction": np.asarray(("client_to_service", "service_to_client"))[frame["direction"]],
-        "channel": np.asarray(CONTACT_CHANNELS)[frame["channel"].to_numpy()],
-        "responded": _bool(frame["responded"].to_numpy()),
-    }).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "episode_id": episodes["episode_id"].to_numpy()[frame["ep"].to_numpy()],
+            "contact_date": _days(frame["day"].to_numpy()),
+            "direction": np.asarray(("client_to_service", "service_to_client"))[frame["direction"]],
+            "channel": np.asarray(CONTACT_CHANNELS)[frame["channel"].to_numpy()],
+            "responded": _bool(frame["responded"].to_numpy()),
+        }
+    ).reset_index(drop=True)

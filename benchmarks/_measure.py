@@ -1,0 +1,47 @@
+"""Helpers for benchmark scripts: run a callable in a fresh process, record time and peak RSS."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _child(fn: Callable[[], dict], queue) -> None:
+    start = time.perf_counter()
+    extra = fn() or {}
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put({"seconds": round(seconds, 2), "peak_rss_mb": round(peak_kib / 1024, 1), **extra})
+
+
+def measure(fn: Callable[[], dict]) -> dict:
+    """Run ``fn`` in a fresh process (so peak memory is its own) and return the figures."""
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(fn, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def machine() -> dict:
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(mem_gb, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def save(name: str, rows: list[dict]) -> Path:
+    out = Path(__file__).parent / "results" / f"{name}.json"
+    out.write_text(json.dumps({"machine": machine(), "results": rows}, indent=2) + "\n")
+    return out

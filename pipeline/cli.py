@@ -1,0 +1,114 @@
+"""``engage``: the command-line interface (one command per stage, plus validate and run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.config import ParamsError, load_params
+from pipeline.ingest.read import InputError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Engagement → outcomes research pipeline."
+)
+console = Console()
+err = Console(stderr=True)
+
+ParamsOption = Annotated[Path, typer.Option("--params", help="Path to params.yaml.")]
+
+
+def _params(path: Path):
+    try:
+        return load_params(path)
+    except ParamsError as exc:
+        err.print(f"[red]Error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _frame_table(df, title: str) -> Table:
+    table = Table(title=title, show_lines=False)
+    for col in df.columns:
+        table.add_column(str(col))
+    for row in df.itertuples(index=False):
+        table.add_row(*[str(v) for v in row])
+    return table
+
+
+@app.command()
+def synthesize(params: ParamsOption = Path("params.yaml")) -> None:
+    """Generate the bundled synthetic cohort (tables, ground truth, calibration)."""
+    from pipeline.stages import synthesize as stage
+
+    summary = stage.run(_params(params), params.parent)
+    console.print(f"Synthetic cohort: {summary['outputs']['raw_dir']}")
+    console.print(f"Ground truth and calibration: {summary['outputs']['truth_dir']}")
+    for warning in summary["warnings"]:
+        err.print(f"[yellow]Warning:[/yellow] {warning}")
+
+
+@app.command()
+def validate(
+    input_dir: Annotated[Path, typer.Argument(help="Folder holding <table>.csv/.parquet files.")],
+    params: ParamsOption = Path("params.yaml"),
+    strict: Annotated[bool, typer.Option(help="Exit non-zero on row-level problems too.")] = False,
+) -> None:
+    """Check a dataset folder against the input data contract; writes nothing."""
+    from pipeline.ingest.validate import validate_dataset
+
+    p = _params(params) if params.exists() else None
+    ingest_params = p.ingest if p else __import__("pipeline.config").config.IngestParams()
+    try:
+        report = validate_dataset(input_dir, ingest_params)
+    except InputError as exc:
+        err.print(f"[red]FAIL[/red] {input_dir}: {exc}")
+        raise typer.Exit(1) from None
+    console.print(_frame_table(report.summary(), f"Contract check of {input_dir}"))
+    for table in report.absent_optional:
+        console.print(
+            f"Optional table {table} not supplied: its features will be reported as "
+            "'not available in this dataset'."
+        )
+    problems = report.problems_by_rule()
+    if problems.empty:
+        console.print("[green]PASS[/green]: every row meets the contract.")
+        return
+    console.print(_frame_table(problems, "Rows that break a rule (ingest will quarantine them)"))
+    n = int(problems["rows"].sum())
+    verdict = "[green]PASS[/green] (whole-input rules met)"
+    console.print(f"{verdict}; {n} row-level problem(s) listed above.")
+    if strict:
+        raise typer.Exit(1)
+
+
+@app.command()
+def docs(
+    out_dir: Annotated[Path, typer.Option(help="Folder for the generated pages.")] = Path("docs"),
+) -> None:
+    """Regenerate docs/data-contract.md and docs/calibration.md from the code."""
+    from pipeline.config import Params
+    from pipeline.docs import render_calibration_markdown, render_contract_markdown
+    from pipeline.io import write_text
+    from pipeline.synthetic.calibration import calibration_statistics, check_calibration
+    from pipeline.synthetic.generator import generate_cohort
+
+    write_text(render_contract_markdown(), out_dir / "data-contract.md")
+    sp = Params().synthetic
+    cohort = generate_cohort(sp)
+    calibration = check_calibration(calibration_statistics(cohort.tables, cohort.truth))
+    write_text(
+        render_calibration_markdown(calibration, sp, cohort.summary["oracle_auc_poor_outcome"]),
+        out_dir / "calibration.md",
+    )
+    console.print(f"Wrote {out_dir / 'data-contract.md'} and {out_dir / 'calibration.md'}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

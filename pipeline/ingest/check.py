@@ -1,0 +1,64 @@
+"""Check a whole dataset against the contract: typed tables, accepted rows, problems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import IngestParams
+from pipeline.ingest.parse import parse_table
+from pipeline.ingest.read import RawTable
+from pipeline.ingest.rules import TABLE_ORDER, extract_date_of, table_rule_problems
+
+
+@dataclass
+class CheckedTable:
+    name: str
+    raw: RawTable
+    typed: pd.DataFrame
+    """Every row as parsed (problem cells may be missing)."""
+    problems: pd.DataFrame
+    """One row per broken rule: row, column, rule, value, line."""
+    accepted_mask: np.ndarray
+
+    @property
+    def accepted(self) -> pd.DataFrame:
+        return self.typed[self.accepted_mask].reset_index(drop=True)
+
+    @property
+    def n_read(self) -> int:
+        return len(self.typed)
+
+    @property
+    def n_accepted(self) -> int:
+        return int(self.accepted_mask.sum())
+
+
+def check_dataset(raw: dict[str, RawTable], params: IngestParams) -> dict[str, CheckedTable]:
+    """Parse every table and apply column, table and cross-table rules, parents first."""
+    out: dict[str, CheckedTable] = {}
+    accepted: dict[str, pd.DataFrame] = {}
+    parsed = {t: parse_table(t, r.data, params.aliases) for t, r in raw.items()}
+    extract = extract_date_of(parsed["sessions"][0], params.extract_date)
+    for table in TABLE_ORDER:
+        if table not in raw:
+            continue
+        typed, problems = parsed[table]
+        bad = np.zeros(len(typed), dtype=bool)
+        bad[problems["row"].to_numpy(dtype=int)] = True
+        # Cross-table rules see only rows that passed the column rules.
+        candidate = typed.copy()
+        candidate[bad] = pd.NA
+        rule_problems = table_rule_problems(table, candidate, raw[table].data, accepted, extract)
+        rule_problems = rule_problems[~bad[rule_problems["row"].to_numpy(dtype=int)]]
+        problems = pd.concat(
+            [p for p in (problems, rule_problems) if len(p)] or [problems], ignore_index=True
+        )
+        problems["line"] = raw[table].lines.to_numpy()[problems["row"].to_numpy(dtype=int)]
+        bad[problems["row"].to_numpy(dtype=int)] = True
+        checked = CheckedTable(table, raw[table], typed, problems, ~bad)
+        accepted[table] = checked.accepted
+        out[table] = checked
+    return out

@@ -1,0 +1,155 @@
+"""Turn a table read as text into the typed contract table, flagging rows that break a rule.
+
+Parsing is vectorised per column. Values that cannot be parsed, unknown categories,
+out-of-range values, missing required values and duplicate ids are reported as
+``problems`` (one row per offending cell: row position, column, rule, value); the pandera
+schema of the contract is what decides allowed values and ranges, so the contract is
+declared only once.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from pipeline.contract import SCHEMAS, ColumnSpec, column_specs
+
+PROBLEM_COLUMNS = ["row", "column", "rule", "value"]
+FUTURE = "future"
+
+# pandera check name → the rule name used in reports and the quarantine.
+_CHECK_RULES = {
+    "isin": "unknown_category",
+    "greater_than_or_equal_to": "out_of_range",
+    "less_than_or_equal_to": "out_of_range",
+    "in_range": "out_of_range",
+    "not_nullable": "missing_required",
+    "field_uniqueness": "duplicate_id",
+}
+
+
+_SEPARATORS = r"[\s\-_]+"
+
+
+def normalise_label(values: pd.Series) -> pd.Series:
+    """Trim, lower-case, and turn runs of spaces, hyphens or underscores into one underscore."""
+    return values.str.strip().str.lower().str.replace(_SEPARATORS, "_", regex=True)
+
+
+def _normalise_one(value: str) -> str:
+    return re.sub(_SEPARATORS, "_", str(value).strip().lower())
+
+
+def _problems(mask: np.ndarray, column: str, rule: str, values: pd.Series) -> pd.DataFrame:
+    rows = np.flatnonzero(mask)
+    return pd.DataFrame(
+        {
+            "row": rows,
+            "column": column,
+            "rule": rule,
+            "value": values.iloc[rows].astype(str).to_numpy(),
+        }
+    )
+
+
+def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str, str]]):
+    """Return (typed values, problem frames) for one column."""
+    problems = []
+    if spec.kind == "date":
+        if pd.api.types.is_datetime64_any_dtype(raw):
+            return raw.astype("datetime64[s]"), problems
+        text = raw.astype("str").str.strip()
+        parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+        bad = (text.notna() & parsed.isna()).to_numpy()
+        problems.append(_problems(bad, spec.name, "unparseable_date", raw))
+        return parsed.astype("datetime64[s]"), problems
+    if spec.kind in ("number", "integer"):
+        num = (
+            pd.to_numeric(raw, errors="coerce")
+            if raw.dtype == object or str(raw.dtype) in ("str", "string")
+            else raw.astype("float64")
+        )
+        bad = (raw.notna() & num.isna()).to_numpy()
+        problems.append(_problems(bad, spec.name, "not_a_number", raw))
+        if spec.kind == "integer":
+            frac = (num.notna() & (num != np.floor(num))).to_numpy()
+            problems.append(_problems(frac, spec.name, "not_an_integer", raw))
+            num = num.where(~frac)
+            return pd.array(num.round().to_numpy(dtype="float64"), dtype="Int64"), problems
+        return num.astype("float64"), problems
+    if spec.kind == "boolean":
+        if str(raw.dtype) in ("bool", "boolean"):
+            return raw.astype("boolean"), problems
+        mapping = {_normalise_one(k): v for k, v in aliases.get("boolean", {}).items()}
+        labels = normalise_label(raw.astype("str"))
+        mapped = labels.map(mapping)
+        bad = (labels.notna() & mapped.isna()).to_numpy()
+        problems.append(_problems(bad, spec.name, "not_a_boolean", raw))
+        out = mapped.map({"true": True, "false": False})
+        return pd.Series(pd.array(out.to_numpy(), dtype="boolean"), index=raw.index), problems
+    text = raw.astype("str").str.strip()
+    text = text.where(text != "")
+    if spec.kind == "category":
+        # Spelling variants of a contract value ("Did not attend", "PHQ9 ") map to it;
+        # the alias map adds codes ("5", "DNA"); anything else stays as written.
+        lookup = {_normalise_one(v): v for v in spec.allowed}
+        lookup |= {_normalise_one(k): v for k, v in aliases.get(spec.name, {}).items()}
+        labels = normalise_label(text)
+        text = labels.map(lookup).fillna(text)
+    return text, problems
+
+
+def parse_table(
+    table: str, raw: pd.DataFrame, aliases: dict[str, dict[str, str]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Typed contract table (all rows, bad cells as parsed) and the problems found.
+
+    Never mutates ``raw``. Row positions in ``problems`` index ``raw``'s rows.
+    """
+    typed, problems = {}, []
+    specs = [s for s in column_specs(table) if s.name in raw.columns]
+    for spec in specs:
+        values, found = _parse_column(raw[spec.name].reset_index(drop=True), spec, aliases)
+        typed[spec.name] = values
+        problems += found
+    df = pd.DataFrame(typed)
+
+    # Appointments coded as being in the future (NHS code 0) are future-dated bookings.
+    if "status" in df:
+        future = (df["status"] == FUTURE).fillna(False).to_numpy()
+        problems.append(_problems(future, "status", "future_date", raw["status"]))
+        df.loc[future, "status"] = pd.NA
+    already = pd.concat(problems, ignore_index=True) if problems else None
+
+    # Duplicate ids: keep the first occurrence, flag the rest.
+    for spec in specs:
+        if spec.unique:
+            dup = df[spec.name].duplicated(keep="first") & df[spec.name].notna()
+            problems.append(_problems(dup.to_numpy(), spec.name, "duplicate_id", raw[spec.name]))
+
+    # Categories, ranges and required values: decided by the pandera contract.
+    schema = SCHEMAS[table].to_schema()
+    checked = schema.update_columns(
+        {name: {"unique": False} for name, col in schema.columns.items() if col.unique}
+    )
+    # Cells that already failed to parse are missing here; do not report them twice.
+    try:
+        checked.validate(df, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        fc = err.failure_cases
+        fc = fc[fc["index"].notna() & fc["column"].notna()]
+        for (column, check), grp in fc.groupby(["column", "check"], sort=True):
+            rule = _CHECK_RULES.get(str(check).split("(")[0], "contract_violation")
+            rows = grp["index"].astype(int).to_numpy()
+            mask = np.zeros(len(df), dtype=bool)
+            mask[rows] = True
+            if rule == "missing_required" and already is not None:
+                prior = already.loc[already["column"] == column, "row"].to_numpy()
+                mask[prior] = False
+            problems.append(_problems(mask, str(column), rule, raw[column]))
+    found = [p for p in problems if len(p)]
+    out = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=PROBLEM_COLUMNS)
+    return df, out.sort_values(["row", "column"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,106 @@
+"""Rules that span columns or tables (declared in ``pipeline.contract.TABLE_RULES``).
+
+Applied in dependency order — episodes, then the tables that point at episodes, then goal
+ratings — so that a row pointing at a quarantined parent is itself quarantined
+(``orphan_*``), and nothing downstream refers to a row that is not in the analysis.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from pipeline.contract import SCHEDULED_BEFORE_REFERRAL_DAYS
+from pipeline.ingest.parse import PROBLEM_COLUMNS
+from pipeline.instruments import INSTRUMENTS
+
+TABLE_ORDER = ("episodes", "sessions", "measures", "goals", "goal_ratings", "contacts")
+
+
+def _flag(mask, df: pd.DataFrame, column: str, rule: str, raw: pd.DataFrame) -> pd.DataFrame:
+    rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+    values = raw[column].iloc[rows].astype(str).to_numpy() if column in raw else ""
+    return pd.DataFrame({"row": rows, "column": column, "rule": rule, "value": values})
+
+
+def extract_date_of(sessions: pd.DataFrame, configured: dt.date | None) -> pd.Timestamp:
+    """The configured extract date, else the latest parsed appointment date."""
+    if configured is not None:
+        return pd.Timestamp(configured)
+    latest = sessions["scheduled_date"].max()
+    return pd.Timestamp(latest) if pd.notna(latest) else pd.Timestamp.max.normalize()
+
+
+def table_rule_problems(
+    table: str,
+    typed: pd.DataFrame,
+    raw: pd.DataFrame,
+    accepted: dict[str, pd.DataFrame],
+    extract: pd.Timestamp,
+) -> pd.DataFrame:
+    """Problems from cross-column and cross-table rules for ``table``.
+
+    ``accepted`` holds the already-accepted rows of the parent tables.
+    """
+    found = []
+    if table == "episodes" and "end_date" in typed:
+        found.append(
+            _flag(
+                (typed["end_date"] < typed["referral_date"]).fillna(False),
+                typed,
+                "end_date",
+                "end_before_referral",
+                raw,
+            )
+        )
+    if table in ("sessions", "measures", "goals", "contacts"):
+        known = typed["episode_id"].isin(accepted["episodes"]["episode_id"])
+        found.append(
+            _flag(~known & typed["episode_id"].notna(), typed, "episode_id", "orphan_episode", raw)
+        )
+    if table == "goal_ratings":
+        known = (
+            typed["goal_id"].isin(accepted["goals"]["goal_id"])
+            if "goals" in accepted
+            else pd.Series(False, index=typed.index)
+        )
+        found.append(_flag(~known & typed["goal_id"].notna(), typed, "goal_id", "orphan_goal", raw))
+    if table == "sessions":
+        referral = typed["episode_id"].map(
+            accepted["episodes"].set_index("episode_id")["referral_date"]
+        )
+        early = typed["scheduled_date"] < referral - pd.Timedelta(
+            days=SCHEDULED_BEFORE_REFERRAL_DAYS
+        )
+        found.append(
+            _flag(early.fillna(False), typed, "scheduled_date", "scheduled_before_referral", raw)
+        )
+        found.append(
+            _flag(
+                (typed["scheduled_date"] > extract).fillna(False),
+                typed,
+                "scheduled_date",
+                "future_date",
+                raw,
+            )
+        )
+        if "duration_min" in typed:
+            not_attended = typed["status"].ne("attended") & typed["status"].notna()
+            found.append(
+                _flag(
+                    not_attended & typed["duration_min"].notna(),
+                    typed,
+                    "duration_min",
+                    "duration_not_attended",
+                    raw,
+                )
+            )
+    if table == "measures":
+        lo = typed["instrument"].map({k: v.minimum for k, v in INSTRUMENTS.items()})
+        hi = typed["instrument"].map({k: v.maximum for k, v in INSTRUMENTS.items()})
+        outside = ((typed["score"] < lo) | (typed["score"] > hi)).fillna(False)
+        found.append(_flag(outside, typed, "score", "score_out_of_range", raw))
+    found = [f for f in found if len(f)]
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=PROBLEM_COLUMNS)

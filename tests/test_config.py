@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import ParamsError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_repository_params_load_and_match_defaults():
+    params = load_params(ROOT / "params.yaml")
+    assert params.synthetic.n_episodes == 4000
+    assert str(params.synthetic.extract_date) == "2025-03-31"
+    assert params.paths.raw_dir == "data/raw/synthetic"
+
+
+def test_unknown_key_fails_with_its_path():
+    with pytest.raises(ParamsError, match=r"synthetic\.n_episode"):
+        parse_params({"synthetic": {"n_episode": 10}})
+
+
+def test_wrong_type_fails_with_its_path():
+    with pytest.raises(ParamsError, match=r"synthetic\.seed"):
+        parse_params({"synthetic": {"seed": "abc"}})
+
+
+def test_out_of_range_value_fails():
+    with pytest.raises(ParamsError, match="messy_row_share"):
+        parse_params({"synthetic": {"messy_row_share": 2}})
+
+
+def test_params_are_frozen():
+    params = parse_params({})
+    with pytest.raises(Exception, match="frozen"):
+        params.synthetic.seed = 3  # type: ignore[misc]
+
+
+def test_missing_file_message(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_invalid_yaml_message(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("synthetic: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
