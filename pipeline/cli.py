@@ -29,6 +29,13 @@ def _params(path: Path):
         raise typer.Exit(2) from None
 
 
+def _params_or_default(path: Path):
+    """params.yaml if present (e.g. inside the repository), else the built-in defaults."""
+    from pipeline.config import Params
+
+    return _params(path) if path.exists() else Params()
+
+
 def _frame_table(df, title: str) -> Table:
     table = Table(title=title, show_lines=False)
     for col in df.columns:
@@ -50,6 +57,53 @@ def synthesize(params: ParamsOption = Path("params.yaml")) -> None:
         err.print(f"[yellow]Warning:[/yellow] {warning}")
 
 
+def _fail(message: str) -> None:
+    err.print(f"[red]Error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    input_dir: Annotated[Path, typer.Argument(help="Folder holding <table>.csv/.parquet files.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output root (data/interim/... inside).")
+    ] = Path("."),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Validate an export, quarantine bad rows and write typed tables under OUT/data/interim."""
+    from pipeline.stages import ingest as stage
+
+    try:
+        summary = stage.run(_params_or_default(params), out, input_dir)
+    except InputError as exc:
+        _fail(str(exc))
+    t = summary["totals"]
+    console.print(
+        f"Ingested {t['rows_read']} rows: {t['rows_accepted']} accepted, "
+        f"{t['rows_quarantined']} quarantined."
+    )
+    console.print(f"Tables, quarantine and ingest_report.json: {summary['outputs']['interim_dir']}")
+
+
+@app.command()
+def run(
+    input_dir: Annotated[Path, typer.Option("--input", help="Folder of contract tables.")],
+    out: Annotated[Path, typer.Option("--out", help="Output root for every stage's outputs.")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Run every analysis stage on INPUT outside DVC, writing the repository's layout under OUT."""
+    from pipeline.stages.registry import ANALYSIS_STAGES
+
+    p = _params_or_default(params)
+    for name, stage in ANALYSIS_STAGES.items():
+        console.print(f"[bold]{name}[/bold] …")
+        try:
+            stage(p, out, input_dir) if name == "ingest" else stage(p, out)
+        except InputError as exc:
+            _fail(f"stage {name}: {exc}")
+    console.print(f"All stages done; outputs under {out}/")
+
+
 @app.command()
 def validate(
     input_dir: Annotated[Path, typer.Argument(help="Folder holding <table>.csv/.parquet files.")],
@@ -59,8 +113,7 @@ def validate(
     """Check a dataset folder against the input data contract; writes nothing."""
     from pipeline.ingest.validate import validate_dataset
 
-    p = _params(params) if params.exists() else None
-    ingest_params = p.ingest if p else __import__("pipeline.config").config.IngestParams()
+    ingest_params = _params_or_default(params).ingest
     try:
         report = validate_dataset(input_dir, ingest_params)
     except InputError as exc:

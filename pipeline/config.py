@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class _Section(BaseModel):
@@ -28,6 +28,7 @@ class PathsParams(_Section):
     interim_dir: str = "data/interim"
     processed_dir: str = "data/processed"
     reports_dir: str = "reports"
+    logs_dir: str = "data/logs"
 
 
 class SyntheticEffects(_Section):
@@ -103,6 +104,18 @@ class IngestParams(_Section):
     extract_date: dt.date | None = None
     """Date of the extract; ``None`` = the latest date found in the sessions table."""
     aliases: dict[str, dict[str, str]] = Field(default_factory=lambda: DEFAULT_ALIASES)
+    """Extra codes per column; merged over the built-in map (NHS attendance codes etc.)."""
+    rekey: bool = False
+    """Replace every id with an HMAC-SHA256 token keyed by the environment variable below."""
+    rekey_key_env: str = "ENGAGE_REKEY_KEY"
+
+    @field_validator("aliases", mode="after")
+    @classmethod
+    def _merge_with_defaults(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        merged = {col: dict(codes) for col, codes in DEFAULT_ALIASES.items()}
+        for col, codes in value.items():
+            merged.setdefault(col, {}).update({str(k): str(v) for k, v in codes.items()})
+        return merged
 
 
 class Params(_Section):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import IngestParams
+from pipeline.contract import column_specs
 from pipeline.ingest.parse import parse_table
 from pipeline.ingest.read import RawTable
 from pipeline.ingest.rules import TABLE_ORDER, extract_date_of, table_rule_problems
@@ -18,7 +19,7 @@ class CheckedTable:
     name: str
     raw: RawTable
     typed: pd.DataFrame
-    """Every row as parsed (problem cells may be missing)."""
+    """Every parsed row (problem cells may be missing)."""
     problems: pd.DataFrame
     """One row per broken rule: row, column, rule, value, line."""
     accepted_mask: np.ndarray
@@ -29,11 +30,42 @@ class CheckedTable:
 
     @property
     def n_read(self) -> int:
-        return len(self.typed)
+        """Rows read: parsed rows plus malformed lines (empty lines are not rows)."""
+        return self.raw.n_read
 
     @property
     def n_accepted(self) -> int:
         return int(self.accepted_mask.sum())
+
+    @property
+    def n_quarantined(self) -> int:
+        return int((~self.accepted_mask).sum()) + len(self.raw.malformed)
+
+    def rows_by_rule(self) -> dict[str, int]:
+        """Quarantined rows per rule (a row breaking two rules counts under both)."""
+        counts = self.problems.drop_duplicates(["row", "rule"])["rule"].value_counts()
+        out = {str(k): int(v) for k, v in counts.sort_index().items()}
+        if len(self.raw.malformed):
+            out["malformed_row"] = len(self.raw.malformed)
+        return out
+
+    def values_recoded(self) -> dict[str, int]:
+        """Per category/boolean column: accepted values whose spelling was mapped."""
+        out = {}
+        raw = self.raw.data[self.accepted_mask].reset_index(drop=True)
+        for spec in column_specs(self.name):
+            if spec.kind not in ("category", "boolean") or spec.name not in raw:
+                continue
+            before = raw[spec.name]
+            if not (pd.api.types.is_object_dtype(before) or pd.api.types.is_string_dtype(before)):
+                continue
+            after = self.accepted[spec.name].astype("string").str.lower()
+            changed = before.notna() & (before.astype("string") != after)
+            if spec.kind == "boolean":
+                changed &= ~before.astype("string").isin(["true", "false"])
+            if int(changed.sum()):
+                out[spec.name] = int(changed.sum())
+        return out
 
 
 def check_dataset(raw: dict[str, RawTable], params: IngestParams) -> dict[str, CheckedTable]:

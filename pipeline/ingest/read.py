@@ -8,9 +8,12 @@ message a data manager can act on, and nothing is written.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import re
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -30,6 +33,20 @@ class RawTable:
     lines: pd.Series
     """Source line number of each row (CSV: header = line 1; Parquet: row number + 1)."""
     extra_columns: list[str]
+    all_columns: pd.DataFrame | None = None
+    """Every column as read, contract or not (for the identifier scan only)."""
+    malformed: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"line": pd.Series(dtype=int), "text": ""})
+    )
+    """CSV lines with more fields than the header: line number and raw text."""
+    empty_lines: list[int] = field(default_factory=list)
+    """Lines with no value at all (skipped; listed in the ingest report)."""
+    line_numbers_exact: bool = True
+    """False when a quoted value spans lines, which shifts later line numbers."""
+
+    @property
+    def n_read(self) -> int:
+        return len(self.data) + len(self.malformed)
 
 
 def find_tables(folder: str | Path) -> dict[str, Path]:
@@ -57,7 +74,22 @@ def find_tables(folder: str | Path) -> dict[str, Path]:
     return found
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, pd.Series]:
+_BAD_LINE = re.compile(r"Skipping line (\d+): expected (\d+) fields?, saw (\d+)")
+
+
+def _lines_text(path: Path, wanted: set[int]) -> dict[int, str]:
+    """The raw text of the requested (1-based) physical lines."""
+    out: dict[int, str] = {}
+    with path.open("r", encoding="utf-8", newline="") as fh:
+        for number, text in enumerate(fh, start=1):
+            if number in wanted:
+                out[number] = text.rstrip("\r\n")
+                if len(out) == len(wanted):
+                    break
+    return out
+
+
+def _read_csv(path: Path) -> RawTable:
     try:
         with path.open("r", encoding="utf-8", newline="") as fh:
             header = next(csv.reader(fh), None)
@@ -66,46 +98,75 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, pd.Series]:
             f"{path.name}: not UTF-8 text (byte {exc.start} of the file). Re-save the export "
             "as UTF-8 CSV."
         ) from None
-    except OSError as exc:
-        raise InputError(f"{path.name}: cannot be read ({exc.strerror}).") from None
-    if not header:
+    except (OSError, csv.Error) as exc:
+        raise InputError(f"{path.name}: cannot be read ({exc}).") from None
+    if not header or not any(h.strip() for h in header):
         raise InputError(f"{path.name}: the file is empty; a header row is required.")
-    names = [h.strip() for h in header]
+    names = [h.strip().lstrip("\ufeff") for h in header]
     dupes = sorted({h for h in names if names.count(h) > 1})
     if dupes:
         raise InputError(f"{path.name}: column name(s) repeated in the header: {', '.join(dupes)}.")
-    try:
-        df = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            encoding="utf-8",
-            skip_blank_lines=False,
-            on_bad_lines="error",
-            engine="c",
-        )
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path.name}: not UTF-8 text (byte {exc.start}).") from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise InputError(f"{path.name}: not a readable CSV file ({exc}).") from None
-    df.columns = names
-    lines = pd.Series(df.index.to_numpy() + 2, index=df.index)
-    blank = df.isna().all(axis=1)
-    return df[~blank].reset_index(drop=True), lines[~blank].reset_index(drop=True)
+    if "" in names:
+        raise InputError(f"{path.name}: a column in the header row has no name.")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            df = pd.read_csv(
+                path,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                encoding="utf-8",
+                skip_blank_lines=False,
+                on_bad_lines="warn",
+                engine="c",
+                header=0,
+                names=names,
+            )
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path.name}: not UTF-8 text (byte {exc.start}).") from None
+        except (pd.errors.ParserError, ValueError, csv.Error) as exc:
+            raise InputError(f"{path.name}: not a readable CSV file ({exc}).") from None
+    bad = sorted({int(m.group(1)) for w in caught for m in _BAD_LINE.finditer(str(w.message))})
+    texts = _lines_text(path, set(bad)) if bad else {}
+    malformed = pd.DataFrame(
+        {"line": pd.Series(bad, dtype=int), "text": [texts.get(b, "") for b in bad]}
+    )
+    # Physical lines of the parsed rows: data lines from 2 on, minus the malformed ones.
+    candidates = np.arange(2, 2 + len(df) + len(bad))
+    lines = pd.Series(np.setdiff1d(candidates, np.asarray(bad, dtype=int))[: len(df)])
+    exact = (
+        not df.apply(lambda col: col.str.contains("\n", regex=False).any()).any()
+        if len(df)
+        else True
+    )
+    empty = df.isna().all(axis=1).to_numpy()
+    kept = df[~empty].reset_index(drop=True)
+    return RawTable(
+        path.stem,
+        path,
+        kept,
+        lines[~empty].reset_index(drop=True),
+        [],
+        malformed=malformed,
+        empty_lines=lines[empty].tolist(),
+        line_numbers_exact=bool(exact),
+    )
 
 
-def _read_parquet(path: Path) -> tuple[pd.DataFrame, pd.Series]:
+def _read_parquet(path: Path) -> RawTable:
     try:
         df = pq.read_table(path).to_pandas()
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise InputError(f"{path.name}: not a readable Parquet file ({exc}).") from None
-    return df, pd.Series(df.index.to_numpy() + 1, index=df.index)
+    df.columns = [str(c) for c in df.columns]
+    return RawTable(path.stem, path, df, pd.Series(np.arange(len(df)) + 1), [])
 
 
 def read_table(table: str, path: Path) -> RawTable:
     """Read one table; raise InputError if a required contract column is missing."""
-    df, lines = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path)
+    raw = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path)
+    df = raw.data
     specs = column_specs(table)
     missing = [c.name for c in specs if c.required and c.name not in df.columns]
     if missing:
@@ -114,8 +175,11 @@ def read_table(table: str, path: Path) -> RawTable:
             f"Columns found: {', '.join(map(str, df.columns))}."
         )
     contract = [c.name for c in specs if c.name in df.columns]
-    extra = [str(c) for c in df.columns if c not in contract]
-    return RawTable(table, path, df[contract], lines, extra)
+    raw.name = table
+    raw.extra_columns = [str(c) for c in df.columns if c not in contract]
+    raw.all_columns = df
+    raw.data = df[contract]
+    return raw
 
 
 def read_dataset(folder: str | Path) -> dict[str, RawTable]:

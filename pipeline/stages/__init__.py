@@ -2,3 +2,4 @@
 
 Run one with ``python -m pipeline.stages.<name>`` (what dvc.yaml does) or ``engage <name>``.
 """
+

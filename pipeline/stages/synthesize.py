@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import Params, load_params
-from pipeline.io import write_csv, write_json, write_parquet, write_table
+from pipeline.io import atomic_directory, write_csv, write_json, write_parquet, write_table
 from pipeline.stages.common import resolve, stage_timer
 from pipeline.synthetic.calibration import calibration_statistics, check_calibration
 from pipeline.synthetic.generator import generate_cohort
@@ -34,20 +34,21 @@ def run(params: Params, root: str | Path = ".") -> dict:
         export, manifest = make_export(
             cohort.tables, sp.extract_date, sp.messy_row_share, sp.alias_row_share, rng
         )
-        raw_dir, truth_dir = paths["raw_dir"], paths["truth_dir"]
-        for table, df in export.items():
-            write_table(df, raw_dir / f"{table}.{sp.file_format}", sp.file_format)
-        write_parquet(cohort.truth, truth_dir / "truth_episodes.parquet")
-        write_csv(manifest, truth_dir / "messy_rows.csv")
-        write_csv(calibration, truth_dir / "calibration.csv")
-        write_json(
-            {
-                **cohort.summary,
-                "calibration": calibration.set_index("statistic")["cohort"].to_dict(),
-                "calibration_all_met": bool(calibration["met"].all()),
-            },
-            truth_dir / "truth.json",
-        )
+        with atomic_directory(paths["raw_dir"]) as raw_dir:
+            for table, df in export.items():
+                write_table(df, raw_dir / f"{table}.{sp.file_format}", sp.file_format)
+        with atomic_directory(paths["truth_dir"]) as truth_dir:
+            write_parquet(cohort.truth, truth_dir / "truth_episodes.parquet")
+            write_csv(manifest, truth_dir / "messy_rows.csv")
+            write_csv(calibration, truth_dir / "calibration.csv")
+            write_json(
+                {
+                    **cohort.summary,
+                    "calibration": calibration.set_index("statistic")["cohort"].to_dict(),
+                    "calibration_all_met": bool(calibration["met"].all()),
+                },
+                truth_dir / "truth.json",
+            )
         write_json(
             calibration_metrics(calibration), paths["reports_dir"] / "synthetic_calibration.json"
         )
@@ -57,8 +58,8 @@ def run(params: Params, root: str | Path = ".") -> dict:
         missed = calibration.loc[~calibration["met"], "statistic"].tolist()
         if missed:
             summary["warnings"].append(f"calibration targets not met: {', '.join(missed)}")
-        summary["outputs"] = {"raw_dir": str(raw_dir), "truth_dir": str(truth_dir)}
-    write_json(summary, truth_dir / "synthesize_summary.json")
+        summary["outputs"] = {k: str(paths[k]) for k in ("raw_dir", "truth_dir")}
+    write_json(summary, paths["logs_dir"] / "synthesize.json")
     return summary
 
 

@@ -10,7 +10,7 @@ def _hashes(folder):
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and "summary" not in p.name
+        if p.is_file() and "logs" not in p.parts
     }
 
 

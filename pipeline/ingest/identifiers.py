@@ -1,0 +1,178 @@
+"""Refuse direct identifiers: by column name, and by what values look like.
+
+Input must already be de-identified. A column whose name suggests a direct identifier, or
+any value that looks like an e-mail address, a phone number, an NHS number (10 digits that
+pass the modulus-11 check) or a US social security number, stops the run before anything is
+written. Messages name the file, column and example line numbers but never echo the value:
+it is masked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Column-name tokens (after splitting on non-letters) that suggest a direct identifier.
+IDENTIFIER_NAME_TOKENS = {
+    "name",
+    "names",
+    "firstname",
+    "forename",
+    "surname",
+    "lastname",
+    "fullname",
+    "email",
+    "mail",
+    "phone",
+    "telephone",
+    "mobile",
+    "tel",
+    "fax",
+    "address",
+    "street",
+    "postcode",
+    "postal",
+    "zip",
+    "zipcode",
+    "dob",
+    "birth",
+    "birthdate",
+    "birthday",
+    "nhs",
+    "ssn",
+    "mrn",
+    "passport",
+    "licence",
+    "license",
+    "notes",
+    "note",
+    "freetext",
+    "comment",
+    "comments",
+    "narrative",
+}
+IDENTIFIER_NAME_PHRASES = (
+    "date_of_birth",
+    "free_text",
+    "social_security",
+    "medical_record",
+    "hospital_number",
+    "e_mail",
+    "post_code",
+    "zip_code",
+)
+
+# RE2 patterns (pyarrow.compute): searched anywhere in a cell.
+VALUE_PATTERNS = {
+    "an e-mail address": r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}",
+    "a phone number": (
+        r"(^|[^\w])(\+44\s?\(?0?\)?\s?\d{2,4}|\(?0\d{2,4}\)?)[\s\-]?\d{3,4}[\s\-]?\d{3,4}([^\w]|$)"
+        r"|(^|[^\w])\+\d{1,3}[\s\-]?\(?\d{1,4}\)?([\s\-]?\d){6,10}([^\w]|$)"
+        r"|(^|[^\w])\(\d{3}\)\s?\d{3}[\-\s]\d{4}([^\w]|$)"
+    ),
+    "a US social security number": r"(^|[^\w])\d{3}-\d{2}-\d{4}([^\w]|$)",
+}
+NHS_CANDIDATE = r"(?:^|[^\w])(\d{3})[ \-]?(\d{3})[ \-]?(\d{4})(?:[^\w]|$)"
+
+
+@dataclass(frozen=True)
+class IdentifierFinding:
+    file: str
+    column: str
+    kind: str
+    lines: tuple[int, ...]
+    masked_example: str
+
+    def message(self) -> str:
+        where = ", ".join(map(str, self.lines[:5]))
+        more = f" and {len(self.lines) - 5} more" if len(self.lines) > 5 else ""
+        return (
+            f"{self.file}, column '{self.column}': {len(self.lines)} value(s) look like "
+            f"{self.kind} (e.g. {self.masked_example}; line(s) {where}{more})."
+        )
+
+
+def mask(value: str) -> str:
+    """Keep the first character and the length; hide the rest."""
+    text = str(value)
+    return (text[:1] + "*" * (len(text) - 1)) if text else ""
+
+
+def suspicious_column_name(name: str) -> bool:
+    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", str(name))  # NHSNumber → NHS_Number
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", spaced)  # dateOfBirth → date_Of_Birth
+    norm = re.sub(r"[^a-z0-9]+", "_", spaced.lower()).strip("_")
+    tokens = set(norm.split("_"))
+    return bool(tokens & IDENTIFIER_NAME_TOKENS) or any(p in norm for p in IDENTIFIER_NAME_PHRASES)
+
+
+def nhs_number_valid(digits: np.ndarray) -> np.ndarray:
+    """Modulus-11 check for an (n, 10) array of digits (vectorised)."""
+    weights = np.arange(10, 1, -1)
+    total = (digits[:, :9] * weights).sum(axis=1)
+    check = 11 - total % 11
+    check = np.where(check == 11, 0, check)
+    return (check != 10) & (check == digits[:, 9])
+
+
+def _as_text(values: pd.Series) -> pa.Array | None:
+    """Cell texts as an Arrow string array (integers included; other numbers skipped)."""
+    if pd.api.types.is_float_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return None
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return None
+    arr = pa.array(values.astype("string"), type=pa.string(), from_pandas=True)
+    return arr
+
+
+def scan_values(values: pd.Series, lines: pd.Series) -> list[tuple[str, np.ndarray, str]]:
+    """(kind, line numbers, masked example) for every identifier kind found in a column."""
+    arr = _as_text(values)
+    if arr is None or len(arr) == 0:
+        return []
+    found = []
+    for kind, pattern in VALUE_PATTERNS.items():
+        hit = pc.fill_null(pc.match_substring_regex(arr, pattern), False).to_numpy(
+            zero_copy_only=False
+        )
+        if hit.any():
+            rows = np.flatnonzero(hit)
+            found.append((kind, lines.to_numpy()[rows], mask(arr[int(rows[0])].as_py())))
+    candidate = pc.fill_null(pc.match_substring_regex(arr, NHS_CANDIDATE), False).to_numpy(
+        zero_copy_only=False
+    )
+    if candidate.any():
+        rows = np.flatnonzero(candidate)
+        texts = pd.Series(arr.take(pa.array(rows)).to_pylist(), dtype="string")
+        parts = texts.str.extract(NHS_CANDIDATE)
+        digits = np.array([list("".join(p)) for p in parts.to_numpy(dtype=str)], dtype=int)
+        valid = nhs_number_valid(digits)
+        if valid.any():
+            rows = rows[valid]
+            found.append(("an NHS number", lines.to_numpy()[rows], mask(arr[int(rows[0])].as_py())))
+    return found
+
+
+def find_identifiers(file: str, frame: pd.DataFrame, lines: pd.Series) -> list[IdentifierFinding]:
+    """Every identifier-like column name and value in one table (contract and extra columns)."""
+    findings = []
+    for column in frame.columns:
+        if suspicious_column_name(column):
+            findings.append(
+                IdentifierFinding(
+                    file, str(column), "a direct identifier by its name", (), "values not inspected"
+                )
+            )
+            continue
+        for kind, hit_lines, example in scan_values(frame[column], lines):
+            findings.append(
+                IdentifierFinding(
+                    file, str(column), kind, tuple(int(x) for x in hit_lines), example
+                )
+            )
+    return findings

@@ -1,0 +1,11 @@
+"""The analysis stages in order: what `engage run --input DIR --out DIR` executes.
+
+Kept apart from ``pipeline/stages/__init__.py`` so that importing one stage does not import
+them all (dvc.yaml lists each stage's real dependencies).
+"""
+
+from __future__ import annotations
+
+from pipeline.stages import ingest
+
+ANALYSIS_STAGES = {"ingest": ingest.run}
