@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline.config import Params, SyntheticParams
@@ -50,3 +51,79 @@ def ingest_params():
 @pytest.fixture(scope="session")
 def small_params() -> SyntheticParams:
     return SMALL
+
+
+# --- a tiny valid export that tests can break one cell at a time ---
+
+BASE = {
+    "episodes": pd.DataFrame(
+        {
+            "episode_id": ["e1", "e2"],
+            "client_id": ["c1", "c2"],
+            "therapist_id": ["t1", "t1"],
+            "referral_date": ["2024-01-01", "2024-02-01"],
+            "end_date": ["2024-03-01", ""],
+            "end_reason": ["completed", "still_open"],
+            "planned_sessions": ["8", "6"],
+        }
+    ),
+    "sessions": pd.DataFrame(
+        {
+            "session_id": ["s1", "s2", "s3"],
+            "episode_id": ["e1", "e1", "e2"],
+            "scheduled_date": ["2024-01-10", "2024-01-17", "2024-02-10"],
+            "status": ["attended", "did_not_attend", "attended"],
+            "duration_min": ["50", "", "45"],
+            "alliance_score": ["36.5", "", "38"],
+            "homework_assigned": ["true", "", "false"],
+        }
+    ),
+    "measures": pd.DataFrame(
+        {
+            "episode_id": ["e1", "e1", "e2"],
+            "measure_date": ["2024-01-10", "2024-01-17", "2024-02-10"],
+            "instrument": ["PHQ-9", "PHQ-9", "GAD-7"],
+            "score": ["18", "11", "12"],
+        }
+    ),
+    "goals": pd.DataFrame(
+        {
+            "goal_id": ["g1"],
+            "episode_id": ["e1"],
+            "set_date": ["2024-01-10"],
+            "set_by": ["client"],
+            "achieved": ["true"],
+        }
+    ),
+    "goal_ratings": pd.DataFrame(
+        {
+            "goal_id": ["g1", "g1"],
+            "rating_date": ["2024-01-10", "2024-01-17"],
+            "rating": ["3", "5"],
+        }
+    ),
+}
+
+
+@pytest.fixture
+def make_dataset(tmp_path):
+    """Write the base export with per-table edits: a callable table -> DataFrame -> DataFrame."""
+
+    def build(name="export", **edits):
+        folder = tmp_path / name
+        folder.mkdir()
+        for table, df in BASE.items():
+            out = df.copy()
+            if table in edits:
+                edit = edits[table]
+                out = edit(out) if callable(edit) else edit
+            if out is not None:
+                out.to_csv(folder / f"{table}.csv", index=False)
+        return folder
+
+    return build
+
+
+@pytest.fixture
+def params():
+    return Params(ingest={"extract_date": "2024-06-30"})

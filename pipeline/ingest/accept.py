@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
 from pipeline.config import IngestParams
 from pipeline.contract import OPTIONAL_TABLES, column_specs
-from pipeline.ingest.check import check_dataset
+from pipeline.ingest.check import check_table, configured_extract, parent_keys
 from pipeline.ingest.identifiers import find_identifiers
 from pipeline.ingest.quarantine import quarantine_frame, reconcile
-from pipeline.ingest.read import InputError, RawTable
+from pipeline.ingest.read import InputError, RawTable, check_headers, read_table
 from pipeline.ingest.rekey import rekey_frame
-from pipeline.ingest.rules import extract_date_of
+from pipeline.ingest.rules import TABLE_ORDER, extract_date_of
 
 
 class IdentifierError(InputError):
@@ -27,12 +29,10 @@ class IngestResult:
     report: dict
 
 
-def refuse_identifiers(raw: dict[str, RawTable]) -> None:
+def refuse_identifiers(raw: RawTable) -> None:
     """Raise IdentifierError listing every identifier-like column or value (masked)."""
-    findings = []
-    for table in raw.values():
-        frame = table.all_columns if table.all_columns is not None else table.data
-        findings += find_identifiers(table.path.name, frame, table.lines)
+    frame = raw.all_columns if raw.all_columns is not None else raw.data
+    findings = find_identifiers(raw.path.name, frame, raw.lines)
     if findings:
         lines = "\n".join(f"  - {f.message()}" for f in findings)
         raise IdentifierError(
@@ -46,41 +46,110 @@ def _id_columns(table: str) -> list[str]:
     return [c.name for c in column_specs(table) if c.kind == "id"]
 
 
+@dataclass
+class TableResult:
+    name: str
+    accepted: pd.DataFrame
+    quarantine: pd.DataFrame
+    counts: dict
+    extract_date: pd.Timestamp | None = None
+    """The extract date in force once this table was processed (known from sessions on)."""
+
+
+def process_table(
+    raw: RawTable,
+    params: IngestParams,
+    parents: dict[str, pd.DataFrame],
+    extract: pd.Timestamp | None,
+    rekey_key: bytes | None,
+) -> TableResult:
+    """Identifier guard, checks, quarantine and reconciliation for one table."""
+    refuse_identifiers(raw)
+    result = check_table(raw.name, raw, params, parents, extract)
+    held = quarantine_frame(result)
+    counts = reconcile(result, held)
+    accepted = result.accepted
+    keys = parent_keys(result)
+    if keys is not None:
+        parents[raw.name] = keys
+    if rekey_key is not None:
+        accepted = rekey_frame(accepted, _id_columns(raw.name), rekey_key)
+        held = rekey_frame(held, _id_columns(raw.name), rekey_key)
+    counts |= {
+        "file": raw.path.name,
+        "quarantined_by_rule": result.rows_by_rule(),
+        "values_recoded": result.values_recoded(),
+        "columns_dropped": sorted(raw.extra_columns),
+        "empty_lines_skipped": len(raw.empty_lines),
+        "line_numbers_exact": raw.line_numbers_exact,
+    }
+    return TableResult(raw.name, accepted, held, counts)
+
+
+def ingest_tables(
+    files: dict[str, Path], params: IngestParams, rekey_key: bytes | None = None
+) -> Iterator[TableResult]:
+    """Stream the tables parents first: one table's rows in memory at a time.
+
+    Headers of every file are checked before any table is read, so a missing column stops
+    the run at once. Only the keys children need (episode ids and referral dates, goal ids)
+    are carried from one table to the next.
+    """
+    check_headers(files)
+    parents: dict[str, pd.DataFrame] = {}
+    extract = configured_extract(params)
+    for table in TABLE_ORDER:
+        if table not in files:
+            continue
+        result = process_table(read_table(table, files[table]), params, parents, extract, rekey_key)
+        if table == "sessions" and extract is None:
+            extract = extract_date_of(result.accepted, None)
+        result.extract_date = extract
+        yield result
+
+
+def build_report(
+    counts: list[dict],
+    files: dict[str, Path],
+    params: IngestParams,
+    extract: pd.Timestamp,
+    rekeyed: bool,
+) -> dict:
+    """The ingest report from each table's counts (dicts with a "name" key)."""
+    per_table = {c["name"]: {k: v for k, v in c.items() if k != "name"} for c in counts}
+    return {
+        "tables": per_table,
+        "optional_tables_absent": [t for t in OPTIONAL_TABLES if t not in files],
+        "extract_date": extract.date().isoformat(),
+        "extract_date_source": "params" if params.extract_date else "latest appointment",
+        "rekeyed": rekeyed,
+        "totals": {
+            key: sum(t[key] for t in per_table.values())
+            for key in ("rows_read", "rows_accepted", "rows_quarantined")
+        },
+    }
+
+
 def ingest_dataset(
     raw: dict[str, RawTable], params: IngestParams, rekey_key: bytes | None = None
 ) -> IngestResult:
-    """Validate, quarantine and reconcile every table; never mutates ``raw``."""
-    refuse_identifiers(raw)
-    checked = check_dataset(raw, params)
-    tables, quarantine, per_table = {}, {}, {}
-    for name, result in checked.items():
-        held = quarantine_frame(result)
-        counts = reconcile(result, held)
-        accepted = result.accepted
-        if rekey_key is not None:
-            accepted = rekey_frame(accepted, _id_columns(name), rekey_key)
-            held = rekey_frame(held, _id_columns(name), rekey_key)
-        tables[name], quarantine[name] = accepted, held
-        per_table[name] = {
-            "file": result.raw.path.name,
-            **counts,
-            "quarantined_by_rule": result.rows_by_rule(),
-            "values_recoded": result.values_recoded(),
-            "columns_dropped": sorted(result.raw.extra_columns),
-            "empty_lines_skipped": len(result.raw.empty_lines),
-            "line_numbers_exact": result.raw.line_numbers_exact,
-        }
-    extract = extract_date_of(tables["sessions"], params.extract_date)
-    report = {
-        "tables": per_table,
-        "optional_tables_absent": [t for t in OPTIONAL_TABLES if t not in raw],
-        "extract_date": extract.date().isoformat(),
-        "extract_date_source": "params" if params.extract_date else "latest appointment",
-        "rekeyed": rekey_key is not None,
-        "totals": {
-            "rows_read": sum(t["rows_read"] for t in per_table.values()),
-            "rows_accepted": sum(t["rows_accepted"] for t in per_table.values()),
-            "rows_quarantined": sum(t["rows_quarantined"] for t in per_table.values()),
-        },
-    }
-    return IngestResult(tables, quarantine, report)
+    """Eager form for tables already read (tests, notebooks); never mutates ``raw``."""
+    parents: dict[str, pd.DataFrame] = {}
+    extract = configured_extract(params)
+    results = []
+    for table in TABLE_ORDER:
+        if table in raw:
+            results.append(process_table(raw[table], params, parents, extract, rekey_key))
+            if table == "sessions" and extract is None:
+                extract = extract_date_of(results[-1].accepted, None)
+    files = {t: r.path for t, r in raw.items()}
+    report = build_report(
+        [r.counts | {"name": r.name} for r in results],
+        files,
+        params,
+        extract,
+        rekey_key is not None,
+    )
+    return IngestResult(
+        {r.name: r.accepted for r in results}, {r.name: r.quarantine for r in results}, report
+    )

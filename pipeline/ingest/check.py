@@ -11,7 +11,7 @@ from pipeline.config import IngestParams
 from pipeline.contract import column_specs
 from pipeline.ingest.parse import parse_table
 from pipeline.ingest.read import RawTable
-from pipeline.ingest.rules import TABLE_ORDER, extract_date_of, table_rule_problems
+from pipeline.ingest.rules import extract_date_of, table_rule_problems
 
 
 @dataclass
@@ -68,29 +68,45 @@ class CheckedTable:
         return out
 
 
-def check_dataset(raw: dict[str, RawTable], params: IngestParams) -> dict[str, CheckedTable]:
-    """Parse every table and apply column, table and cross-table rules, parents first."""
-    out: dict[str, CheckedTable] = {}
-    accepted: dict[str, pd.DataFrame] = {}
-    parsed = {t: parse_table(t, r.data, params.aliases) for t, r in raw.items()}
-    extract = extract_date_of(parsed["sessions"][0], params.extract_date)
-    for table in TABLE_ORDER:
-        if table not in raw:
-            continue
-        typed, problems = parsed[table]
-        bad = np.zeros(len(typed), dtype=bool)
-        bad[problems["row"].to_numpy(dtype=int)] = True
-        # Cross-table rules see only rows that passed the column rules.
-        candidate = typed.copy()
-        candidate[bad] = pd.NA
-        rule_problems = table_rule_problems(table, candidate, raw[table].data, accepted, extract)
-        rule_problems = rule_problems[~bad[rule_problems["row"].to_numpy(dtype=int)]]
-        problems = pd.concat(
-            [p for p in (problems, rule_problems) if len(p)] or [problems], ignore_index=True
-        )
-        problems["line"] = raw[table].lines.to_numpy()[problems["row"].to_numpy(dtype=int)]
-        bad[problems["row"].to_numpy(dtype=int)] = True
-        checked = CheckedTable(table, raw[table], typed, problems, ~bad)
-        accepted[table] = checked.accepted
-        out[table] = checked
-    return out
+def check_table(
+    table: str,
+    raw: RawTable,
+    params: IngestParams,
+    parents: dict[str, pd.DataFrame],
+    extract: pd.Timestamp | None,
+) -> CheckedTable:
+    """Column rules, then table and cross-table rules against the accepted ``parents``.
+
+    ``extract`` None means: the latest appointment date (known once sessions are parsed).
+    """
+    typed, problems = parse_table(table, raw.data, params.aliases)
+    if extract is None and table == "sessions":
+        extract = extract_date_of(typed, params.extract_date)
+    bad = np.zeros(len(typed), dtype=bool)
+    bad[problems["row"].to_numpy(dtype=int)] = True
+    # Cross-table rules see only rows that passed the column rules.
+    candidate = typed.copy()
+    candidate[bad] = pd.NA
+    rule_problems = table_rule_problems(
+        table, candidate, raw.data, parents, extract if extract is not None else pd.Timestamp.max
+    )
+    rule_problems = rule_problems[~bad[rule_problems["row"].to_numpy(dtype=int)]]
+    problems = pd.concat(
+        [p for p in (problems, rule_problems) if len(p)] or [problems], ignore_index=True
+    )
+    problems["line"] = raw.lines.to_numpy()[problems["row"].to_numpy(dtype=int)]
+    bad[problems["row"].to_numpy(dtype=int)] = True
+    return CheckedTable(table, raw, typed, problems, ~bad)
+
+
+PARENT_KEYS = {"episodes": ["episode_id", "referral_date"], "goals": ["goal_id"]}
+
+
+def parent_keys(checked: CheckedTable) -> pd.DataFrame | None:
+    """What child tables need from an accepted parent (ids, referral dates); else None."""
+    cols = PARENT_KEYS.get(checked.name)
+    return checked.accepted[cols] if cols else None
+
+
+def configured_extract(params: IngestParams) -> pd.Timestamp | None:
+    return pd.Timestamp(params.extract_date) if params.extract_date else None

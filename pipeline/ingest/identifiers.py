@@ -130,31 +130,42 @@ def _as_text(values: pd.Series) -> pa.Array | None:
     return arr
 
 
+def _regex_hits(arr: pa.Array, pattern: str) -> np.ndarray:
+    return pc.fill_null(pc.match_substring_regex(arr, pattern), False).to_numpy(
+        zero_copy_only=False
+    )
+
+
 def scan_values(values: pd.Series, lines: pd.Series) -> list[tuple[str, np.ndarray, str]]:
-    """(kind, line numbers, masked example) for every identifier kind found in a column."""
-    arr = _as_text(values)
+    """(kind, line numbers, masked example) for every identifier kind found in a column.
+
+    Patterns run once per distinct value (RE2 via pyarrow), then hits map back to rows.
+    """
+    if len(values) == 0:
+        return []
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    arr = _as_text(pd.Series(uniques, dtype=values.dtype) if len(uniques) else values.iloc[:0])
     if arr is None or len(arr) == 0:
         return []
     found = []
+
+    def report(kind: str, unique_hits: np.ndarray) -> None:
+        rows = np.flatnonzero(np.isin(codes, unique_hits))
+        found.append((kind, lines.to_numpy()[rows], mask(arr[int(unique_hits[0])].as_py())))
+
     for kind, pattern in VALUE_PATTERNS.items():
-        hit = pc.fill_null(pc.match_substring_regex(arr, pattern), False).to_numpy(
-            zero_copy_only=False
-        )
+        hit = _regex_hits(arr, pattern)
         if hit.any():
-            rows = np.flatnonzero(hit)
-            found.append((kind, lines.to_numpy()[rows], mask(arr[int(rows[0])].as_py())))
-    candidate = pc.fill_null(pc.match_substring_regex(arr, NHS_CANDIDATE), False).to_numpy(
-        zero_copy_only=False
-    )
-    if candidate.any():
-        rows = np.flatnonzero(candidate)
-        texts = pd.Series(arr.take(pa.array(rows)).to_pylist(), dtype="string")
-        parts = texts.str.extract(NHS_CANDIDATE)
-        digits = np.array([list("".join(p)) for p in parts.to_numpy(dtype=str)], dtype=int)
+            report(kind, np.flatnonzero(hit))
+    candidate = np.flatnonzero(_regex_hits(arr, NHS_CANDIDATE))
+    if candidate.size:
+        texts = pd.Series(arr.take(pa.array(candidate)).to_pylist(), dtype="string")
+        parts = texts.str.extract(NHS_CANDIDATE).fillna("")
+        joined = parts[0] + parts[1] + parts[2]
+        digits = np.array([list(d) for d in joined.to_numpy(dtype=str)], dtype=int)
         valid = nhs_number_valid(digits)
         if valid.any():
-            rows = rows[valid]
-            found.append(("an NHS number", lines.to_numpy()[rows], mask(arr[int(rows[0])].as_py())))
+            report("an NHS number", candidate[valid])
     return found
 
 

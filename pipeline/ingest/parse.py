@@ -19,6 +19,7 @@ from pipeline.contract import SCHEMAS, ColumnSpec, column_specs
 
 PROBLEM_COLUMNS = ["row", "column", "rule", "value"]
 FUTURE = "future"
+MAX_ABS_NUMBER = 1e12
 
 # pandera check name → the rule name used in reports and the quarantine.
 _CHECK_RULES = {
@@ -55,51 +56,81 @@ def _problems(mask: np.ndarray, column: str, rule: str, values: pd.Series) -> pd
     )
 
 
+def _via_uniques(values: pd.Series, fn) -> pd.Series:
+    """Apply ``fn`` to the distinct values only, then broadcast back (dates, codes and labels
+    repeat millions of times in a national export; parsing each once is what makes it fast).
+    Missing values stay missing."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = fn(
+        pd.Series(uniques, dtype=values.dtype)
+        if len(uniques)
+        else pd.Series([], dtype=values.dtype)
+    )
+    if len(mapped) == 0:
+        return fn(values.iloc[:0]).reindex(range(len(values)))
+    out = mapped.iloc[np.maximum(codes, 0)].reset_index(drop=True)
+    return out.where(pd.Series(codes >= 0))
+
+
+def _is_text(values: pd.Series) -> bool:
+    return pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
+
+
 def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str, str]]):
     """Return (typed values, problem frames) for one column."""
     problems = []
     if spec.kind == "date":
         if pd.api.types.is_datetime64_any_dtype(raw):
             return raw.astype("datetime64[s]"), problems
-        text = raw.astype("str").str.strip()
-        parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+        text = raw.astype("str")
+        parsed = _via_uniques(
+            text, lambda u: pd.to_datetime(u.str.strip(), format="%Y-%m-%d", errors="coerce")
+        )
         bad = (text.notna() & parsed.isna()).to_numpy()
         problems.append(_problems(bad, spec.name, "unparseable_date", raw))
         return parsed.astype("datetime64[s]"), problems
     if spec.kind in ("number", "integer"):
-        num = (
-            pd.to_numeric(raw, errors="coerce")
-            if raw.dtype == object or str(raw.dtype) in ("str", "string")
-            else raw.astype("float64")
-        )
-        bad = (raw.notna() & num.isna()).to_numpy()
+        if _is_text(raw):
+            num = _via_uniques(raw, lambda u: pd.to_numeric(u, errors="coerce").astype("float64"))
+        else:
+            num = raw.astype("float64")
+        num = num.astype("float64")
+        bad = raw.notna().to_numpy() & num.isna().to_numpy()
         problems.append(_problems(bad, spec.name, "not_a_number", raw))
+        # Beyond any contract range, and beyond what an integer column can hold.
+        huge = (num.abs() > MAX_ABS_NUMBER).fillna(False).to_numpy()
+        problems.append(_problems(huge, spec.name, "out_of_range", raw))
+        num = num.where(~huge)
         if spec.kind == "integer":
             frac = (num.notna() & (num != np.floor(num))).to_numpy()
             problems.append(_problems(frac, spec.name, "not_an_integer", raw))
             num = num.where(~frac)
             return pd.array(num.round().to_numpy(dtype="float64"), dtype="Int64"), problems
-        return num.astype("float64"), problems
+        return num, problems
     if spec.kind == "boolean":
         if str(raw.dtype) in ("bool", "boolean"):
             return raw.astype("boolean"), problems
         mapping = {_normalise_one(k): v for k, v in aliases.get("boolean", {}).items()}
-        labels = normalise_label(raw.astype("str"))
-        mapped = labels.map(mapping)
-        bad = (labels.notna() & mapped.isna()).to_numpy()
+        text = raw.astype("str")
+        mapped = _via_uniques(text, lambda u: normalise_label(u).map(mapping))
+        bad = (text.notna() & mapped.isna()).to_numpy()
         problems.append(_problems(bad, spec.name, "not_a_boolean", raw))
         out = mapped.map({"true": True, "false": False})
-        return pd.Series(pd.array(out.to_numpy(), dtype="boolean"), index=raw.index), problems
-    text = raw.astype("str").str.strip()
-    text = text.where(text != "")
+        return pd.Series(pd.array(out.to_numpy(), dtype="boolean")), problems
+    text = raw.astype("str").reset_index(drop=True)
     if spec.kind == "category":
         # Spelling variants of a contract value ("Did not attend", "PHQ9 ") map to it;
         # the alias map adds codes ("5", "DNA"); anything else stays as written.
         lookup = {_normalise_one(v): v for v in spec.allowed}
         lookup |= {_normalise_one(k): v for k, v in aliases.get(spec.name, {}).items()}
-        labels = normalise_label(text)
-        text = labels.map(lookup).fillna(text)
-    return text, problems
+
+        def canonical(u: pd.Series) -> pd.Series:
+            stripped = u.str.strip()
+            return normalise_label(stripped).map(lookup).fillna(stripped).replace("", pd.NA)
+
+        return _via_uniques(text, canonical).astype("str"), problems
+    stripped = text.str.strip()
+    return stripped.where(stripped != ""), problems
 
 
 def parse_table(

@@ -90,19 +90,9 @@ def _lines_text(path: Path, wanted: set[int]) -> dict[int, str]:
 
 
 def _read_csv(path: Path) -> RawTable:
-    try:
-        with path.open("r", encoding="utf-8", newline="") as fh:
-            header = next(csv.reader(fh), None)
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path.name}: not UTF-8 text (byte {exc.start} of the file). Re-save the export "
-            "as UTF-8 CSV."
-        ) from None
-    except (OSError, csv.Error) as exc:
-        raise InputError(f"{path.name}: cannot be read ({exc}).") from None
-    if not header or not any(h.strip() for h in header):
+    names = read_header(path)
+    if not names or not any(names):
         raise InputError(f"{path.name}: the file is empty; a header row is required.")
-    names = [h.strip().lstrip("\ufeff") for h in header]
     dupes = sorted({h for h in names if names.count(h) > 1})
     if dupes:
         raise InputError(f"{path.name}: column name(s) repeated in the header: {', '.join(dupes)}.")
@@ -122,6 +112,7 @@ def _read_csv(path: Path) -> RawTable:
                 engine="c",
                 header=0,
                 names=names,
+                index_col=False,  # never infer an index from a row with one field too many
             )
         except UnicodeDecodeError as exc:
             raise InputError(f"{path.name}: not UTF-8 text (byte {exc.start}).") from None
@@ -163,17 +154,47 @@ def _read_parquet(path: Path) -> RawTable:
     return RawTable(path.stem, path, df, pd.Series(np.arange(len(df)) + 1), [])
 
 
+def read_header(path: Path) -> list[str]:
+    """Column names of a table file, without reading its body."""
+    if path.suffix == ".parquet":
+        try:
+            return [str(n) for n in pq.read_schema(path).names]
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise InputError(f"{path.name}: not a readable Parquet file ({exc}).") from None
+    try:
+        with path.open("r", encoding="utf-8", newline="") as fh:
+            header = next(csv.reader(fh), None)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path.name}: not UTF-8 text (byte {exc.start} of the file). Re-save the export "
+            "as UTF-8 CSV."
+        ) from None
+    except (OSError, csv.Error) as exc:
+        raise InputError(f"{path.name}: cannot be read ({exc}).") from None
+    return [h.strip().lstrip("\ufeff") for h in header or []]
+
+
+def _require_columns(table: str, path: Path, columns: list[str]) -> None:
+    missing = [c.name for c in column_specs(table) if c.required and c.name not in columns]
+    if missing:
+        raise InputError(
+            f"{path.name}: required column(s) missing: {', '.join(missing)}. "
+            f"Columns found: {', '.join(map(str, columns)) or 'none'}."
+        )
+
+
+def check_headers(files: dict[str, Path]) -> None:
+    """Every required column present in every file (cheap: headers only)."""
+    for table, path in files.items():
+        _require_columns(table, path, read_header(path))
+
+
 def read_table(table: str, path: Path) -> RawTable:
     """Read one table; raise InputError if a required contract column is missing."""
     raw = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path)
     df = raw.data
+    _require_columns(table, path, [str(c) for c in df.columns])
     specs = column_specs(table)
-    missing = [c.name for c in specs if c.required and c.name not in df.columns]
-    if missing:
-        raise InputError(
-            f"{path.name}: required column(s) missing: {', '.join(missing)}. "
-            f"Columns found: {', '.join(map(str, df.columns))}."
-        )
     contract = [c.name for c in specs if c.name in df.columns]
     raw.name = table
     raw.extra_columns = [str(c) for c in df.columns if c not in contract]
@@ -184,4 +205,6 @@ def read_table(table: str, path: Path) -> RawTable:
 
 def read_dataset(folder: str | Path) -> dict[str, RawTable]:
     """Read every contract table present in ``folder`` (required ones must exist)."""
-    return {t: read_table(t, p) for t, p in find_tables(folder).items()}
+    files = find_tables(folder)
+    check_headers(files)
+    return {t: read_table(t, p) for t, p in files.items()}

@@ -1,4 +1,4 @@
-"""``engage validate``: check a dataset folder against the contract without writing."""
+"""``engage validate``: run every ingest check on a dataset folder without writing."""
 
 from __future__ import annotations
 
@@ -8,55 +8,59 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import IngestParams
-from pipeline.ingest.check import CheckedTable, check_dataset
-from pipeline.ingest.read import read_dataset
+from pipeline.ingest.accept import ingest_tables
+from pipeline.ingest.read import find_tables
 
 
 @dataclass
 class ValidationReport:
     folder: Path
-    tables: dict[str, CheckedTable] = field(default_factory=dict)
+    counts: dict[str, dict] = field(default_factory=dict)
+    quarantine: dict[str, pd.DataFrame] = field(default_factory=dict)
     absent_optional: list[str] = field(default_factory=list)
 
     def summary(self) -> pd.DataFrame:
-        """One row per table: file, rows read, accepted, rows with problems."""
+        """One row per table: file, rows read, accepted, quarantined, columns dropped."""
         return pd.DataFrame(
             [
                 {
                     "table": t,
-                    "file": c.raw.path.name,
-                    "rows_read": c.n_read,
-                    "rows_accepted": c.n_accepted,
-                    "rows_with_problems": c.n_read - c.n_accepted,
-                    "columns_dropped": ", ".join(c.raw.extra_columns),
+                    "file": c["file"],
+                    "rows_read": c["rows_read"],
+                    "rows_accepted": c["rows_accepted"],
+                    "rows_quarantined": c["rows_quarantined"],
+                    "columns_dropped": ", ".join(c["columns_dropped"]),
                 }
-                for t, c in self.tables.items()
+                for t, c in self.counts.items()
             ]
         )
 
     def problems_by_rule(self, examples: int = 3) -> pd.DataFrame:
-        """One row per (table, column, rule): count and a few example line numbers."""
+        """One row per (table, rule): rows that break it and a few example line numbers."""
         rows = []
-        for t, c in self.tables.items():
-            if c.problems.empty:
+        for table, held in self.quarantine.items():
+            if held.empty:
                 continue
-            for (col, rule), grp in c.problems.groupby(["column", "rule"], sort=True):
-                lines = sorted(grp["line"].astype(int).unique())
+            exploded = held.assign(rule=held["rules"].str.split(";")).explode("rule")
+            for rule, grp in exploded.groupby("rule", sort=True):
+                lines = sorted(grp["source_line"].astype(int).unique())
                 rows.append(
                     {
-                        "table": t,
-                        "column": col,
+                        "table": table,
                         "rule": rule,
                         "rows": len(grp),
                         "example_lines": ", ".join(map(str, lines[:examples])),
                     }
                 )
-        return pd.DataFrame(rows, columns=["table", "column", "rule", "rows", "example_lines"])
+        return pd.DataFrame(rows, columns=["table", "rule", "rows", "example_lines"])
 
 
 def validate_dataset(folder: str | Path, params: IngestParams) -> ValidationReport:
     """Raise ``InputError`` on a whole-input problem; otherwise report row-level problems."""
-    raw = read_dataset(folder)
-    report = ValidationReport(Path(folder), check_dataset(raw, params))
-    report.absent_optional = [t for t in ("goals", "goal_ratings", "contacts") if t not in raw]
+    files = find_tables(folder)
+    report = ValidationReport(Path(folder))
+    for result in ingest_tables(files, params):
+        report.counts[result.name] = result.counts
+        report.quarantine[result.name] = result.quarantine[["source_line", "rules"]]
+    report.absent_optional = [t for t in ("goals", "goal_ratings", "contacts") if t not in files]
     return report

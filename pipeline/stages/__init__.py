@@ -2,4 +2,3 @@
 
 Run one with ``python -m pipeline.stages.<name>`` (what dvc.yaml does) or ``engage <name>``.
 """
-

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config import Params, load_params
-from pipeline.ingest.accept import ingest_dataset
-from pipeline.ingest.read import read_dataset
+from pipeline.ingest.accept import build_report, ingest_tables
+from pipeline.ingest.read import find_tables
 from pipeline.ingest.rekey import key_from_environment
 from pipeline.io import atomic_directory, write_json, write_parquet
 from pipeline.stages.common import file_digest, resolve, stage_timer
@@ -15,23 +15,26 @@ from pipeline.stages.common import file_digest, resolve, stage_timer
 def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = None) -> dict:
     """Ingest ``input_dir`` (default ``paths.input_dir``) into ``paths.interim_dir``.
 
-    Raises ``InputError`` (nothing written) for whole-input problems.
+    Raises ``InputError`` for whole-input problems; nothing is written then.
     """
     paths = resolve(params.paths, root)
     source = Path(input_dir) if input_dir is not None else paths["input_dir"]
     summary: dict = {"stage": "ingest", "input_dir": str(source)}
     with stage_timer(summary):
         key = key_from_environment(params.ingest.rekey_key_env) if params.ingest.rekey else None
-        raw = read_dataset(source)
-        result = ingest_dataset(raw, params.ingest, key)
-        result.report["input_files"] = {t.path.name: file_digest(t.path) for t in raw.values()}
+        files = find_tables(source)
+        counts, extract = [], None
         with atomic_directory(paths["interim_dir"]) as out:
-            for name, df in result.tables.items():
-                write_parquet(df, out / f"{name}.parquet")
-            for name, df in result.quarantine.items():
-                write_parquet(df, out / "quarantine" / f"{name}.parquet")
-            write_json(result.report, out / "ingest_report.json")
-        summary["totals"] = result.report["totals"]
+            # One table in memory at a time; any error discards the staging folder.
+            for result in ingest_tables(files, params.ingest, key):
+                write_parquet(result.accepted, out / f"{result.name}.parquet")
+                write_parquet(result.quarantine, out / "quarantine" / f"{result.name}.parquet")
+                counts.append(result.counts | {"name": result.name})
+                extract = result.extract_date
+            report = build_report(counts, files, params.ingest, extract, key is not None)
+            report["input_files"] = {p.name: file_digest(p) for p in files.values()}
+            write_json(report, out / "ingest_report.json")
+        summary["totals"] = report["totals"]
         summary["outputs"] = {"interim_dir": str(paths["interim_dir"])}
     write_json(summary, paths["logs_dir"] / "ingest.json")
     return summary
