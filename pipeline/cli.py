@@ -75,7 +75,7 @@ def ingest(
 
     try:
         summary = stage.run(_params_or_default(params), out, input_dir)
-    except InputError as exc:
+    except (InputError, OSError) as exc:
         _fail(str(exc))
     t = summary["totals"]
     console.print(
@@ -99,7 +99,7 @@ def run(
         console.print(f"[bold]{name}[/bold] …")
         try:
             stage(p, out, input_dir) if name == "ingest" else stage(p, out)
-        except InputError as exc:
+        except (InputError, OSError) as exc:
             _fail(f"stage {name}: {exc}")
     console.print(f"All stages done; outputs under {out}/")
 
@@ -116,7 +116,7 @@ def validate(
     ingest_params = _params_or_default(params).ingest
     try:
         report = validate_dataset(input_dir, ingest_params)
-    except InputError as exc:
+    except (InputError, OSError) as exc:
         err.print(f"[red]FAIL[/red] {input_dir}: {exc}")
         raise typer.Exit(1) from None
     console.print(_frame_table(report.summary(), f"Contract check of {input_dir}"))
@@ -130,6 +130,8 @@ def validate(
         console.print("[green]PASS[/green]: every row meets the contract.")
         return
     console.print(_frame_table(problems, "Rows that break a rule (ingest will quarantine them)"))
+    for hint in report.hints():
+        console.print(f"[yellow]Note:[/yellow] {hint}")
     n = int(problems["rows"].sum())
     verdict = "[green]PASS[/green] (whole-input rules met)"
     console.print(f"{verdict}; {n} row-level problem(s) listed above.")

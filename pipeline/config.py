@@ -105,6 +105,8 @@ class IngestParams(_Section):
     """Date of the extract; ``None`` = the latest date found in the sessions table."""
     aliases: dict[str, dict[str, str]] = Field(default_factory=lambda: DEFAULT_ALIASES)
     """Extra codes per column; merged over the built-in map (NHS attendance codes etc.)."""
+    missing_markers: tuple[str, ...] = ("NA", "N/A", "n/a", "NULL", "null", "None", "#N/A")
+    """Cell values read as missing (after trimming), in any column."""
     rekey: bool = False
     """Replace every id with an HMAC-SHA256 token keyed by the environment variable below."""
     rekey_key_env: str = "ENGAGE_REKEY_KEY"
@@ -112,8 +114,30 @@ class IngestParams(_Section):
     @field_validator("aliases", mode="after")
     @classmethod
     def _merge_with_defaults(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        """User codes extend the built-in map; columns and targets must exist in the contract."""
+        from pipeline.contract import SCHEMAS, column_specs
+
+        allowed: dict[str, tuple[str, ...]] = {"boolean": ("true", "false")}
+        for table in SCHEMAS:
+            for spec in column_specs(table):
+                if spec.kind == "category":
+                    extra = ("future",) if spec.name == "status" else ()
+                    allowed[spec.name] = (*spec.allowed, *extra)
+                elif spec.kind == "boolean":
+                    allowed[spec.name] = ("true", "false")
         merged = {col: dict(codes) for col, codes in DEFAULT_ALIASES.items()}
         for col, codes in value.items():
+            if col not in allowed:
+                raise ValueError(
+                    f"aliases: '{col}' is not a category or boolean column of "
+                    f"the contract (known: {', '.join(sorted(allowed))})"
+                )
+            for code, target in codes.items():
+                if str(target) not in allowed[col]:
+                    raise ValueError(
+                        f"aliases.{col}: '{code}' maps to '{target}', which is "
+                        f"not an allowed value ({', '.join(allowed[col])})"
+                    )
             merged.setdefault(col, {}).update({str(k): str(v) for k, v in codes.items()})
         return merged
 
@@ -149,4 +173,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"{path} cannot be read as UTF-8 text ({exc}).") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ParamsError(f"{path} must hold a mapping of sections (paths:, synthetic:, …).")
     return parse_params(raw)

@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import IngestParams
-from pipeline.contract import OPTIONAL_TABLES, column_specs
+from pipeline.contract import OPTIONAL_TABLES, REQUIRED_TABLES, column_specs
 from pipeline.ingest.check import check_table, configured_extract, parent_keys
 from pipeline.ingest.identifiers import find_identifiers
 from pipeline.ingest.quarantine import quarantine_frame, reconcile
 from pipeline.ingest.read import InputError, RawTable, check_headers, read_table
 from pipeline.ingest.rekey import rekey_frame
-from pipeline.ingest.rules import TABLE_ORDER, extract_date_of
+from pipeline.ingest.rules import TABLE_ORDER
 
 
 class IdentifierError(InputError):
@@ -30,9 +30,18 @@ class IngestResult:
 
 
 def refuse_identifiers(raw: RawTable) -> None:
-    """Raise IdentifierError listing every identifier-like column or value (masked)."""
+    """Raise IdentifierError listing every identifier-like column or value (masked).
+
+    Scans every column (contract or not) and the raw text of malformed lines, which would
+    otherwise reach the quarantine unread."""
     frame = raw.all_columns if raw.all_columns is not None else raw.data
     findings = find_identifiers(raw.path.name, frame, raw.lines)
+    if len(raw.malformed):
+        findings += find_identifiers(
+            raw.path.name,
+            pd.DataFrame({"(malformed line)": raw.malformed["text"].astype("str")}),
+            raw.malformed["line"].reset_index(drop=True),
+        )
     if findings:
         lines = "\n".join(f"  - {f.message()}" for f in findings)
         raise IdentifierError(
@@ -69,21 +78,48 @@ def process_table(
     held = quarantine_frame(result)
     counts = reconcile(result, held)
     accepted = result.accepted
+    if raw.name in REQUIRED_TABLES and accepted.empty:
+        raise InputError(_nothing_accepted(result))
     keys = parent_keys(result)
     if keys is not None:
         parents[raw.name] = keys
     if rekey_key is not None:
         accepted = rekey_frame(accepted, _id_columns(raw.name), rekey_key)
         held = rekey_frame(held, _id_columns(raw.name), rekey_key)
+        held["raw_text"] = pd.Series(pd.NA, index=held.index, dtype="string")  # holds ids
     counts |= {
         "file": raw.path.name,
         "quarantined_by_rule": result.rows_by_rule(),
         "values_recoded": result.values_recoded(),
+        "values_read_as_missing": result.markers,
         "columns_dropped": sorted(raw.extra_columns),
         "empty_lines_skipped": len(raw.empty_lines),
         "line_numbers_exact": raw.line_numbers_exact,
     }
-    return TableResult(raw.name, accepted, held, counts)
+    return TableResult(raw.name, accepted, held, counts, result.extract)
+
+
+def _nothing_accepted(result) -> str:
+    """Why no row of a required table could be used, with the most common rules."""
+    name = result.raw.path.name
+    if result.n_read == 0:
+        return f"{name}: the file has a header but no rows; a required table cannot be empty."
+    top = (
+        result.problems.drop_duplicates(["row", "rule"])
+        .groupby(["rule", "column"])
+        .agg(rows=("row", "size"), line=("line", "min"))
+        .sort_values("rows", ascending=False)
+        .head(3)
+    )
+    reasons = "; ".join(
+        f"{r.rows} row(s) broke {rule} in column {col} (e.g. line {r.line})"
+        for (rule, col), r in top.iterrows()
+    )
+    hint = " Dates must be written YYYY-MM-DD." if "unparseable_date" in reasons else ""
+    return (
+        f"{name}: none of its {result.n_read} row(s) meets the contract, so there is "
+        f"nothing to analyse: {reasons or 'malformed lines'}.{hint}"
+    )
 
 
 def ingest_tables(
@@ -102,9 +138,7 @@ def ingest_tables(
         if table not in files:
             continue
         result = process_table(read_table(table, files[table]), params, parents, extract, rekey_key)
-        if table == "sessions" and extract is None:
-            extract = extract_date_of(result.accepted, None)
-        result.extract_date = extract
+        extract = result.extract_date or extract
         yield result
 
 
@@ -140,8 +174,7 @@ def ingest_dataset(
     for table in TABLE_ORDER:
         if table in raw:
             results.append(process_table(raw[table], params, parents, extract, rekey_key))
-            if table == "sessions" and extract is None:
-                extract = extract_date_of(results[-1].accepted, None)
+            extract = results[-1].extract_date or extract
     files = {t: r.path for t, r in raw.items()}
     report = build_report(
         [r.counts | {"name": r.name} for r in results],

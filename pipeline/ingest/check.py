@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -10,8 +10,8 @@ import pandas as pd
 from pipeline.config import IngestParams
 from pipeline.contract import column_specs
 from pipeline.ingest.parse import parse_table
-from pipeline.ingest.read import RawTable
-from pipeline.ingest.rules import extract_date_of, table_rule_problems
+from pipeline.ingest.read import InputError, RawTable
+from pipeline.ingest.rules import table_rule_problems
 
 
 @dataclass
@@ -23,6 +23,10 @@ class CheckedTable:
     problems: pd.DataFrame
     """One row per broken rule: row, column, rule, value, line."""
     accepted_mask: np.ndarray
+    markers: dict[str, int] = field(default_factory=dict)
+    """Per column: missing-value markers ("NA", "null", …) read as missing."""
+    extract: pd.Timestamp | None = None
+    """Extract date in force for this table's rules (None before sessions are seen)."""
 
     @property
     def accepted(self) -> pd.DataFrame:
@@ -77,13 +81,16 @@ def check_table(
 ) -> CheckedTable:
     """Column rules, then table and cross-table rules against the accepted ``parents``.
 
-    ``extract`` None means: the latest appointment date (known once sessions are parsed).
+    ``extract`` None means: infer it from sessions (the latest appointment that passed the
+    column rules and is not coded as a future booking).
     """
-    typed, problems = parse_table(table, raw.data, params.aliases)
-    if extract is None and table == "sessions":
-        extract = extract_date_of(typed, params.extract_date)
+    typed, problems, markers = parse_table(
+        table, raw.data, params.aliases, tuple(params.missing_markers)
+    )
     bad = np.zeros(len(typed), dtype=bool)
     bad[problems["row"].to_numpy(dtype=int)] = True
+    if extract is None and table == "sessions":
+        extract = infer_extract_date(typed["scheduled_date"][~bad], raw.path.name)
     # Cross-table rules see only rows that passed the column rules.
     candidate = typed.copy()
     candidate[bad] = pd.NA
@@ -96,7 +103,18 @@ def check_table(
     )
     problems["line"] = raw.lines.to_numpy()[problems["row"].to_numpy(dtype=int)]
     bad[problems["row"].to_numpy(dtype=int)] = True
-    return CheckedTable(table, raw, typed, problems, ~bad)
+    return CheckedTable(table, raw, typed, problems, ~bad, markers, extract)
+
+
+def infer_extract_date(dates: pd.Series, file: str) -> pd.Timestamp:
+    """The latest valid appointment date, or a clear error when there is none."""
+    latest = dates.max()
+    if pd.isna(latest):
+        raise InputError(
+            f"{file}: no valid appointment date to infer the extract date from; set "
+            "ingest.extract_date in params.yaml (YYYY-MM-DD)."
+        )
+    return pd.Timestamp(latest)
 
 
 PARENT_KEYS = {"episodes": ["episode_id", "referral_date"], "goals": ["goal_id"]}

@@ -121,11 +121,14 @@ def nhs_number_valid(digits: np.ndarray) -> np.ndarray:
 
 
 def _as_text(values: pd.Series) -> pa.Array | None:
-    """Cell texts as an Arrow string array (integers included; other numbers skipped)."""
-    if pd.api.types.is_float_dtype(values) or pd.api.types.is_bool_dtype(values):
+    """Cell texts as an Arrow string array. Whole numbers stored as floats (an integer column
+    with gaps) are written as integers; other numbers, booleans and dates cannot hold an
+    identifier and are skipped."""
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
         return None
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return None
+    if pd.api.types.is_float_dtype(values):
+        whole = values[np.isfinite(values) & (values == np.floor(values)) & (values.abs() < 1e15)]
+        values = whole.astype("int64").astype("string").reindex(values.index)
     arr = pa.array(values.astype("string"), type=pa.string(), from_pandas=True)
     return arr
 
@@ -162,7 +165,7 @@ def scan_values(values: pd.Series, lines: pd.Series) -> list[tuple[str, np.ndarr
         texts = pd.Series(arr.take(pa.array(candidate)).to_pylist(), dtype="string")
         parts = texts.str.extract(NHS_CANDIDATE).fillna("")
         joined = parts[0] + parts[1] + parts[2]
-        digits = np.array([list(d) for d in joined.to_numpy(dtype=str)], dtype=int)
+        digits = joined.to_numpy(dtype="U10").view("U1").reshape(-1, 10).astype(int)
         valid = nhs_number_valid(digits)
         if valid.any():
             report("an NHS number", candidate[valid])

@@ -76,10 +76,29 @@ def _is_text(values: pd.Series) -> bool:
     return pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
 
 
+def clean_text(values: pd.Series, markers: tuple[str, ...]) -> tuple[pd.Series, int]:
+    """Trim text cells; blank cells and missing-value markers ("NA", "null", …) become
+    missing. Returns the cleaned column and how many markers were turned into missing."""
+    if not _is_text(values):
+        return values.reset_index(drop=True), 0
+    text = values.astype("str").reset_index(drop=True)
+    marker_set = set(markers)
+
+    def clean(u: pd.Series) -> pd.Series:
+        stripped = u.str.strip()
+        return stripped.where((stripped != "") & ~stripped.isin(marker_set))
+
+    cleaned = _via_uniques(text, clean)
+    n_markers = int((text.str.strip().isin(marker_set)).sum()) if marker_set else 0
+    return cleaned.astype("str"), n_markers
+
+
 def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str, str]]):
     """Return (typed values, problem frames) for one column."""
     problems = []
     if spec.kind == "date":
+        if isinstance(raw.dtype, pd.DatetimeTZDtype):
+            raw = raw.dt.tz_localize(None)  # local calendar date, as written
         if pd.api.types.is_datetime64_any_dtype(raw):
             return raw.astype("datetime64[s]"), problems
         text = raw.astype("str")
@@ -90,10 +109,15 @@ def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str,
         problems.append(_problems(bad, spec.name, "unparseable_date", raw))
         return parsed.astype("datetime64[s]"), problems
     if spec.kind in ("number", "integer"):
-        if _is_text(raw):
-            num = _via_uniques(raw, lambda u: pd.to_numeric(u, errors="coerce").astype("float64"))
-        else:
+        if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
             num = raw.astype("float64")
+        else:  # text, or a wrong type (dates, booleans) that cannot be a number
+            text = (
+                raw.astype("str")
+                if _is_text(raw)
+                else pd.Series(pd.NA, index=raw.index, dtype="str")
+            )
+            num = _via_uniques(text, lambda u: pd.to_numeric(u, errors="coerce").astype("float64"))
         num = num.astype("float64")
         bad = raw.notna().to_numpy() & num.isna().to_numpy()
         problems.append(_problems(bad, spec.name, "not_a_number", raw))
@@ -110,7 +134,8 @@ def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str,
     if spec.kind == "boolean":
         if str(raw.dtype) in ("bool", "boolean"):
             return raw.astype("boolean"), problems
-        mapping = {_normalise_one(k): v for k, v in aliases.get("boolean", {}).items()}
+        codes = {**aliases.get("boolean", {}), **aliases.get(spec.name, {})}
+        mapping = {_normalise_one(k): v for k, v in codes.items()}
         text = raw.astype("str")
         mapped = _via_uniques(text, lambda u: normalise_label(u).map(mapping))
         bad = (text.notna() & mapped.isna()).to_numpy()
@@ -125,25 +150,30 @@ def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str,
         lookup |= {_normalise_one(k): v for k, v in aliases.get(spec.name, {}).items()}
 
         def canonical(u: pd.Series) -> pd.Series:
-            stripped = u.str.strip()
-            return normalise_label(stripped).map(lookup).fillna(stripped).replace("", pd.NA)
+            return normalise_label(u).map(lookup).fillna(u)
 
         return _via_uniques(text, canonical).astype("str"), problems
-    stripped = text.str.strip()
-    return stripped.where(stripped != ""), problems
+    return text, problems
 
 
 def parse_table(
-    table: str, raw: pd.DataFrame, aliases: dict[str, dict[str, str]]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Typed contract table (all rows, bad cells as parsed) and the problems found.
+    table: str,
+    raw: pd.DataFrame,
+    aliases: dict[str, dict[str, str]],
+    missing_markers: tuple[str, ...] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """Typed contract table (all rows, bad cells as parsed), the problems found, and per
+    column how many missing-value markers were read as missing.
 
     Never mutates ``raw``. Row positions in ``problems`` index ``raw``'s rows.
     """
-    typed, problems = {}, []
+    typed, problems, markers = {}, [], {}
     specs = [s for s in column_specs(table) if s.name in raw.columns]
     for spec in specs:
-        values, found = _parse_column(raw[spec.name].reset_index(drop=True), spec, aliases)
+        cleaned, n_markers = clean_text(raw[spec.name], missing_markers)
+        if n_markers:
+            markers[spec.name] = n_markers
+        values, found = _parse_column(cleaned, spec, aliases)
         typed[spec.name] = values
         problems += found
     df = pd.DataFrame(typed)
@@ -183,4 +213,4 @@ def parse_table(
             problems.append(_problems(mask, str(column), rule, raw[column]))
     found = [p for p in problems if len(p)]
     out = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=PROBLEM_COLUMNS)
-    return df, out.sort_values(["row", "column"], kind="stable").reset_index(drop=True)
+    return df, out.sort_values(["row", "column"], kind="stable").reset_index(drop=True), markers

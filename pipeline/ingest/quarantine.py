@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pipeline.ingest.check import CheckedTable
@@ -13,27 +14,26 @@ class ReconciliationError(AssertionError):
     """Rows read ≠ rows accepted + rows quarantined: a bug, never a data problem."""
 
 
+def _joined(problems: pd.DataFrame, column: str) -> pd.Series:
+    """Per problem row: the distinct values of ``column``, sorted, joined with ';'."""
+    distinct = problems[["row", column]].drop_duplicates().sort_values(["row", column])
+    return distinct.groupby("row")[column].agg(";".join)
+
+
 def quarantine_frame(checked: CheckedTable) -> pd.DataFrame:
     """One row per quarantined source row: its original values, where it came from, and
     every rule it broke (``;``-separated, sorted). Malformed lines keep their raw text."""
     raw = checked.raw
     value_cols = [str(c) for c in raw.data.columns]
     probs = checked.problems
-    rows = sorted(set(probs["row"].astype(int)))
+    rows = np.unique(probs["row"].to_numpy(dtype=int))
     original = raw.data.iloc[rows].astype("string").reset_index(drop=True)
-    grouped = probs.groupby("row")
     meta = pd.DataFrame(
         {
             "source_file": raw.path.name,
             "source_line": raw.lines.to_numpy()[rows].astype("int64"),
-            "rules": grouped["rule"]
-            .agg(lambda r: ";".join(sorted(set(r))))
-            .reindex(rows)
-            .to_numpy(),
-            "columns": grouped["column"]
-            .agg(lambda c: ";".join(sorted(set(c))))
-            .reindex(rows)
-            .to_numpy(),
+            "rules": _joined(probs, "rule").reindex(rows).to_numpy(),
+            "columns": _joined(probs, "column").reindex(rows).to_numpy(),
         }
     )
     frames = [pd.concat([original, meta], axis=1)]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.contract import OPTIONAL_TABLES, REQUIRED_TABLES, column_specs
@@ -106,7 +107,7 @@ def _read_csv(path: Path) -> RawTable:
                 dtype=str,
                 keep_default_na=False,
                 na_values=[""],
-                encoding="utf-8",
+                encoding="utf-8-sig",
                 skip_blank_lines=False,
                 on_bad_lines="warn",
                 engine="c",
@@ -145,11 +146,36 @@ def _read_csv(path: Path) -> RawTable:
     )
 
 
+# Nullable pandas types, so an integer column with gaps stays integer (ids, NHS codes).
+_PARQUET_TYPES = {
+    pa.int8(): pd.Int64Dtype(),
+    pa.int16(): pd.Int64Dtype(),
+    pa.int32(): pd.Int64Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.uint8(): pd.Int64Dtype(),
+    pa.uint16(): pd.Int64Dtype(),
+    pa.uint32(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+
+
 def _read_parquet(path: Path) -> RawTable:
     try:
-        df = pq.read_table(path).to_pandas()
+        table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise InputError(f"{path.name}: not a readable Parquet file ({exc}).") from None
+    # Nested values (lists, structs, maps) are not plain cells: keep them as text.
+    for i, fld in enumerate(table.schema):
+        if pa.types.is_nested(fld.type) or pa.types.is_dictionary(fld.type):
+            table = table.set_column(
+                i,
+                fld.name,
+                pa.array(
+                    [None if v is None else str(v) for v in table.column(i).to_pylist()],
+                    type=pa.string(),
+                ),
+            )
+    df = table.to_pandas(types_mapper=_PARQUET_TYPES.get)
     df.columns = [str(c) for c in df.columns]
     return RawTable(path.stem, path, df, pd.Series(np.arange(len(df)) + 1), [])
 
@@ -162,7 +188,7 @@ def read_header(path: Path) -> list[str]:
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise InputError(f"{path.name}: not a readable Parquet file ({exc}).") from None
     try:
-        with path.open("r", encoding="utf-8", newline="") as fh:
+        with path.open("r", encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh), None)
     except UnicodeDecodeError as exc:
         raise InputError(
@@ -171,7 +197,7 @@ def read_header(path: Path) -> list[str]:
         ) from None
     except (OSError, csv.Error) as exc:
         raise InputError(f"{path.name}: cannot be read ({exc}).") from None
-    return [h.strip().lstrip("\ufeff") for h in header or []]
+    return [h.strip() for h in header or []]
 
 
 def _require_columns(table: str, path: Path, columns: list[str]) -> None:

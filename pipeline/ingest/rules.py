@@ -7,8 +7,6 @@ ratings — so that a row pointing at a quarantined parent is itself quarantined
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pandas as pd
 
@@ -23,14 +21,6 @@ def _flag(mask, df: pd.DataFrame, column: str, rule: str, raw: pd.DataFrame) -> 
     rows = np.flatnonzero(np.asarray(mask, dtype=bool))
     values = raw[column].iloc[rows].astype(str).to_numpy() if column in raw else ""
     return pd.DataFrame({"row": rows, "column": column, "rule": rule, "value": values})
-
-
-def extract_date_of(sessions: pd.DataFrame, configured: dt.date | None) -> pd.Timestamp:
-    """The configured extract date, else the latest parsed appointment date."""
-    if configured is not None:
-        return pd.Timestamp(configured)
-    latest = sessions["scheduled_date"].max()
-    return pd.Timestamp(latest) if pd.notna(latest) else pd.Timestamp.max.normalize()
 
 
 def table_rule_problems(
@@ -68,9 +58,8 @@ def table_rule_problems(
         )
         found.append(_flag(~known & typed["goal_id"].notna(), typed, "goal_id", "orphan_goal", raw))
     if table == "sessions":
-        referral = typed["episode_id"].map(
-            accepted["episodes"].set_index("episode_id")["referral_date"]
-        )
+        lookup = accepted["episodes"].set_index("episode_id")["referral_date"]
+        referral = pd.Series(lookup.reindex(typed["episode_id"]).to_numpy(), index=typed.index)
         early = typed["scheduled_date"] < referral - pd.Timedelta(
             days=SCHEDULED_BEFORE_REFERRAL_DAYS
         )

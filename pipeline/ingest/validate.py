@@ -54,6 +54,22 @@ class ValidationReport:
                 )
         return pd.DataFrame(rows, columns=["table", "rule", "rows", "example_lines"])
 
+    def hints(self, share: float = 0.5) -> list[str]:
+        """Rules that reject most of a table: usually a format problem, not bad rows."""
+        out = []
+        for table, held in self.quarantine.items():
+            n = self.counts[table]["rows_read"]
+            if not n or held.empty:
+                continue
+            exploded = held.assign(rule=held["rules"].str.split(";")).explode("rule")
+            for rule, rows in exploded["rule"].value_counts().items():
+                if rows / n >= share:
+                    out.append(
+                        f"{rows} of {n} rows of {table} break {rule}: check the "
+                        "export's format for that column (e.g. dates YYYY-MM-DD)."
+                    )
+        return out
+
 
 def validate_dataset(folder: str | Path, params: IngestParams) -> ValidationReport:
     """Raise ``InputError`` on a whole-input problem; otherwise report row-level problems."""

@@ -7,6 +7,7 @@ import io
 import json
 import os
 
+import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +36,11 @@ EPISODES = (
     "episode_id,client_id,referral_date,end_reason\n"
     "e1,c1,2024-01-01,completed\ne2,c2,2024-02-01,still_open\n"
 )
+EPISODE_HEADER = ["episode_id", "client_id", "referral_date", "end_reason", "planned_sessions"]
+EPISODE_ROWS = [
+    ["e1", "c1", "2024-01-01", "completed", "8"],
+    ["e2", "c2", "2024-02-01", "still_open", ""],
+]
 MEASURES = "episode_id,measure_date,instrument,score\ne1,2024-01-10,PHQ-9,18\n"
 
 cell_text = st.one_of(
@@ -169,3 +175,36 @@ def test_stage_writes_everything_or_nothing(tmp_path_factory, sessions):
         return
     report = json.loads((root / "out/data/interim/ingest_report.json").read_text())
     assert report["tables"]["sessions"]["reconciled"]
+
+
+@st.composite
+def string_frames(draw):
+    """An episodes table as all-text Parquet, with random cells replaced."""
+    rows = [list(r) for r in EPISODE_ROWS]
+    rows += [
+        [f"e{i}", f"c{i}", "2024-03-01", "completed", "6"]
+        for i in range(3, 3 + draw(st.integers(0, 10)))
+    ]
+    for _ in range(draw(st.integers(0, 8))):
+        r = draw(st.integers(0, len(rows) - 1))
+        c = draw(st.integers(0, len(EPISODE_HEADER) - 1))
+        rows[r][c] = draw(cell_text)
+    return pd.DataFrame(rows, columns=EPISODE_HEADER)
+
+
+@settings(max_examples=max(EXAMPLES // 4, 50), **SETTINGS)
+@given(episodes=string_frames(), sessions=mutated_sessions())
+def test_parquet_exports_and_broken_parents(tmp_path_factory, episodes, sessions):
+    export = tmp_path_factory.mktemp("prop") / "export"
+    _write_export(export, sessions)
+    (export / "episodes.csv").unlink()
+    episodes.to_parquet(export / "episodes.parquet", index=False)
+    try:
+        result = ingest_dataset(read_dataset(export), PARAMS.ingest)
+    except InputError as exc:
+        assert str(exc)
+        return
+    for table, counts in result.report["tables"].items():
+        assert counts["rows_read"] == counts["rows_accepted"] + counts["rows_quarantined"]
+        assert counts["rows_accepted"] == len(result.tables[table])
+    assert result.report["tables"]["episodes"]["rows_read"] == len(episodes)
