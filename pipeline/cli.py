@@ -155,7 +155,7 @@ def docs(
     cohort = generate_cohort(sp)
     calibration = check_calibration(calibration_statistics(cohort.tables, cohort.truth))
     write_text(
-        render_calibration_markdown(calibration, sp, cohort.summary["oracle_auc_poor_outcome"]),
+        render_calibration_markdown(calibration, sp, cohort.summary),
         out_dir / "calibration.md",
     )
     console.print(f"Wrote {out_dir / 'data-contract.md'} and {out_dir / 'calibration.md'}")

@@ -58,6 +58,10 @@ class SyntheticParams(_Section):
     messy_row_share: Annotated[float, Field(ge=0, le=0.2)] = 0.004
     alias_row_share: Annotated[float, Field(ge=0, le=0.5)] = 0.01
     oracle_replicates: Annotated[int, Field(ge=0)] = 48
+    landmark_days: Annotated[int, Field(ge=1)] = 42
+    """Days from the first appointment to the landmark. Part of each client's change happens
+    only after it (late change, unknowable in the window); the landmark oracle conditions on
+    the state there. Keep equal to the features' window length."""
     file_format: str = Field(default="csv", pattern="^(csv|parquet)$")
     effects: SyntheticEffects = SyntheticEffects()
 

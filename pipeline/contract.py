@@ -3,7 +3,7 @@
 Each table is a pandera ``DataFrameModel`` describing the *typed* table (after reading and
 parsing). Column-level rules (types, allowed values, ranges, uniqueness) live on the
 fields; rules that span columns or tables are declared in ``TABLE_RULES`` and enforced by
-ingest. ``docs/data-contract.md`` is generated from this module (``engage contract-doc``)
+ingest. ``docs/data-contract.md`` is generated from this module (``engage docs``)
 and a test keeps the two in agreement.
 """
 

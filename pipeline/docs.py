@@ -128,7 +128,7 @@ def render_contract_markdown() -> str:
 
 
 def render_calibration_markdown(
-    calibration: pd.DataFrame, params: SyntheticParams, oracle_auc: float | None
+    calibration: pd.DataFrame, params: SyntheticParams, truth_summary: dict
 ) -> str:
     lines = [
         "# Calibration of the synthetic cohort",
@@ -150,11 +150,14 @@ def render_calibration_markdown(
             f"| `{r.statistic}` | {r.description} | {r.published} | {r.literature} | "
             f"{r.low:g}–{r.high:g} | {r.cohort:.3f} | {'yes' if r.met else '**no**'} |"
         )
-    if oracle_auc is not None:
+    intake, landmark = truth_summary["oracle_auc_intake"], truth_summary["oracle_auc_landmark"]
+    if intake is not None and landmark is not None:
         lines += [
             "",
-            f"Oracle AUC for the default poor outcome (risk from the structural "
-            f"latent traits, see methods): **{oracle_auc:.3f}**.",
+            "Oracle AUCs for the default poor outcome (see methods, *Ground truth*): from the "
+            f"latent traits at intake **{intake:.3f}**; from everything true at the "
+            f"day-{params.landmark_days} landmark **{landmark:.3f}** (an upper bound "
+            "for any model of data dated before the landmark).",
         ]
     lines.append("")
     return "\n".join(lines)

@@ -28,6 +28,11 @@ class GeneratorConstants:
     wait_days_shape: float = 2.0
     wait_days_scale: float = 10.0
 
+    # Next appointment: weekly to fortnightly after attendance, rebooked sooner after a miss
+    # (design choice; completers average almost seven sessions over about three months).
+    gap_attended_days: tuple[int, int] = (7, 16)
+    gap_missed_days: tuple[int, int] = (4, 10)
+
     # --- baseline severity (lit. §7b/§9: PHQ-9 15.4 (5.5), GAD-7 14.0 (4.5)) -----------
     phq_mean: float = 15.4
     phq_sd: float = 5.3
@@ -42,19 +47,26 @@ class GeneratorConstants:
     young_engagement_shift: float = -0.3  # younger clients engage less, drop out more (lit. §4)
 
     # --- symptom change (lit. §9: decelerating, ≈6 PHQ-9 points over a course) ----------
-    change_mean: float = 8.5
+    change_mean: float = 8.0
     change_severity_slope: float = 0.35  # higher intake → more room to improve
-    change_residual_sd: float = 4.0
+    change_residual_sd: float = 3.0
     gad_change_ratio: float = 0.85
     gad_change_residual_corr: float = 0.85
-    response_min: float = -0.45
+    response_min: float = -0.2
     response_max: float = 0.92
     response_midpoint: float = 5.0
     response_scale: float = 2.5
-    change_tau_sessions: float = 2.5  # 1 − exp(−k/τ): most change early (lit. §9)
-    phq_noise_sd: float = 2.0
-    gad_noise_sd: float = 1.7
-    noise_ar: float = 0.5
+    # Late change: sudden gains or losses after the landmark (a depression class that changed
+    # little until session 6, then improved; lit. §9), independent of everything before.
+    late_change_mean: float = 3.25
+    late_change_sd: float = 5.0
+    late_structural_weight: float = 0.8
+    change_intake_weight: float = 0.4  # 1: change ∝ intake; 0.4 keeps intake-only AUC ≈ .7
+    late_change_rate: float = 0.35  # share of the remaining late change realised per session
+    change_tau_sessions: float = 5.0  # 1 − exp(−k/τ): most change early (lit. §9)
+    phq_noise_sd: float = 2.8  # SD 5.5 × sqrt(1 − .74): 2-week test–retest (lit. §8b)
+    gad_noise_sd: float = 2.4
+    noise_ar: float = 0.4
     noise_phq_gad_corr: float = 0.6  # one questionnaire pack, one day: shared noise
 
     # --- attendance (lit. §6: ~9–12% of sessions missed, 25–40% of first appointments) --

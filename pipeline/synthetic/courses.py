@@ -31,6 +31,8 @@ class CourseResult:
     """One row per scheduled appointment (episode_index, slot, day, status, …)."""
     summary: pd.DataFrame
     """One row per episode: end day, end reason, attended count, first/last PHQ-9, …"""
+    landmark_state: dict[str, np.ndarray] | None = None
+    """Every episode's state at its landmark (when requested)."""
 
 
 def _trajectory(k: np.ndarray, tau: float) -> np.ndarray:
@@ -38,16 +40,89 @@ def _trajectory(k: np.ndarray, tau: float) -> np.ndarray:
     return 1.0 - np.exp(-k / tau)
 
 
-def simulate_courses(
+STATE = (
+    "day",
+    "landmark_day",
+    "late_p",
+    "late_g",
+    "active",
+    "end_code",
+    "end_day",
+    "n_att",
+    "n_sched",
+    "consec_miss",
+    "quit_left",
+    "barrier_prev",
+    "hw_prev",
+    "last_day",
+    "ar_p",
+    "ar_g",
+    "phq_first",
+    "phq_last",
+    "phq_seen",
+    "phq_seen_first",
+    "n_phq",
+    "modality",
+)
+
+
+def _init_state(
     ep: pd.DataFrame,
     consts: GeneratorConstants,
-    effects: SyntheticEffects,
-    extract_day: np.datetime64,
+    extract: int,
+    landmark_days: int,
     rng: np.random.Generator,
-    collect: bool = True,
-) -> CourseResult:
-    """Simulate every episode in ``ep`` (output of ``draw_episodes``); never mutates ``ep``."""
-    n = len(ep)
+) -> dict[str, np.ndarray]:
+    """Every episode before its first appointment (one array per state variable)."""
+    n, c = len(ep), consts
+    day = ep["first_day"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    return {
+        "day": day,
+        "landmark_day": day + landmark_days,
+        "late_p": np.zeros(n),  # late change realised so far (PHQ-9, GAD-7 points)
+        "late_g": np.zeros(n),
+        "active": day <= extract,
+        "end_code": np.full(n, END_CODE["still_open"], dtype=np.int64),
+        "end_day": np.full(n, OPEN, dtype=np.int64),
+        "n_att": np.zeros(n, dtype=np.int64),
+        "n_sched": np.zeros(n, dtype=np.int64),
+        "consec_miss": np.zeros(n, dtype=np.int64),
+        "quit_left": np.zeros(n, dtype=np.int64),  # forced no-shows left before discharge
+        "barrier_prev": np.zeros(n, dtype=bool),
+        "hw_prev": np.zeros(n, dtype=bool),
+        "last_day": np.full(n, OPEN, dtype=np.int64),
+        "ar_p": rng.standard_normal(n) * c.phq_noise_sd,
+        "ar_g": rng.standard_normal(n) * c.gad_noise_sd,
+        "phq_first": np.full(n, np.nan),
+        "phq_last": np.full(n, np.nan),
+        "phq_seen": np.full(n, np.nan),  # latest score the clinician saw (recorded or not)
+        "phq_seen_first": np.full(n, np.nan),
+        "n_phq": np.zeros(n, dtype=np.int64),
+        "modality": ep["modality_main"].to_numpy().copy(),
+    }
+
+
+def tile_state(state: dict[str, np.ndarray], reps: int) -> dict[str, np.ndarray]:
+    """``reps`` independent copies of every episode's state (for Monte Carlo continuation)."""
+    return {k: np.tile(v, reps) for k, v in state.items()}
+
+
+def _advance(
+    ep: pd.DataFrame,
+    state: dict[str, np.ndarray],
+    consts: GeneratorConstants,
+    effects: SyntheticEffects,
+    extract: int,
+    rng: np.random.Generator,
+    collect: bool,
+    stop_day: np.ndarray | float,
+) -> list[dict[str, np.ndarray]]:
+    """Run appointments until every episode has ended, reached the slot cap, the extract
+    date, or its ``stop_day``. Updates ``state`` in place; returns the session records.
+
+    Vectorised over episodes: each pass of the loop handles one appointment of every
+    episode that is still running.
+    """
     c = consts
     E = ep["latent_engagement"].to_numpy()
     A = ep["latent_alliance"].to_numpy()
@@ -56,6 +131,8 @@ def simulate_courses(
     gad0 = ep["gad7_true_intake"].to_numpy()
     d_phq = ep["potential_change_phq9"].to_numpy()
     d_gad = ep["potential_change_gad7"].to_numpy()
+    late_phq = ep["late_change_phq9"].to_numpy()
+    late_gad = ep["late_change_gad7"].to_numpy()
     planned = ep["planned_sessions"].to_numpy()
     young = ep["young"].to_numpy()
     treat = ep["treatment_code"].to_numpy()
@@ -67,33 +144,34 @@ def simulate_courses(
     p_measure = expit(c.measure_logit + c.measure_engagement * E)
     hw_assign = np.asarray(c.homework_assign_prob)[treat]
     minutes = np.asarray(c.session_minutes)[treat]
-    extract = extract_day.astype("datetime64[D]").astype(np.int64)
-
-    day = ep["first_day"].to_numpy().astype("datetime64[D]").astype(np.int64)
-    active = day <= extract
-    end_code = np.full(n, END_CODE["still_open"], dtype=np.int64)
-    end_day = np.full(n, OPEN, dtype=np.int64)
-    n_att = np.zeros(n, dtype=np.int64)
-    consec_miss = np.zeros(n, dtype=np.int64)
-    quit_left = np.zeros(n, dtype=np.int64)  # forced no-shows left before discharge
-    barrier_prev = np.zeros(n, dtype=bool)
-    hw_prev = np.zeros(n, dtype=bool)
-    last_day = np.full(n, OPEN, dtype=np.int64)
-    ar_p = rng.standard_normal(n) * c.phq_noise_sd
-    ar_g = rng.standard_normal(n) * c.gad_noise_sd
-    phq_first = np.full(n, np.nan)
-    phq_last = np.full(n, np.nan)
-    phq_seen = np.full(n, np.nan)  # latest score the clinician saw (recorded or not)
-    phq_seen_first = np.full(n, np.nan)
-    n_phq = np.zeros(n, dtype=np.int64)
-    modality = ep["modality_main"].to_numpy().copy()
     episode_index = ep["episode_index"].to_numpy()
+    (
+        day,
+        landmark_day,
+        late_p,
+        late_g,
+        active,
+        end_code,
+        end_day,
+        n_att,
+        n_sched,
+        consec_miss,
+        quit_left,
+        barrier_prev,
+        hw_prev,
+        last_day,
+        ar_p,
+        ar_g,
+        phq_first,
+        phq_last,
+        phq_seen,
+        phq_seen_first,
+        n_phq,
+        modality,
+    ) = (state[k] for k in STATE)
     records: list[dict[str, np.ndarray]] = []
-
-    for slot in range(c.max_slots):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
+    while True:
+        idx = np.flatnonzero(active & (n_sched < c.max_slots) & (day < stop_day))
         future = day[idx] > extract
         active[idx[future]] = False  # still open at extract: nothing more is recorded
         idx = idx[~future]
@@ -119,12 +197,12 @@ def simulate_courses(
         quitting = quit_left[idx] > 0
 
         # --- what happens to this appointment
-        first = slot == 0
+        first = n_sched[idx] == 0
         miss_shift = c.barrier_next_miss_shift * barrier_prev[idx]
         p_dna = expit(
             c.dna_logit + c.dna_first_shift * first - c.dna_engagement * e + u_att[idx] + miss_shift
         )
-        p_cc = expit(c.cancel_client_logit - 0.3 * e + miss_shift) * (not first)
+        p_cc = expit(c.cancel_client_logit - 0.3 * e + miss_shift) * ~first
         p_cs = expit(np.full(m, c.cancel_service_logit))
         u = rng.random(m)
         status = np.where(
@@ -152,8 +230,17 @@ def simulate_courses(
         ar_p[ia] = rho * ar_p[ia] + np.sqrt(1 - rho**2) * c.phq_noise_sd * z_p
         ar_g[ia] = rho * ar_g[ia] + np.sqrt(1 - rho**2) * c.gad_noise_sd * z_g
         within = effects.alliance_within_effect * alliance_dev
-        phq = np.clip(np.round(phq0[ia] - d_phq[ia] * share + ar_p[ia] - within), 0, 27)
-        gad = np.clip(np.round(gad0[ia] - d_gad[ia] * share + ar_g[ia] - 0.8 * within), 0, 21)
+        # Late change moves in only at sessions after the landmark.
+        late = day[ia] >= landmark_day[ia]
+        rate = c.late_change_rate * late
+        late_p[ia] += rate * (late_phq[ia] - late_p[ia])
+        late_g[ia] += rate * (late_gad[ia] - late_g[ia])
+        phq = np.clip(
+            np.round(phq0[ia] - d_phq[ia] * share - late_p[ia] + ar_p[ia] - within), 0, 27
+        )
+        gad = np.clip(
+            np.round(gad0[ia] - d_gad[ia] * share - late_g[ia] + ar_g[ia] - 0.8 * within), 0, 21
+        )
         phq_seen[ia] = phq
         phq_seen_first[ia] = np.where(k_now == 0, phq, phq_seen_first[ia])
         p_meas = np.where(k_now == 0, c.baseline_measure_prob, p_measure[ia])
@@ -194,7 +281,7 @@ def simulate_courses(
             )
             rec = {
                 "episode_index": episode_index[idx],
-                "slot": np.full(m, slot),
+                "slot": n_sched[idx].copy(),
                 "day": day[idx].copy(),
                 "status": status,
                 "notice_hours": np.where(cancelled, np.round(notice, 1), np.nan),
@@ -223,6 +310,7 @@ def simulate_courses(
 
         # --- bookkeeping and endings
         n_att[ia] += 1
+        n_sched[idx] += 1
         last_day[idx] = day[idx]
         consec_miss[idx] = np.where(att, 0, consec_miss[idx] + (status == DNA))
         quit_left[idx] = np.where(quitting, quit_left[idx] - 1, quit_left[idx])
@@ -269,29 +357,61 @@ def simulate_courses(
         active[ie] = False
 
         # --- next appointment: weekly after attendance, rebooked sooner after a miss
-        gap = np.where(att, 7 + rng.integers(-1, 3, m), rng.integers(4, 11, m))
+        gap = np.where(
+            att,
+            rng.integers(c.gap_attended_days[0], c.gap_attended_days[1] + 1, m),
+            rng.integers(c.gap_missed_days[0], c.gap_missed_days[1] + 1, m),
+        )
         day[idx] = day[idx] + gap
 
-    # Courses still running at the slot cap end by agreement at the last appointment.
+    return records
+
+
+def _finish(ep: pd.DataFrame, state: dict[str, np.ndarray], extract: int) -> pd.DataFrame:
+    """Close the books: courses at the slot cap end by agreement; endings after the extract
+    are not yet known (still open). Returns one summary row per episode."""
+    active, last_day = state["active"], state["last_day"]
+    end_code, end_day = state["end_code"].copy(), state["end_day"].copy()
     capped = active & (last_day != OPEN)
     end_code[capped] = END_CODE["completed"]
     end_day[capped] = last_day[capped]
-    # An ending dated after the extract is not yet known: still open.
     late = end_day > extract
     end_code[late] = END_CODE["still_open"]
     end_day[late] = OPEN
-
-    summary = pd.DataFrame(
+    return pd.DataFrame(
         {
             "episode_index": ep["episode_index"].to_numpy(),
             "end_code": end_code,
             "end_day": end_day,
-            "n_attended": n_att,
-            "phq9_first": phq_first,
-            "phq9_last": phq_last,
-            "n_phq9": n_phq,
+            "n_attended": state["n_att"],
+            "phq9_first": state["phq_first"],
+            "phq9_last": state["phq_last"],
+            "n_phq9": state["n_phq"],
         }
     )
+
+
+def simulate_courses(
+    ep: pd.DataFrame,
+    consts: GeneratorConstants,
+    effects: SyntheticEffects,
+    extract_day: np.datetime64,
+    rng: np.random.Generator,
+    collect: bool = True,
+    landmark_days: int = 42,
+) -> CourseResult:
+    """Simulate every episode in ``ep`` (output of ``draw_episodes``); never mutates ``ep``.
+
+    The course runs in two phases — up to each episode's landmark (first scheduled
+    appointment + ``landmark_days``), then to the end — and the state at the landmark is
+    returned too, so that the landmark oracle can continue it many times.
+    """
+    extract = extract_day.astype("datetime64[D]").astype(np.int64)
+    state = _init_state(ep, consts, extract, landmark_days, rng)
+    records = _advance(ep, state, consts, effects, extract, rng, collect, state["landmark_day"])
+    landmark_state = {k: v.copy() for k, v in state.items()}
+    records += _advance(ep, state, consts, effects, extract, rng, collect, np.inf)
+    summary = _finish(ep, state, extract)
     sessions = None
     if collect and records:
         sessions = pd.DataFrame(
@@ -299,7 +419,22 @@ def simulate_courses(
         )
         sessions = sessions[sessions["day"] <= extract]
         sessions = sessions.sort_values(["episode_index", "slot"], kind="stable", ignore_index=True)
-    return CourseResult(sessions=sessions, summary=summary)
+    return CourseResult(sessions=sessions, summary=summary, landmark_state=landmark_state)
+
+
+def continue_courses(
+    ep: pd.DataFrame,
+    state: dict[str, np.ndarray],
+    consts: GeneratorConstants,
+    effects: SyntheticEffects,
+    extract_day: np.datetime64,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Continue courses from a saved state (copied, not mutated) to the end; summary only."""
+    extract = extract_day.astype("datetime64[D]").astype(np.int64)
+    state = {k: v.copy() for k, v in state.items()}
+    _advance(ep, state, consts, effects, extract, rng, False, np.inf)
+    return _finish(ep, state, extract)
 
 
 def poor_outcome_observed(summary: pd.DataFrame) -> pd.Series:

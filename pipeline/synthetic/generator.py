@@ -17,7 +17,13 @@ from sklearn.metrics import roc_auc_score
 from pipeline import __version__
 from pipeline.config import SyntheticParams
 from pipeline.synthetic.constants import CONSTANTS, GeneratorConstants
-from pipeline.synthetic.courses import ATTENDED, poor_outcome_observed, simulate_courses
+from pipeline.synthetic.courses import (
+    ATTENDED,
+    continue_courses,
+    poor_outcome_observed,
+    simulate_courses,
+    tile_state,
+)
 from pipeline.synthetic.latents import draw_episodes, draw_response, draw_therapists, make_ids
 from pipeline.synthetic.tables import (
     build_contacts,
@@ -40,50 +46,121 @@ class Cohort:
     """Generator version, params, planted effects and population-level truths."""
 
 
-def _simulate_in_chunks(ep, consts, effects, extract, seq: np.random.SeedSequence, collect):
+ORACLE_CHUNK = 20_000  # episodes per Monte Carlo batch (bounds memory: × replicates rows)
+
+
+def _simulate_in_chunks(
+    ep, consts, effects, extract, seq: np.random.SeedSequence, collect, landmark_days
+):
+    """Simulate in fixed-size chunks; also return every episode's state at its landmark."""
     n_chunks = max(1, -(-len(ep) // CHUNK_EPISODES))
     seeds = seq.spawn(n_chunks)
-    sessions, summaries = [], []
+    sessions, summaries, states = [], [], []
     for i in range(n_chunks):
         part = ep.iloc[i * CHUNK_EPISODES : (i + 1) * CHUNK_EPISODES]
         res = simulate_courses(
-            part, consts, effects, extract, np.random.default_rng(seeds[i]), collect=collect
+            part,
+            consts,
+            effects,
+            extract,
+            np.random.default_rng(seeds[i]),
+            collect=collect,
+            landmark_days=landmark_days,
         )
         summaries.append(res.summary)
+        states.append(res.landmark_state)
         if res.sessions is not None:
             sessions.append(res.sessions)
     sess = pd.concat(sessions, ignore_index=True) if sessions else None
-    return sess, pd.concat(summaries, ignore_index=True)
+    landmark = {k: np.concatenate([st[k] for st in states]) for k in states[0]}
+    return sess, pd.concat(summaries, ignore_index=True), landmark
 
 
-def oracle_poor_risk(
+def _share_poor(summary: pd.DataFrame, reps: int, n: int) -> np.ndarray:
+    """Per episode: share of replicates ending without reliable improvement, among those
+    with ≥ 2 PHQ-9 scores (NaN if no replicate had two scores)."""
+    poor = poor_outcome_observed(summary).to_numpy().reshape(reps, n)
+    eligible = np.isfinite(poor).sum(axis=0)
+    risk = np.nansum(poor, axis=0) / np.maximum(eligible, 1)
+    return np.where(eligible > 0, risk, np.nan)
+
+
+def oracle_risk_intake(
     ep: pd.DataFrame,
     consts: GeneratorConstants,
     params: SyntheticParams,
     seq: np.random.SeedSequence,
 ) -> np.ndarray:
-    """Monte Carlo P(poor outcome | structural traits, ≥ 2 PHQ-9 scores) per episode.
+    """P(poor | structural traits at intake), by Monte Carlo.
 
-    The course is re-simulated ``oracle_replicates`` times from the same structural traits
-    (engagement, alliance, homework and goal propensities, severity, therapist) with a fresh
-    idiosyncratic response and fresh process noise; the risk is the share of replicates,
-    among those with two or more scores, that end without reliable improvement. No model of
-    intake and early-window data can beat it on average, so a pipeline model that does is
-    leaking information from after the window.
+    Each course is re-simulated ``oracle_replicates`` times from the same structural traits
+    (engagement, alliance, homework and goal propensities, true severity, therapist) with a
+    fresh idiosyncratic response and fresh noise. It is what the latent traits alone say
+    about the outcome before treatment starts — not an upper bound for models that also use
+    observed scores, which carry measurement noise and the idiosyncratic response.
     """
     reps = params.oracle_replicates
     if reps == 0:
         return np.full(len(ep), np.nan)
-    s_response, s_course = seq.spawn(2)
-    tiled = ep.iloc[np.tile(np.arange(len(ep)), reps)].reset_index(drop=True)
-    tiled = draw_response(tiled, consts, np.random.default_rng(s_response))
-    tiled["episode_index"] = np.arange(len(tiled))
     extract = np.datetime64(params.extract_date, "D")
-    _, summ = _simulate_in_chunks(tiled, consts, params.effects, extract, s_course, collect=False)
-    poor = poor_outcome_observed(summ).to_numpy().reshape(reps, len(ep))
-    eligible = np.isfinite(poor).sum(axis=0)
-    risk = np.nansum(poor, axis=0) / np.maximum(eligible, 1)
-    return np.where(eligible > 0, risk, np.nan)
+    out = []
+    batches = range(0, len(ep), ORACLE_CHUNK)
+    for start, batch_seq in zip(batches, seq.spawn(len(batches)), strict=True):
+        s_response, s_course = batch_seq.spawn(2)
+        part = ep.iloc[start : start + ORACLE_CHUNK]
+        tiled = part.iloc[np.tile(np.arange(len(part)), reps)].reset_index(drop=True)
+        tiled = draw_response(tiled, consts, np.random.default_rng(s_response))
+        tiled["episode_index"] = np.arange(len(tiled))
+        _, summ, _ = _simulate_in_chunks(
+            tiled,
+            consts,
+            params.effects,
+            extract,
+            s_course,
+            collect=False,
+            landmark_days=params.landmark_days,
+        )
+        out.append(_share_poor(summ, reps, len(part)))
+    return np.concatenate(out)
+
+
+def oracle_risk_landmark(
+    ep: pd.DataFrame,
+    state: dict[str, np.ndarray],
+    consts: GeneratorConstants,
+    params: SyntheticParams,
+    seq: np.random.SeedSequence,
+) -> np.ndarray:
+    """P(poor | everything true at the landmark), by Monte Carlo.
+
+    The episode's full state at its landmark — latent traits, its own early response, the
+    noise and attendance history so far — is continued ``oracle_replicates`` times with fresh
+    randomness after the landmark, including a fresh late change (which is independent of
+    everything before the landmark). It conditions on more than any dataset can show, so no
+    model restricted to records dated before the landmark can beat its AUC except by chance:
+    a model that does is using information from after the window (leakage).
+    """
+    reps = params.oracle_replicates
+    if reps == 0:
+        return np.full(len(ep), np.nan)
+    extract = np.datetime64(params.extract_date, "D")
+    out = []
+    batches = range(0, len(ep), ORACLE_CHUNK)
+    for start, batch_seq in zip(batches, seq.spawn(len(batches)), strict=True):
+        stop = min(start + ORACLE_CHUNK, len(ep))
+        part = ep.iloc[start:stop]
+        tiled = part.iloc[np.tile(np.arange(len(part)), reps)].reset_index(drop=True)
+        sub = tile_state({k: v[start:stop] for k, v in state.items()}, reps)
+        s_late, s_course = batch_seq.spawn(2)
+        redrawn = draw_response(tiled, consts, np.random.default_rng(s_late))
+        tiled = tiled.assign(
+            late_change_phq9=redrawn["late_change_phq9"],
+            late_change_gad7=redrawn["late_change_gad7"],
+        )
+        rng = np.random.default_rng(s_course)
+        summ = continue_courses(tiled, sub, consts, params.effects, extract, rng)
+        out.append(_share_poor(summ, reps, len(part)))
+    return np.concatenate(out)
 
 
 def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTANTS) -> Cohort:
@@ -93,7 +170,9 @@ def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTA
     therapists = draw_therapists(params, consts, np.random.default_rng(s_ther))
     ep = draw_episodes(params, consts, therapists, np.random.default_rng(s_ep))
     extract = np.datetime64(params.extract_date, "D")
-    sess, summary = _simulate_in_chunks(ep, consts, params.effects, extract, s_course, True)
+    sess, summary, landmark = _simulate_in_chunks(
+        ep, consts, params.effects, extract, s_course, True, params.landmark_days
+    )
 
     n = len(ep)
     ids = {"episode": make_ids("ep", n, 6), "client": make_ids("cl", n, 6)}
@@ -125,7 +204,9 @@ def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTA
         "contacts": contacts,
     }
 
-    oracle = oracle_poor_risk(ep, consts, params, s_oracle)
+    s_oracle_intake, s_oracle_landmark = s_oracle.spawn(2)
+    risk_intake = oracle_risk_intake(ep, consts, params, s_oracle_intake)
+    risk_landmark = oracle_risk_landmark(ep, landmark, consts, params, s_oracle_landmark)
     truth = pd.DataFrame(
         {
             "episode_id": ids["episode"],
@@ -143,25 +224,33 @@ def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTA
                     "response_index_phq9",
                     "response_index_gad7",
                     "potential_change_phq9",
+                    "late_change_phq9",
+                    "late_change_gad7",
                     "potential_change_gad7",
                     "therapist_change",
                     "therapist_attendance",
                     "therapist_alliance",
                 )
             },
-            "oracle_poor_risk": oracle,
+            "oracle_risk_intake": risk_intake,
+            "oracle_risk_landmark": risk_landmark,
             "poor_outcome_observed": poor_outcome_observed(summary).to_numpy(),
         }
     )
     return Cohort(tables=tables, truth=truth, summary=_truth_summary(params, truth))
 
 
-def _truth_summary(params: SyntheticParams, truth: pd.DataFrame) -> dict:
-    eligible = truth["poor_outcome_observed"].notna() & truth["oracle_poor_risk"].notna()
+def _oracle_auc(truth: pd.DataFrame, column: str) -> tuple[float | None, int]:
+    eligible = truth["poor_outcome_observed"].notna() & truth[column].notna()
     y = truth.loc[eligible, "poor_outcome_observed"].astype(int)
-    oracle_auc = None
-    if eligible.any() and y.nunique() == 2:
-        oracle_auc = float(roc_auc_score(y, truth.loc[eligible, "oracle_poor_risk"]))
+    if not eligible.any() or y.nunique() < 2:
+        return None, int(eligible.sum())
+    return float(roc_auc_score(y, truth.loc[eligible, column])), int(eligible.sum())
+
+
+def _truth_summary(params: SyntheticParams, truth: pd.DataFrame) -> dict:
+    auc_intake, n_oracle = _oracle_auc(truth, "oracle_risk_intake")
+    auc_landmark, _ = _oracle_auc(truth, "oracle_risk_landmark")
     return {
         "generator_version": __version__,
         "params": params.model_dump(mode="json"),
@@ -177,6 +266,8 @@ def _truth_summary(params: SyntheticParams, truth: pd.DataFrame) -> dict:
             "not reliably improved on PHQ-9 (first minus last score < 6) among episodes "
             "with at least two PHQ-9 scores"
         ),
-        "oracle_auc_poor_outcome": oracle_auc,
-        "oracle_n": int(eligible.sum()),
+        "oracle_auc_intake": auc_intake,
+        "oracle_auc_landmark": auc_landmark,
+        "landmark_days": params.landmark_days,
+        "oracle_n": n_oracle,
     }

@@ -154,10 +154,10 @@ def draw_episodes(
 def draw_response(
     ep: pd.DataFrame, consts: GeneratorConstants, rng: np.random.Generator
 ) -> pd.DataFrame:
-    """Add the idiosyncratic part of each episode's response and its full-course change.
+    """Add the idiosyncratic part of each episode's response and its full-course change,
+    plus the late change that unfolds only after the landmark.
 
-    Returns a new frame (never mutates ``ep``). The oracle re-draws this part to ask what
-    could be known from the structural traits alone.
+    Returns a new frame (never mutates ``ep``). The oracles re-draw these parts.
     """
     n = len(ep)
     structural = ep["response_index_structural"].to_numpy()
@@ -167,9 +167,21 @@ def draw_response(
     index_gad = structural + consts.change_residual_sd * (
         rc * eps[0] + np.sqrt(1 - rc * rc) * eps[1]
     )
+    late = rng.standard_normal((2, n))
+    late_gad = rc * late[0] + np.sqrt(1 - rc * rc) * late[1]
+    # Late change follows the same traits (engagement matters throughout) plus its own
+    # independent part, unknowable before the landmark.
+    late_mean = consts.late_change_mean + consts.late_structural_weight * (
+        structural - consts.change_mean)
+    base_phq = consts.phq_mean + consts.change_intake_weight * (
+        ep["phq9_true_intake"] - consts.phq_mean)
+    base_gad = consts.gad_mean + consts.change_intake_weight * (
+        ep["gad7_true_intake"] - consts.gad_mean)
     return ep.assign(
+        late_change_phq9=late_mean + consts.late_change_sd * late[0],
+        late_change_gad7=consts.gad_change_ratio * (late_mean + consts.late_change_sd * late_gad),
         response_index_phq9=index_phq,
         response_index_gad7=index_gad,
-        potential_change_phq9=response_share(index_phq, consts) * ep["phq9_true_intake"],
-        potential_change_gad7=response_share(index_gad, consts) * ep["gad7_true_intake"],
+        potential_change_phq9=response_share(index_phq, consts) * base_phq,
+        potential_change_gad7=response_share(index_gad, consts) * base_gad,
     )

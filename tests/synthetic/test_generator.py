@@ -103,7 +103,8 @@ def test_truth_file_columns_and_planted_effects(small_cohort, small_params):
     for col in (
         "latent_engagement",
         "latent_alliance",
-        "oracle_poor_risk",
+        "oracle_risk_intake",
+        "oracle_risk_landmark",
         "poor_outcome_observed",
         "therapist_change",
         "potential_change_phq9",
@@ -111,24 +112,23 @@ def test_truth_file_columns_and_planted_effects(small_cohort, small_params):
         assert col in small_cohort.truth
     planted = small_cohort.summary["planted_effects"]
     assert planted["alliance_on_change"] == small_params.effects.alliance_on_change
-    risk = small_cohort.truth["oracle_poor_risk"].dropna()
-    assert risk.between(0, 1).all()
+    for col in ("oracle_risk_intake", "oracle_risk_landmark"):
+        risk = small_cohort.truth[col].dropna()
+        assert risk.between(0, 1).all() and len(risk) > 0
 
 
 def test_stronger_planted_effect_gives_stronger_observed_association():
+    # Observed data, not latents: r(mean session alliance, PHQ-9 improvement).
+    from pipeline.synthetic.calibration import calibration_statistics
+
     base = SyntheticParams(n_episodes=3000, oracle_replicates=0)
-    strong = base.model_copy(
-        update={"effects": base.effects.model_copy(update={"alliance_on_change": 5.0})}
-    )
-    weak = base.model_copy(
-        update={"effects": base.effects.model_copy(update={"alliance_on_change": 0.0})}
-    )
     r = {}
-    for name, p in (("strong", strong), ("weak", weak)):
-        c = generate_cohort(p)
-        truth = c.truth.set_index("episode_id")
-        r[name] = truth["latent_alliance"].corr(truth["potential_change_phq9"])
-    assert r["strong"] > r["weak"] + 0.2
+    for name, size in (("strong", 5.0), ("none", 0.0)):
+        effects = base.effects.model_copy(update={"alliance_on_change": size})
+        cohort = generate_cohort(base.model_copy(update={"effects": effects}))
+        r[name] = calibration_statistics(cohort.tables, cohort.truth)["alliance_outcome_r"]
+    assert r["strong"] > r["none"] + 0.1
+    assert r["none"] > 0  # alliance still shares the engagement trait with the other levers
 
 
 @pytest.mark.parametrize("n", [10, 37])
