@@ -85,6 +85,26 @@ def _share_poor(summary: pd.DataFrame, reps: int, n: int) -> np.ndarray:
     return np.where(eligible > 0, risk, np.nan)
 
 
+def _monte_carlo(ep: pd.DataFrame, reps: int, seq: np.random.SeedSequence, simulate) -> np.ndarray:
+    """Share of ``reps`` replicates ending poorly, per episode, in bounded batches.
+
+    ``simulate(tiled, rows, rng_response, rng_course)`` runs the replicated batch (``rows``
+    are the batch's positions in ``ep``) and returns the summary.
+    """
+    if reps == 0:
+        return np.full(len(ep), np.nan)
+    out = []
+    batches = range(0, len(ep), ORACLE_CHUNK)
+    for start, batch_seq in zip(batches, seq.spawn(len(batches)), strict=True):
+        rows = np.arange(start, min(start + ORACLE_CHUNK, len(ep)))
+        tiled = ep.iloc[np.tile(rows, reps)].reset_index(drop=True)
+        tiled["episode_index"] = np.arange(len(tiled))
+        s_response, s_course = batch_seq.spawn(2)
+        summary = simulate(tiled, rows, np.random.default_rng(s_response), s_course)
+        out.append(_share_poor(summary, reps, len(rows)))
+    return np.concatenate(out)
+
+
 def oracle_risk_intake(
     ep: pd.DataFrame,
     consts: GeneratorConstants,
@@ -99,19 +119,11 @@ def oracle_risk_intake(
     about the outcome before treatment starts — not an upper bound for models that also use
     observed scores, which carry measurement noise and the idiosyncratic response.
     """
-    reps = params.oracle_replicates
-    if reps == 0:
-        return np.full(len(ep), np.nan)
     extract = np.datetime64(params.extract_date, "D")
-    out = []
-    batches = range(0, len(ep), ORACLE_CHUNK)
-    for start, batch_seq in zip(batches, seq.spawn(len(batches)), strict=True):
-        s_response, s_course = batch_seq.spawn(2)
-        part = ep.iloc[start : start + ORACLE_CHUNK]
-        tiled = part.iloc[np.tile(np.arange(len(part)), reps)].reset_index(drop=True)
-        tiled = draw_response(tiled, consts, np.random.default_rng(s_response))
-        tiled["episode_index"] = np.arange(len(tiled))
-        _, summ, _ = _simulate_in_chunks(
+
+    def simulate(tiled, rows, rng_response, s_course):
+        tiled = draw_response(tiled, consts, rng_response)
+        _, summary, _ = _simulate_in_chunks(
             tiled,
             consts,
             params.effects,
@@ -120,8 +132,9 @@ def oracle_risk_intake(
             collect=False,
             landmark_days=params.landmark_days,
         )
-        out.append(_share_poor(summ, reps, len(part)))
-    return np.concatenate(out)
+        return summary
+
+    return _monte_carlo(ep, params.oracle_replicates, seq, simulate)
 
 
 def oracle_risk_landmark(
@@ -140,27 +153,21 @@ def oracle_risk_landmark(
     model restricted to records dated before the landmark can beat its AUC except by chance:
     a model that does is using information from after the window (leakage).
     """
-    reps = params.oracle_replicates
-    if reps == 0:
-        return np.full(len(ep), np.nan)
     extract = np.datetime64(params.extract_date, "D")
-    out = []
-    batches = range(0, len(ep), ORACLE_CHUNK)
-    for start, batch_seq in zip(batches, seq.spawn(len(batches)), strict=True):
-        stop = min(start + ORACLE_CHUNK, len(ep))
-        part = ep.iloc[start:stop]
-        tiled = part.iloc[np.tile(np.arange(len(part)), reps)].reset_index(drop=True)
-        sub = tile_state({k: v[start:stop] for k, v in state.items()}, reps)
-        s_late, s_course = batch_seq.spawn(2)
-        redrawn = draw_response(tiled, consts, np.random.default_rng(s_late))
+    reps = params.oracle_replicates
+
+    def simulate(tiled, rows, rng_response, s_course):
+        redrawn = draw_response(tiled, consts, rng_response)
         tiled = tiled.assign(
             late_change_phq9=redrawn["late_change_phq9"],
             late_change_gad7=redrawn["late_change_gad7"],
         )
-        rng = np.random.default_rng(s_course)
-        summ = continue_courses(tiled, sub, consts, params.effects, extract, rng)
-        out.append(_share_poor(summ, reps, len(part)))
-    return np.concatenate(out)
+        batch_state = tile_state({k: v[rows] for k, v in state.items()}, reps)
+        return continue_courses(
+            tiled, batch_state, consts, params.effects, extract, np.random.default_rng(s_course)
+        )
+
+    return _monte_carlo(ep, reps, seq, simulate)
 
 
 def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTANTS) -> Cohort:

@@ -172,11 +172,14 @@ def draw_response(
     # Late change follows the same traits (engagement matters throughout) plus its own
     # independent part, unknowable before the landmark.
     late_mean = consts.late_change_mean + consts.late_structural_weight * (
-        structural - consts.change_mean)
+        structural - consts.change_mean
+    )
     base_phq = consts.phq_mean + consts.change_intake_weight * (
-        ep["phq9_true_intake"] - consts.phq_mean)
+        ep["phq9_true_intake"] - consts.phq_mean
+    )
     base_gad = consts.gad_mean + consts.change_intake_weight * (
-        ep["gad7_true_intake"] - consts.gad_mean)
+        ep["gad7_true_intake"] - consts.gad_mean
+    )
     return ep.assign(
         late_change_phq9=late_mean + consts.late_change_sd * late[0],
         late_change_gad7=consts.gad_change_ratio * (late_mean + consts.late_change_sd * late_gad),
