@@ -153,7 +153,9 @@ def docs(
     write_text(render_contract_markdown(), out_dir / "data-contract.md")
     sp = Params().synthetic
     cohort = generate_cohort(sp)
-    calibration = check_calibration(calibration_statistics(cohort.tables, cohort.truth))
+    calibration = check_calibration(
+        calibration_statistics(cohort.tables, cohort.truth, sp.landmark_days)
+    )
     write_text(
         render_calibration_markdown(calibration, sp, cohort.summary),
         out_dir / "calibration.md",

@@ -146,10 +146,28 @@ class IngestParams(_Section):
         return merged
 
 
+class FeaturesParams(_Section):
+    window_days: Annotated[int, Field(ge=7, le=365)] = 42
+    """Landmark window length from the first scheduled appointment (days)."""
+    alliance_cutoff: float = 36.0
+    """Alliance at or below this is low (Session Rating Scale ≤ 36 flags risk; lit. §8b)."""
+    primary_instrument: str = "PHQ-9"
+
+    @field_validator("primary_instrument")
+    @classmethod
+    def _known_instrument(cls, value: str) -> str:
+        from pipeline.instruments import INSTRUMENTS
+
+        if value not in INSTRUMENTS:
+            raise ValueError(f"unknown instrument {value!r}; known: {', '.join(INSTRUMENTS)}")
+        return value
+
+
 class Params(_Section):
     paths: PathsParams = PathsParams()
     synthetic: SyntheticParams = SyntheticParams()
     ingest: IngestParams = IngestParams()
+    features: FeaturesParams = FeaturesParams()
 
 
 class ParamsError(ValueError):

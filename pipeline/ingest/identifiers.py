@@ -77,7 +77,7 @@ VALUE_PATTERNS = {
     ),
     "a US social security number": r"(^|[^\w])\d{3}-\d{2}-\d{4}([^\w]|$)",
 }
-NHS_CANDIDATE = r"(?:^|[^\w])(\d{3})[ \-]?(\d{3})[ \-]?(\d{4})(?:[^\w]|$)"
+NHS_CANDIDATE = r"(?:^|[^0-9A-Za-z_])([0-9]{3})[ \-]?([0-9]{3})[ \-]?([0-9]{4})(?:[^0-9A-Za-z_]|$)"
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,8 @@ def scan_values(values: pd.Series, lines: pd.Series) -> list[tuple[str, np.ndarr
 
     def report(kind: str, unique_hits: np.ndarray) -> None:
         rows = np.flatnonzero(np.isin(codes, unique_hits))
+        if rows.size == 0:
+            return
         found.append((kind, lines.to_numpy()[rows], mask(arr[int(unique_hits[0])].as_py())))
 
     for kind, pattern in VALUE_PATTERNS.items():
@@ -163,10 +165,13 @@ def scan_values(values: pd.Series, lines: pd.Series) -> list[tuple[str, np.ndarr
     candidate = np.flatnonzero(_regex_hits(arr, NHS_CANDIDATE))
     if candidate.size:
         texts = pd.Series(arr.take(pa.array(candidate)).to_pylist(), dtype="string")
-        parts = texts.str.extract(NHS_CANDIDATE).fillna("")
+        # Same ASCII-only classes as RE2 ([0-9] digits, no Unicode letters as boundaries).
+        parts = texts.str.extract(re.compile(NHS_CANDIDATE, re.ASCII)).fillna("")
         joined = parts[0] + parts[1] + parts[2]
+        ok = (joined.str.len() == 10).to_numpy()
+        candidate, joined = candidate[ok], joined[ok]
         digits = joined.to_numpy(dtype="U10").view("U1").reshape(-1, 10).astype(int)
-        valid = nhs_number_valid(digits)
+        valid = nhs_number_valid(digits) if len(digits) else np.zeros(0, dtype=bool)
         if valid.any():
             report("an NHS number", candidate[valid])
     return found

@@ -100,7 +100,7 @@ def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str,
         if isinstance(raw.dtype, pd.DatetimeTZDtype):
             raw = raw.dt.tz_localize(None)  # local calendar date, as written
         if pd.api.types.is_datetime64_any_dtype(raw):
-            return raw.astype("datetime64[s]"), problems
+            return raw.dt.normalize().astype("datetime64[s]"), problems  # the date, no time
         text = raw.astype("str")
         parsed = _via_uniques(
             text, lambda u: pd.to_datetime(u.str.strip(), format="%Y-%m-%d", errors="coerce")
@@ -170,7 +170,14 @@ def parse_table(
     typed, problems, markers = {}, [], {}
     specs = [s for s in column_specs(table) if s.name in raw.columns]
     for spec in specs:
-        cleaned, n_markers = clean_text(raw[spec.name], missing_markers)
+        # A marker that spells an allowed value of this column ("None" for homework "none")
+        # is that value, not a missing cell.
+        meaningful = set(spec.allowed or ()) | set(aliases.get(spec.name, {}))
+        if spec.kind == "boolean":
+            meaningful |= set(aliases.get("boolean", {}))
+        meaningful = {_normalise_one(v) for v in meaningful}
+        column_markers = tuple(m for m in missing_markers if _normalise_one(m) not in meaningful)
+        cleaned, n_markers = clean_text(raw[spec.name], column_markers)
         if n_markers:
             markers[spec.name] = n_markers
         values, found = _parse_column(cleaned, spec, aliases)

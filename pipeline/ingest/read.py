@@ -75,6 +75,7 @@ def find_tables(folder: str | Path) -> dict[str, Path]:
     return found
 
 
+_EXTRA = "\x00extra field"  # sentinel column name no header can carry
 _BAD_LINE = re.compile(r"Skipping line (\d+): expected (\d+) fields?, saw (\d+)")
 
 
@@ -111,22 +112,28 @@ def _read_csv(path: Path) -> RawTable:
                 skip_blank_lines=False,
                 on_bad_lines="warn",
                 engine="c",
-                header=0,
-                names=names,
+                header=None,
+                skiprows=1,
+                names=[*names, _EXTRA],  # a sentinel column catches one field too many
                 index_col=False,  # never infer an index from a row with one field too many
             )
         except UnicodeDecodeError as exc:
             raise InputError(f"{path.name}: not UTF-8 text (byte {exc.start}).") from None
         except (pd.errors.ParserError, ValueError, csv.Error) as exc:
             raise InputError(f"{path.name}: not a readable CSV file ({exc}).") from None
-    bad = sorted({int(m.group(1)) for w in caught for m in _BAD_LINE.finditer(str(w.message))})
+    bad = {int(m.group(1)) for w in caught for m in _BAD_LINE.finditer(str(w.message))}
+    # Physical lines of the parsed rows: data lines from 2 on, minus the skipped ones.
+    candidates = np.arange(2, 2 + len(df) + len(bad))
+    all_lines = pd.Series(np.setdiff1d(candidates, np.asarray(sorted(bad), dtype=int))[: len(df)])
+    extra = df[_EXTRA].notna().to_numpy()  # exactly one field too many
+    bad = sorted(bad | set(all_lines[extra].tolist()))
+    df = df[~extra].drop(columns=_EXTRA).reset_index(drop=True)
+    all_lines = all_lines[~extra].reset_index(drop=True)
     texts = _lines_text(path, set(bad)) if bad else {}
     malformed = pd.DataFrame(
         {"line": pd.Series(bad, dtype=int), "text": [texts.get(b, "") for b in bad]}
     )
-    # Physical lines of the parsed rows: data lines from 2 on, minus the malformed ones.
-    candidates = np.arange(2, 2 + len(df) + len(bad))
-    lines = pd.Series(np.setdiff1d(candidates, np.asarray(bad, dtype=int))[: len(df)])
+    lines = all_lines
     exact = (
         not df.apply(lambda col: col.str.contains("\n", regex=False).any()).any()
         if len(df)

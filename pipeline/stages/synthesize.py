@@ -29,7 +29,9 @@ def run(params: Params, root: str | Path = ".") -> dict:
     summary: dict = {"stage": "synthesize"}
     with stage_timer(summary):
         cohort = generate_cohort(sp)
-        calibration = check_calibration(calibration_statistics(cohort.tables, cohort.truth))
+        calibration = check_calibration(
+            calibration_statistics(cohort.tables, cohort.truth, sp.landmark_days)
+        )
         rng = np.random.default_rng([sp.seed, MESSY_STREAM])
         export, manifest = make_export(
             cohort.tables, sp.extract_date, sp.messy_row_share, sp.alias_row_share, rng

@@ -63,6 +63,7 @@ STATE = (
     "phq_seen_first",
     "n_phq",
     "modality",
+    "ended_at_session",
 )
 
 
@@ -99,6 +100,7 @@ def _init_state(
         "phq_seen_first": np.full(n, np.nan),
         "n_phq": np.zeros(n, dtype=np.int64),
         "modality": ep["modality_main"].to_numpy().copy(),
+        "ended_at_session": np.zeros(n, dtype=bool),  # ended by agreement at a session
     }
 
 
@@ -168,6 +170,7 @@ def _advance(
         phq_seen_first,
         n_phq,
         modality,
+        ended_at_session,
     ) = (state[k] for k in STATE)
     records: list[dict[str, np.ndarray]] = []
     while True:
@@ -349,6 +352,7 @@ def _advance(
             OPEN,
         )
         code[att] = np.where(quitting[att], code[att], att_code)
+        ended_at_session[ia] = att_code != OPEN
         ending = code != OPEN
         ie = idx[ending]
         end_code[ie] = code[ending]
@@ -387,6 +391,7 @@ def _finish(ep: pd.DataFrame, state: dict[str, np.ndarray], extract: int) -> pd.
             "phq9_first": state["phq_first"],
             "phq9_last": state["phq_last"],
             "n_phq9": state["n_phq"],
+            "ended_at_session": state["ended_at_session"] & (end_code != END_CODE["still_open"]),
         }
     )
 

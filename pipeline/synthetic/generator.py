@@ -186,14 +186,15 @@ def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTA
     episodes = build_episodes(ep, summary, therapists, ids, consts)
     sessions = build_sessions(sess, ids)
 
-    # WSAS at the first attended session and at the last one of an ended course.
+    # WSAS at the first attended session and at a planned ending: the session at which the
+    # course was agreed to end (known at that session, not in hindsight; dropouts get none).
     rng_w = np.random.default_rng(s_wsas)
     attended = sess["status"].to_numpy() == ATTENDED
     ep_idx = sess["episode_index"].to_numpy()
     last_row = pd.Series(np.flatnonzero(attended)).groupby(ep_idx[attended]).max()
-    ended = episodes["end_reason"].to_numpy()[last_row.index] != "still_open"
+    planned_end = summary["ended_at_session"].to_numpy()[last_row.index]
     last_attended = np.zeros(len(sess), dtype=bool)
-    last_attended[last_row.to_numpy()[ended]] = True
+    last_attended[last_row.to_numpy()[planned_end]] = True
     wsas = np.clip(np.round(1.1 * sess["phq"].to_numpy() + rng_w.normal(3, 4, len(sess))), 0, 40)
     measures = build_measures(sess, sessions, last_attended, wsas)
     goals, ratings = build_goals(

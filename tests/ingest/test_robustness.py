@@ -190,3 +190,50 @@ def test_rekeyed_quarantine_holds_no_raw_text(make_dataset, tmp_path, monkeypatc
     held = pd.read_parquet(tmp_path / "data/interim/quarantine/sessions.parquet")
     assert held["rules"].tolist() == ["malformed_row"]
     assert held["raw_text"].isna().all()
+
+
+def test_unicode_next_to_digits_neither_crashes_nor_hides_an_nhs_number():
+    from pipeline.ingest.identifiers import scan_values
+
+    lines = pd.Series([2, 3, 4])
+    found = scan_values(pd.Series(["Ω9434765919", "١٢٣٤٥٦٧٨٩٠ 9434765919", "ok"]), lines)
+    kinds = {kind: list(hit) for kind, hit, _ in found}
+    # A non-ASCII letter does not make the digits part of a word: both are refused (privacy
+    # first), and neither crashes.
+    assert kinds.get("an NHS number") == [2, 3]
+
+
+def test_none_is_a_category_value_where_the_contract_allows_it(make_dataset, params):
+    folder = make_dataset(sessions=lambda df: df.assign(homework_completed=["None", "", "full"]))
+    result = _ingest(folder, params)
+    assert list(result.tables["sessions"]["homework_completed"].fillna("<missing>")) == [
+        "none",
+        "<missing>",
+        "full",
+    ]
+    assert "homework_completed" not in result.report["tables"]["sessions"]["values_read_as_missing"]
+
+
+def test_one_extra_field_on_the_first_data_line_is_malformed(make_dataset, params):
+    folder = make_dataset()
+    path = folder / "sessions.csv"
+    lines = path.read_text().splitlines()
+    lines[1] += ",stray"
+    path.write_text("\n".join(lines) + "\n")
+    result = _ingest(folder, params)
+    held = result.quarantine["sessions"]
+    assert held["source_line"].tolist() == [2] and held["rules"].tolist() == ["malformed_row"]
+    assert len(result.tables["sessions"]) == 2
+
+
+def test_dates_with_a_time_of_day_are_calendar_dates(make_dataset):
+    folder = make_dataset()
+    sessions = pd.read_csv(folder / "sessions.csv", dtype=str)
+    (folder / "sessions.csv").unlink()
+    sessions["scheduled_date"] = pd.to_datetime(sessions["scheduled_date"]) + pd.Timedelta(
+        hours=23, minutes=30
+    )
+    sessions.to_parquet(folder / "sessions.parquet")
+    result = _ingest(folder, Params(ingest={"extract_date": "2024-02-10"}))
+    assert result.quarantine["sessions"].empty  # 2024-02-10 23:30 is not after 2024-02-10
+    assert (result.tables["sessions"]["scheduled_date"].dt.hour == 0).all()
