@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -146,21 +146,32 @@ class IngestParams(_Section):
         return merged
 
 
+def _check_instrument(value: str) -> str:
+    from pipeline.instruments import INSTRUMENTS
+
+    if value not in INSTRUMENTS:
+        raise ValueError(f"unknown instrument {value!r}; known: {', '.join(INSTRUMENTS)}")
+    return value
+
+
 class FeaturesParams(_Section):
     window_days: Annotated[int, Field(ge=7, le=365)] = 42
     """Landmark window length from the first scheduled appointment (days)."""
     alliance_cutoff: float = 36.0
     """Alliance at or below this is low (Session Rating Scale ≤ 36 flags risk; lit. §8b)."""
+
+
+class OutcomesParams(_Section):
     primary_instrument: str = "PHQ-9"
+    poor_outcome: Literal["not_reliably_improved", "reliable_deterioration", "not_recovered"] = (
+        "not_reliably_improved"
+    )
+    """Default: not reliably improved (reliable deterioration included), among episodes with
+    two or more scores on the primary instrument."""
+    baseline_before_days: Annotated[int, Field(ge=0)] = 30
+    baseline_after_days: Annotated[int, Field(ge=0)] = 14
 
-    @field_validator("primary_instrument")
-    @classmethod
-    def _known_instrument(cls, value: str) -> str:
-        from pipeline.instruments import INSTRUMENTS
-
-        if value not in INSTRUMENTS:
-            raise ValueError(f"unknown instrument {value!r}; known: {', '.join(INSTRUMENTS)}")
-        return value
+    _known_instrument = field_validator("primary_instrument")(_check_instrument)
 
 
 class Params(_Section):
@@ -168,6 +179,7 @@ class Params(_Section):
     synthetic: SyntheticParams = SyntheticParams()
     ingest: IngestParams = IngestParams()
     features: FeaturesParams = FeaturesParams()
+    outcomes: OutcomesParams = OutcomesParams()
 
 
 class ParamsError(ValueError):

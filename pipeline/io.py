@@ -112,3 +112,17 @@ def write_table(df: pd.DataFrame, target: str | Path, file_format: str) -> Path:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+INTERIM_TABLES = ("episodes", "sessions", "measures", "goals", "goal_ratings", "contacts")
+
+
+def read_interim(folder: str | Path) -> tuple[dict[str, pd.DataFrame], dict]:
+    """The accepted tables written by ingest (optional ones only if present) and its report."""
+    folder = Path(folder)
+    tables = {
+        t: pd.read_parquet(folder / f"{t}.parquet")
+        for t in INTERIM_TABLES
+        if (folder / f"{t}.parquet").exists()
+    }
+    return tables, read_json(folder / "ingest_report.json")

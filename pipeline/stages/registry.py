@@ -6,6 +6,6 @@ them all (dvc.yaml lists each stage's real dependencies).
 
 from __future__ import annotations
 
-from pipeline.stages import ingest
+from pipeline.stages import features, ingest, outcomes
 
-ANALYSIS_STAGES = {"ingest": ingest.run}
+ANALYSIS_STAGES = {"ingest": ingest.run, "features": features.run, "outcomes": outcomes.run}

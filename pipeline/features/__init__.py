@@ -1,0 +1,1 @@
+"""Engagement features measured only inside each episode's landmark window."""

@@ -1,0 +1,108 @@
+"""Attendance in the landmark window.
+
+Rates use the appointments the client could attend as denominator: service cancellations
+are not the client's doing and are excluded from it. A *missed* appointment is a no-show or
+a cancellation by the client; service cancellations neither extend nor break a run of
+missed appointments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.contract import LATE_CANCELLATION_HOURS
+from pipeline.features.window import in_window, per_episode
+
+ATTENDANCE_COLUMNS = (
+    "n_scheduled",
+    "n_attended",
+    "n_dna",
+    "attendance_rate",
+    "dna_rate",
+    "late_cancel_rate",
+    "n_cancel_client",
+    "n_cancel_service",
+    "first_attended",
+    "max_consecutive_missed",
+    "days_to_first_attended",
+    "gap_mean_days",
+    "gap_max_days",
+    "gap_sd_days",
+)
+
+
+def attendance_features(sessions: pd.DataFrame, window: pd.DataFrame) -> pd.DataFrame:
+    """One row per episode of ``window``; vectorised group-bys only."""
+    s = in_window(sessions, window, "scheduled_date").sort_values(
+        ["episode_id", "scheduled_date", "session_id"], kind="stable"
+    )
+    status = s["status"]
+    attended = status.eq("attended")
+    dna = status.eq("did_not_attend")
+    cc = status.eq("cancelled_by_client")
+    cs = status.eq("cancelled_by_service")
+    late = (
+        cc & (s["notice_hours"] < LATE_CANCELLATION_HOURS).fillna(False)
+        if "notice_hours" in s
+        else cc & False
+    )
+    g = s.groupby("episode_id", sort=False)
+    flags = pd.DataFrame(
+        {
+            "episode_id": s["episode_id"],
+            "att": attended,
+            "dna": dna,
+            "cc": cc,
+            "cs": cs,
+            "late": late,
+        }
+    )
+    sums = flags.groupby("episode_id", sort=False).sum()
+    client_possible = (g.size() - sums["cs"]).replace(0, np.nan)
+
+    # Longest run of missed appointments (no-show or client cancellation).
+    client = s[~cs].copy()
+    client["missed"] = ~client["status"].eq("attended")
+    breaks = (~client["missed"]).astype(int).groupby(client["episode_id"], sort=False).cumsum()
+    runs = client[client["missed"]].groupby([client["episode_id"], breaks], sort=False).size()
+    max_run = runs.groupby(level=0).max()
+
+    att = s[attended]
+    days_first = (
+        att.groupby("episode_id", sort=False)["scheduled_date"].min() - g["window_start"].first()
+    ).dt.days
+    gaps = att.groupby("episode_id", sort=False)["scheduled_date"].diff().dt.days
+    gap = gaps.groupby(att["episode_id"], sort=False)
+
+    out = per_episode(
+        window,
+        {
+            "n_scheduled": g.size(),
+            "n_attended": sums["att"],
+            "n_dna": sums["dna"],
+            "attendance_rate": sums["att"] / client_possible,
+            "dna_rate": sums["dna"] / client_possible,
+            "late_cancel_rate": sums["late"] / client_possible,
+            "n_cancel_client": sums["cc"],
+            "n_cancel_service": sums["cs"],
+            "first_attended": g["status"].first().eq("attended"),
+            "max_consecutive_missed": max_run,
+            "days_to_first_attended": days_first,
+            "gap_mean_days": gap.mean(),
+            "gap_max_days": gap.max(),
+            "gap_sd_days": gap.std(),
+        },
+    )
+    has = window["has_sessions"].to_numpy()
+    for col in (
+        "n_scheduled",
+        "n_attended",
+        "n_dna",
+        "n_cancel_client",
+        "n_cancel_service",
+        "max_consecutive_missed",
+    ):
+        out[col] = out[col].fillna(0).where(has).astype("Int64")
+    out["first_attended"] = out["first_attended"].astype("boolean")
+    return out

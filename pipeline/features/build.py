@@ -1,0 +1,47 @@
+"""All engagement features for every episode: one row per episode, window columns first."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.config import FeaturesParams
+from pipeline.features.attendance import attendance_features
+from pipeline.features.communication import communication_features
+from pipeline.features.goals import goal_features, small_wins
+from pipeline.features.index import disengagement_flags, disengagement_index
+from pipeline.features.obstacles import obstacle_features
+from pipeline.features.window import build_window
+from pipeline.instruments import get_instrument
+
+
+def engagement_features(
+    tables: dict[str, pd.DataFrame],
+    params: FeaturesParams,
+    primary_instrument: str,
+    extract_date: pd.Timestamp,
+) -> pd.DataFrame:
+    """Features from records inside each episode's landmark window only (never mutates
+    ``tables``; optional tables may be absent from the mapping)."""
+    sessions = tables["sessions"]
+    window = build_window(tables["episodes"], sessions, params.window_days, extract_date)
+    blocks = [
+        attendance_features(sessions, window),
+        communication_features(
+            sessions, tables.get("contacts"), window, params.window_days, params.alliance_cutoff
+        ),
+        goal_features(sessions, tables.get("goals"), tables.get("goal_ratings"), window),
+        obstacle_features(sessions, window),
+        small_wins(
+            tables["measures"],
+            window,
+            primary_instrument,
+            get_instrument(primary_instrument).higher_is_worse,
+        ),
+    ]
+    out = window
+    for block in blocks:
+        out = out.merge(block, on="episode_id", how="left", validate="one_to_one")
+    flags = disengagement_flags(out, params.alliance_cutoff)
+    out = pd.concat([out, flags], axis=1)
+    out["disengagement_index"] = disengagement_index(out, out["window_complete"])
+    return out

@@ -1,0 +1,85 @@
+"""Open communication in the landmark window: alliance, contacts, shared agendas.
+
+Where an optional table or column is absent, its features are missing ("not available in
+this dataset"), never zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.features.window import in_window, per_episode
+
+COMMUNICATION_COLUMNS = (
+    "alliance_mean",
+    "alliance_min",
+    "alliance_slope_per_week",
+    "alliance_low_share",
+    "client_contacts_per_week",
+    "outreach_response_rate",
+    "agenda_client_share",
+)
+
+
+def _slope_per_week(days: pd.Series, values: pd.Series, episode: pd.Series) -> pd.Series:
+    """OLS slope of ``values`` on time (per week), per episode, from group sums (vectorised).
+    Needs two ratings on different days."""
+    df = pd.DataFrame({"e": episode, "x": days / 7.0, "y": values}).dropna()
+    df["xy"], df["xx"] = df["x"] * df["y"], df["x"] * df["x"]
+    g = df.groupby("e", sort=False)
+    n = g.size()
+    sx, sy, sxy, sxx = g["x"].sum(), g["y"].sum(), g["xy"].sum(), g["xx"].sum()
+    denom = n * sxx - sx * sx
+    return ((n * sxy - sx * sy) / denom.where(denom > 1e-12)).where(n >= 2)
+
+
+def communication_features(
+    sessions: pd.DataFrame,
+    contacts: pd.DataFrame | None,
+    window: pd.DataFrame,
+    window_days: int,
+    alliance_cutoff: float,
+) -> pd.DataFrame:
+    """One row per episode of ``window``."""
+    s = in_window(sessions, window, "scheduled_date")
+    att = s[s["status"].eq("attended")]
+    values: dict[str, pd.Series] = {}
+    if "alliance_score" in att:
+        rated = att[att["alliance_score"].notna()]
+        g = rated.groupby("episode_id", sort=False)["alliance_score"]
+        days = (rated["scheduled_date"] - rated["window_start"]).dt.days
+        values |= {
+            "alliance_mean": g.mean(),
+            "alliance_min": g.min(),
+            "alliance_slope_per_week": _slope_per_week(
+                days, rated["alliance_score"], rated["episode_id"]
+            ),
+            "alliance_low_share": (rated["alliance_score"] <= alliance_cutoff)
+            .groupby(rated["episode_id"], sort=False)
+            .mean(),
+        }
+    if "agenda_set_by" in att:
+        known = att[att["agenda_set_by"].notna()]
+        values["agenda_client_share"] = (
+            known["agenda_set_by"]
+            .isin(["client", "shared"])
+            .groupby(known["episode_id"], sort=False)
+            .mean()
+        )
+    out = per_episode(window, values)
+    if contacts is not None:
+        c = in_window(contacts, window, "contact_date")
+        client = c[c["direction"].eq("client_to_service")].groupby("episode_id").size()
+        out["client_contacts_per_week"] = out["episode_id"].map(client).fillna(0) / (
+            window_days / 7.0
+        )
+        if "responded" in c:
+            outreach = c[c["direction"].eq("service_to_client") & c["responded"].notna()]
+            rate = outreach["responded"].astype(float).groupby(outreach["episode_id"]).mean()
+            out["outreach_response_rate"] = out["episode_id"].map(rate)
+    for col in COMMUNICATION_COLUMNS:  # absent table or column: missing, not zero
+        if col not in out:
+            out[col] = np.nan
+    out.loc[~window["has_sessions"].to_numpy(), list(COMMUNICATION_COLUMNS)] = np.nan
+    return out[["episode_id", *COMMUNICATION_COLUMNS]]

@@ -1,0 +1,72 @@
+"""Clear goals and ownership, homework, and small wins in the landmark window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.features.window import in_window, per_episode
+
+GOAL_COLUMNS = (
+    "n_goals",
+    "goal_owned_share",
+    "days_to_first_goal",
+    "homework_completion_rate",
+    "goal_rating_gain",
+)
+SMALL_WIN_COLUMNS = ("early_change_primary",)
+HOMEWORK_SCORE = {"none": 0.0, "partial": 0.5, "full": 1.0}
+
+
+def goal_features(
+    sessions: pd.DataFrame,
+    goals: pd.DataFrame | None,
+    ratings: pd.DataFrame | None,
+    window: pd.DataFrame,
+) -> pd.DataFrame:
+    """One row per episode of ``window``. Goal columns are missing when the goals table is
+    absent; an episode with a window but no goal set in it has ``n_goals`` 0."""
+    s = in_window(sessions, window, "scheduled_date")
+    values: dict[str, pd.Series] = {}
+    if "homework_completed" in s:
+        hw = s["homework_completed"].map(HOMEWORK_SCORE)
+        values["homework_completion_rate"] = hw.groupby(s["episode_id"], sort=False).mean()
+    out = per_episode(window, values)
+    has = window["has_sessions"].to_numpy()
+    if goals is not None:
+        g = in_window(goals, window, "set_date")
+        by = g.groupby("episode_id", sort=False)
+        out["n_goals"] = out["episode_id"].map(by.size()).fillna(0).where(has)
+        owned = g["set_by"].isin(["client", "collaborative"]).groupby(g["episode_id"]).mean()
+        out["goal_owned_share"] = out["episode_id"].map(owned)
+        first = (by["set_date"].min() - by["window_start"].first()).dt.days
+        out["days_to_first_goal"] = out["episode_id"].map(first)
+        if ratings is not None:
+            r = ratings.merge(goals[["goal_id", "episode_id"]], on="goal_id", how="inner")
+            r = in_window(r, window, "rating_date").sort_values(
+                ["goal_id", "rating_date"], kind="stable"
+            )
+            rg = r.groupby("goal_id", sort=False)
+            gain = (rg["rating"].last() - rg["rating"].first()).where(rg.size() >= 2)
+            per_goal = pd.DataFrame({"gain": gain, "episode_id": rg["episode_id"].first()}).dropna()
+            out["goal_rating_gain"] = out["episode_id"].map(
+                per_goal.groupby("episode_id")["gain"].mean()
+            )
+    for col in GOAL_COLUMNS:
+        if col not in out:
+            out[col] = np.nan
+    return out[["episode_id", *GOAL_COLUMNS]]
+
+
+def small_wins(
+    measures: pd.DataFrame, window: pd.DataFrame, instrument: str, higher_is_worse: bool
+) -> pd.DataFrame:
+    """Early symptom change on the primary instrument: first minus last score in the window,
+    oriented so that positive = better. An early-response marker, not an engagement
+    behaviour."""
+    m = in_window(measures[measures["instrument"] == instrument], window, "measure_date")
+    m = m.sort_values(["episode_id", "measure_date"], kind="stable")
+    g = m.groupby("episode_id", sort=False)["score"]
+    change = (g.first() - g.last()).where(g.size() >= 2)
+    out = per_episode(window, {"early_change_primary": change if higher_is_worse else -change})
+    return out

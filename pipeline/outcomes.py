@@ -1,0 +1,230 @@
+"""The outcome table: one row per episode, NHS Talking Therapies definitions.
+
+Definitions (docs/outcomes.md):
+- **baseline**: the first score dated from ``baseline_before_days`` before to
+  ``baseline_after_days`` after the first attended session; **last**: the last score of the
+  episode; both need two different measurements (n ≥ 2) to define change.
+- **reliable change**: improvement (oriented so positive = better) of at least the
+  instrument's criterion (+1), a worsening of at least it (−1), else 0.
+- **caseness**, **recovery** (case at start, not at end), **reliable recovery** (recovery and
+  reliable improvement); the paired NHS definitions combine PHQ-9 with GAD-7: caseness on
+  either, recovery = below both cut-offs at the end, reliable improvement on either without
+  reliable deterioration on either.
+- **finished a course of treatment**: ≥ 2 attended sessions in the episode.
+- **dropout**: end_reason ``dropped_out``; when end_reason is missing, inferred from the
+  appointment pattern (the episode ended after a no-show, or after two missed appointments
+  in a row); ``dropout_source`` says which.
+- **time to dropout**: days from the end of the landmark window to the end of the episode
+  for dropouts; other endings are censored at their end date, open episodes at the extract.
+- ``sessions_attended_total`` and ``weeks_in_treatment`` are descriptive only: they are
+  consequences of the outcome as much as causes, and are never predictors.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import OutcomesParams
+from pipeline.instruments import INSTRUMENTS, at_caseness, improvement, reliable_change
+
+PAIRED = ("PHQ-9", "GAD-7")
+
+
+def prefix(instrument: str) -> str:
+    """Column prefix for an instrument: PHQ-9 → phq9."""
+    return re.sub(r"[^a-z0-9]", "", instrument.lower())
+
+
+def score_summary(
+    measures: pd.DataFrame, sessions: pd.DataFrame, instrument: str, params: OutcomesParams
+) -> pd.DataFrame:
+    """Per episode: baseline, last score and number of scores of one instrument."""
+    m = measures[measures["instrument"] == instrument].sort_values(
+        ["episode_id", "measure_date"], kind="stable"
+    )
+    first_att = (
+        sessions[sessions["status"] == "attended"].groupby("episode_id")["scheduled_date"].min()
+    )
+    anchor = m["episode_id"].map(first_att)
+    lo = anchor - pd.Timedelta(days=params.baseline_before_days)
+    hi = anchor + pd.Timedelta(days=params.baseline_after_days)
+    in_base = (m["measure_date"] >= lo) & (m["measure_date"] <= hi)
+    base = m[in_base.fillna(False)].groupby("episode_id")["score"].first()
+    g = m.groupby("episode_id")
+    return pd.DataFrame(
+        {
+            "baseline": base,
+            "last": g["score"].last(),
+            "n": g.size(),
+            "last_date": g["measure_date"].last(),
+        }
+    )
+
+
+def instrument_outcomes(summary: pd.DataFrame, instrument: str) -> pd.DataFrame:
+    """Change, reliable change, caseness and recovery for one instrument (index: episode)."""
+    usable = summary["n"] >= 2
+    base = summary["baseline"].where(usable)
+    last = summary["last"].where(usable & summary["baseline"].notna())
+    rc = pd.Series(reliable_change(instrument, base, last), index=summary.index)
+    case_start = pd.Series(at_caseness(instrument, base), index=summary.index).where(base.notna())
+    case_end = pd.Series(at_caseness(instrument, last), index=summary.index).where(last.notna())
+    recovered = case_start.astype("boolean") & ~case_end.astype("boolean")
+    return pd.DataFrame(
+        {
+            "baseline": base,
+            "last": last,
+            "n": summary["n"],
+            "change": improvement(instrument, base, last),
+            "reliable_change": rc,
+            "case_start": case_start.astype("boolean"),
+            "case_end": case_end.astype("boolean"),
+            "recovered": recovered.where(case_start.astype("boolean").fillna(False)),
+            "reliable_recovery": (recovered & rc.eq(1)).where(
+                case_start.astype("boolean").fillna(False) & rc.notna()
+            ),
+        }
+    )
+
+
+def paired_nhs(phq: pd.DataFrame, gad: pd.DataFrame) -> pd.DataFrame:
+    """NHS Talking Therapies paired definitions (PHQ-9 with GAD-7)."""
+    both = phq["change"].notna() & gad["change"].notna()
+    det = (phq["reliable_change"] == -1) | (gad["reliable_change"] == -1)
+    imp = ((phq["reliable_change"] == 1) | (gad["reliable_change"] == 1)) & ~det
+    case_start = phq["case_start"].fillna(False) | gad["case_start"].fillna(False)
+    case_end = phq["case_end"].fillna(False) | gad["case_end"].fillna(False)
+    recovered = case_start & ~case_end
+    return pd.DataFrame(
+        {
+            "nhs_case_start": case_start.where(both),
+            "nhs_reliable_improvement": imp.where(both),
+            "nhs_reliable_deterioration": det.where(both),
+            "nhs_recovery": recovered.where(both & case_start),
+            "nhs_reliable_recovery": (recovered & imp).where(both & case_start),
+        }
+    ).astype("boolean")
+
+
+def inferred_dropout(sessions: pd.DataFrame, episodes: pd.DataFrame) -> pd.Series:
+    """Dropout read from the appointment pattern: the episode has ended and its last
+    appointment was a no-show, or its last two were missed (no-show or client
+    cancellation). Used only where end_reason is missing."""
+    s = sessions[sessions["status"] != "cancelled_by_service"].sort_values(
+        ["episode_id", "scheduled_date"], kind="stable"
+    )
+    missed = s["status"].isin(["did_not_attend", "cancelled_by_client"])
+    previous = missed.groupby(s["episode_id"]).shift(fill_value=False).astype(bool)
+    last = ~s["episode_id"].duplicated(keep="last")
+    tail = pd.DataFrame(
+        {"dna": s["status"].eq("did_not_attend"), "two": missed & previous}, index=s.index
+    )[last.to_numpy()]
+    rule = pd.Series((tail["dna"] | tail["two"]).to_numpy(), index=s.loc[last, "episode_id"])
+    ended = episodes.set_index("episode_id")["end_date"].notna()
+    return rule.reindex(ended.index, fill_value=False) & ended
+
+
+def outcome_table(
+    tables: dict[str, pd.DataFrame],
+    window: pd.DataFrame,
+    params: OutcomesParams,
+    extract_date: pd.Timestamp,
+) -> pd.DataFrame:
+    """One row per episode of ``tables['episodes']`` (never mutates ``tables``)."""
+    episodes, sessions, measures = tables["episodes"], tables["sessions"], tables["measures"]
+    out = pd.DataFrame({"episode_id": episodes["episode_id"].to_numpy()}).set_index("episode_id")
+    per_instrument = {}
+    for instrument in sorted(set(measures["instrument"]) & set(INSTRUMENTS)):
+        res = instrument_outcomes(
+            score_summary(measures, sessions, instrument, params), instrument
+        ).reindex(out.index)
+        per_instrument[instrument] = res
+        out = out.join(res.add_prefix(f"{prefix(instrument)}_"))
+    if all(p in per_instrument for p in PAIRED):
+        out = out.join(paired_nhs(*(per_instrument[p] for p in PAIRED)))
+    primary = per_instrument.get(params.primary_instrument)
+    if primary is None:
+        primary = instrument_outcomes(
+            pd.DataFrame({"baseline": np.nan, "last": np.nan, "n": 0}, index=out.index),
+            params.primary_instrument,
+        )
+    out = out.join(primary.add_prefix("primary_"))
+
+    attended = sessions[sessions["status"] == "attended"]
+    n_att = attended.groupby("episode_id").size().reindex(out.index, fill_value=0)
+    span = attended.groupby("episode_id")["scheduled_date"].agg(["min", "max"])
+    out["sessions_attended_total"] = n_att
+    out["weeks_in_treatment"] = ((span["max"] - span["min"]).dt.days / 7.0).reindex(out.index)
+    out["finished_course"] = n_att >= 2
+
+    ep = episodes.set_index("episode_id")
+    recorded = ep["end_reason"] if "end_reason" in ep else pd.Series(pd.NA, index=ep.index)
+    inferred = inferred_dropout(sessions, episodes).reindex(out.index, fill_value=False)
+    has_reason = recorded.notna().reindex(out.index, fill_value=False)
+    out["dropout"] = np.where(
+        has_reason, recorded.reindex(out.index).eq("dropped_out"), inferred
+    ).astype(bool)
+    out["dropout_source"] = np.where(has_reason, "recorded", "inferred")
+
+    w = window.set_index("episode_id").reindex(out.index)
+    end = ep["end_date"].reindex(out.index) if "end_date" in ep else pd.Series(pd.NaT)
+    follow_end = end.fillna(pd.Timestamp(extract_date))
+    out["in_treatment_at_landmark"] = (
+        w["window_end"].notna() & (end.isna() | (end >= w["window_end"]))
+    ).to_numpy()
+    out["dropout_time_days"] = (follow_end - w["window_end"]).dt.days.where(
+        out["in_treatment_at_landmark"]
+    )
+    out["dropout_event"] = (out["dropout"] & end.notna()).where(out["in_treatment_at_landmark"])
+    out["primary_last_after_landmark"] = (
+        score_summary(measures, sessions, params.primary_instrument, params)["last_date"].reindex(
+            out.index
+        )
+        >= w["window_end"]
+    )
+
+    rc = out["primary_reliable_change"]
+    eligible = out["primary_n"].fillna(0) >= 2
+    if params.poor_outcome == "not_reliably_improved":
+        poor = rc.ne(1)
+    elif params.poor_outcome == "reliable_deterioration":
+        poor = rc.eq(-1)
+    else:  # not_recovered, among those at caseness at the start
+        poor = ~out["primary_recovered"].fillna(True).astype(bool)
+        eligible &= out["primary_case_start"].fillna(False).astype(bool)
+    out["poor_outcome"] = poor.astype(float).where(eligible & rc.notna())
+    return out.reset_index()
+
+
+def dropout_rule_agreement(tables: dict[str, pd.DataFrame]) -> dict:
+    """How well the inference rule reproduces recorded end reasons, on ended episodes
+    that have one (counts, sensitivity, specificity, Cohen's kappa)."""
+    ep = tables["episodes"].set_index("episode_id")
+    if "end_reason" not in ep:
+        return {"n": 0}
+    known = ep["end_date"].notna() & ep["end_reason"].notna()
+    recorded = ep.loc[known, "end_reason"].eq("dropped_out")
+    inferred = inferred_dropout(tables["sessions"], tables["episodes"]).reindex(recorded.index)
+    tp = int((recorded & inferred).sum())
+    tn = int((~recorded & ~inferred).sum())
+    fp = int((~recorded & inferred).sum())
+    fn = int((recorded & ~inferred).sum())
+    n = tp + tn + fp + fn
+    if n == 0:
+        return {"n": 0}
+    observed = (tp + tn) / n
+    expected = ((tp + fp) * (tp + fn) + (tn + fn) * (tn + fp)) / (n * n)
+    kappa = (observed - expected) / (1 - expected) if expected < 1 else float("nan")
+    return {
+        "n": n,
+        "true_positive": tp,
+        "true_negative": tn,
+        "false_positive": fp,
+        "false_negative": fn,
+        "sensitivity": tp / (tp + fn) if tp + fn else None,
+        "specificity": tn / (tn + fp) if tn + fp else None,
+        "kappa": round(kappa, 4),
+    }

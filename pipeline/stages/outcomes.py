@@ -1,0 +1,43 @@
+"""Stage ``outcomes``: the per-episode outcome table (NHS Talking Therapies definitions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import Params, load_params
+from pipeline.features.window import build_window
+from pipeline.io import read_interim, write_json, write_parquet
+from pipeline.outcomes import dropout_rule_agreement, outcome_table
+from pipeline.stages.common import resolve, stage_timer
+
+
+def run(params: Params, root: str | Path = ".") -> dict:
+    paths = resolve(params.paths, root)
+    summary: dict = {"stage": "outcomes"}
+    with stage_timer(summary):
+        tables, report = read_interim(paths["interim_dir"])
+        extract = pd.Timestamp(report["extract_date"])
+        window = build_window(
+            tables["episodes"], tables["sessions"], params.features.window_days, extract
+        )
+        outcomes = outcome_table(tables, window, params.outcomes, extract)
+        write_parquet(outcomes, paths["processed_dir"] / "outcomes.parquet")
+        summary |= {
+            "episodes": len(outcomes),
+            "poor_outcome_defined": int(outcomes["poor_outcome"].notna().sum()),
+            "dropout_rule_agreement": dropout_rule_agreement(tables),
+            "outputs": {"outcomes": str(paths["processed_dir"] / "outcomes.parquet")},
+        }
+    write_json(summary, paths["logs_dir"] / "outcomes.json")
+    return summary
+
+
+def main() -> None:
+    s = run(load_params())
+    print(f"Outcomes for {s['episodes']} episodes → {s['outputs']['outcomes']}")
+
+
+if __name__ == "__main__":
+    main()

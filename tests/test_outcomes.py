@@ -1,0 +1,153 @@
+"""Outcome rules on worked examples (NHS Talking Therapies definitions)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import OutcomesParams
+from pipeline.features.window import build_window
+from pipeline.outcomes import dropout_rule_agreement, inferred_dropout, outcome_table
+
+EXTRACT = pd.Timestamp("2024-12-31")
+
+
+def _dates(df, *cols):
+    for c in cols:
+        df[c] = pd.to_datetime(df[c]).astype("datetime64[s]")
+    return df
+
+
+def _tables():
+    episodes = _dates(
+        pd.DataFrame(
+            {
+                "episode_id": ["imp", "det", "rec", "few", "drop", "ors"],
+                "referral_date": ["2024-01-01"] * 6,
+                "end_date": [
+                    "2024-05-01",
+                    "2024-05-01",
+                    "2024-05-01",
+                    "2024-05-01",
+                    "2024-03-20",
+                    None,
+                ],
+                "end_reason": ["completed", "completed", "completed", "completed", None, None],
+            }
+        ),
+        "referral_date",
+        "end_date",
+    )
+    sessions = []
+    for ep in episodes["episode_id"]:
+        for week, status in enumerate(["attended", "attended", "attended", "attended"]):
+            sessions.append(
+                (
+                    ep,
+                    f"{ep}{week}",
+                    pd.Timestamp("2024-01-10") + pd.Timedelta(weeks=2 * week),
+                    status,
+                )
+            )
+    sessions.append(("drop", "drop9", pd.Timestamp("2024-03-10"), "did_not_attend"))
+    sessions = pd.DataFrame(
+        sessions, columns=["episode_id", "session_id", "scheduled_date", "status"]
+    )
+    sessions = sessions[~((sessions["episode_id"] == "few") & (sessions["session_id"] != "few0"))]
+    measures = _dates(
+        pd.DataFrame(
+            [
+                # reliable improvement, not recovered (still ≥ 10 at the end)
+                ("imp", "2024-01-10", "PHQ-9", 20),
+                ("imp", "2024-03-01", "PHQ-9", 14),
+                # reliable deterioration: 8 -> 14
+                ("det", "2024-01-10", "PHQ-9", 8),
+                ("det", "2024-03-01", "PHQ-9", 14),
+                # reliable recovery: 15 -> 9
+                ("rec", "2024-01-10", "PHQ-9", 15),
+                ("rec", "2024-03-01", "PHQ-9", 9),
+                # one score only: no change can be measured
+                ("few", "2024-01-10", "PHQ-9", 15),
+                # baseline more than 14 days after the first attended session is not a baseline
+                ("drop", "2024-02-20", "PHQ-9", 20),
+                ("drop", "2024-03-01", "PHQ-9", 12),
+                # ORS: higher is better; 20 -> 26 is a reliable improvement and a recovery (< 25)
+                ("ors", "2024-01-10", "ORS", 20),
+                ("ors", "2024-03-01", "ORS", 26),
+            ],
+            columns=["episode_id", "measure_date", "instrument", "score"],
+        ),
+        "measure_date",
+    )
+    return {"episodes": episodes, "sessions": sessions, "measures": measures}
+
+
+@pytest.fixture
+def table():
+    t = _tables()
+    window = build_window(t["episodes"], t["sessions"], 42, EXTRACT)
+    return outcome_table(t, window, OutcomesParams(), EXTRACT).set_index("episode_id")
+
+
+def test_reliable_change_recovery_and_poor_outcome(table):
+    assert table.loc["imp", "primary_reliable_change"] == 1
+    assert not table.loc["imp", "primary_recovered"]
+    assert table.loc["imp", "poor_outcome"] == 0
+    assert table.loc["det", "primary_reliable_change"] == -1
+    assert table.loc["det", "poor_outcome"] == 1  # deterioration counts as poor
+    assert pd.isna(table.loc["det", "primary_recovered"])  # not at caseness at the start
+    assert table.loc["rec", "primary_reliable_recovery"]
+    assert table.loc["rec", "primary_change"] == 6
+    assert np.isnan(table.loc["few", "poor_outcome"])  # fewer than two scores
+
+
+def test_baseline_window_around_the_first_attended_session(table):
+    # drop's first score is 41 days after its first attended session: no baseline.
+    assert np.isnan(table.loc["drop", "phq9_baseline"])
+    assert np.isnan(table.loc["drop", "poor_outcome"])
+
+
+def test_higher_is_better_instrument(table):
+    assert table.loc["ors", "ors_change"] == 6
+    assert table.loc["ors", "ors_reliable_change"] == 1
+    assert table.loc["ors", "ors_recovered"]
+
+
+def test_finished_course_dropout_and_time_to_dropout(table):
+    assert table.loc["imp", "finished_course"] and not table.loc["few", "finished_course"]
+    assert table.loc["drop", "dropout"] and table.loc["drop", "dropout_source"] == "inferred"
+    assert not table.loc["imp", "dropout"] and table.loc["imp", "dropout_source"] == "recorded"
+    # drop: window 2024-01-10 .. 2024-02-21; ended 2024-03-20 -> 28 days after the landmark
+    assert table.loc["drop", "dropout_time_days"] == 28
+    assert table.loc["drop", "dropout_event"]
+    assert table.loc["ors", "dropout_time_days"] == (EXTRACT - pd.Timestamp("2024-02-21")).days
+    assert not table.loc["ors", "dropout_event"]  # still open: censored at the extract
+
+
+@pytest.mark.parametrize(
+    ("definition", "expected"),
+    [
+        ("reliable_deterioration", {"imp": 0.0, "det": 1.0, "rec": 0.0}),
+        ("not_recovered", {"imp": 1.0, "rec": 0.0}),
+    ],
+)
+def test_poor_outcome_definition_is_a_param(definition, expected):
+    t = _tables()
+    window = build_window(t["episodes"], t["sessions"], 42, EXTRACT)
+    out = outcome_table(t, window, OutcomesParams(poor_outcome=definition), EXTRACT)
+    got = out.set_index("episode_id")["poor_outcome"].dropna().to_dict()
+    assert got == expected
+
+
+def test_dropout_rule_and_its_agreement():
+    t = _tables()
+    inferred = inferred_dropout(t["sessions"], t["episodes"])
+    assert inferred.to_dict() == {
+        "imp": False,
+        "det": False,
+        "rec": False,
+        "few": False,
+        "drop": True,
+        "ors": False,
+    }
+    agreement = dropout_rule_agreement(t)
+    assert agreement["n"] == 4 and agreement["true_negative"] == 4
