@@ -24,6 +24,7 @@ run: $(STAMP)  ## run the DVC pipeline on the bundled synthetic cohort
 	@echo "  synthetic export (input tables):  data/raw/synthetic/"
 	@echo "  ground truth and calibration:     data/raw/synthetic_truth/"
 	@echo "  ingested tables + quarantine:     data/interim/ (ingest_report.json)"
+	@echo "  features and outcomes:            data/processed/"
 	@echo "  metrics:                          reports/"
 	@echo "  calibration vs published figures: reports/synthetic_calibration.json"
 

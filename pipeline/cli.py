@@ -85,6 +85,38 @@ def ingest(
     console.print(f"Tables, quarantine and ingest_report.json: {summary['outputs']['interim_dir']}")
 
 
+def _run_stage(name: str, params: Path, out: Path) -> dict:
+    from pipeline.stages.registry import ANALYSIS_STAGES
+
+    try:
+        return ANALYSIS_STAGES[name](_params_or_default(params), out)
+    except FileNotFoundError as exc:
+        _fail(f"{exc.filename} not found: run the earlier stages first (engage ingest …).")
+    except (InputError, OSError) as exc:
+        _fail(str(exc))
+    return {}
+
+
+@app.command()
+def features(
+    out: Annotated[Path, typer.Option("--out", help="Root holding data/interim.")] = Path("."),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Engagement features in the landmark window → OUT/data/processed/features.parquet."""
+    summary = _run_stage("features", params, out)
+    console.print(f"Features for {summary['episodes']} episodes: {summary['outputs']['features']}")
+
+
+@app.command()
+def outcomes(
+    out: Annotated[Path, typer.Option("--out", help="Root holding data/interim.")] = Path("."),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """The outcome table → OUT/data/processed/outcomes.parquet."""
+    summary = _run_stage("outcomes", params, out)
+    console.print(f"Outcomes for {summary['episodes']} episodes: {summary['outputs']['outcomes']}")
+
+
 @app.command()
 def run(
     input_dir: Annotated[Path, typer.Option("--input", help="Folder of contract tables.")],

@@ -1,0 +1,35 @@
+"""`engage run` executes every analysis stage on any contract folder, outside DVC."""
+
+import json
+
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+
+runner = CliRunner()
+
+
+def test_run_writes_the_repository_layout(small_export, tmp_path):
+    folder, _ = small_export
+    params = tmp_path / "params.yaml"
+    params.write_text('ingest:\n  extract_date: "2025-03-31"\n')
+    result = runner.invoke(
+        app, ["run", "--input", str(folder), "--out", str(tmp_path / "o"), "--params", str(params)]
+    )
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "o" / "data"
+    for path in (
+        "interim/episodes.parquet",
+        "interim/ingest_report.json",
+        "processed/features.parquet",
+        "processed/outcomes.parquet",
+    ):
+        assert (out / path).exists(), path
+    report = json.loads((out / "interim/ingest_report.json").read_text())
+    assert report["totals"]["rows_quarantined"] > 0
+
+
+def test_stage_before_its_inputs_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["features", "--out", str(tmp_path), "--params", "/none.yaml"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "run the earlier stages first" in " ".join(result.output.split())
