@@ -1,4 +1,5 @@
-"""Helpers for benchmark scripts: run a callable in a fresh process, record time and peak RSS."""
+"""Helpers for benchmark scripts: run a callable in a fresh process, record time and peak RSS;
+replicate a table with suffixed ids to reach national scale."""
 
 from __future__ import annotations
 
@@ -45,3 +46,20 @@ def save(name: str, rows: list[dict]) -> Path:
     out = Path(__file__).parent / "results" / f"{name}.json"
     out.write_text(json.dumps({"machine": machine(), "results": rows}, indent=2) + "\n")
     return out
+
+
+def replicate(df, table: str, copies: int):
+    """``copies`` copies of a contract table, each with its ids suffixed ``r<k>`` so that the
+    copies are distinct episodes (foreign keys stay consistent across tables)."""
+    import pandas as pd
+
+    from pipeline.contract import column_specs
+
+    ids = [c.name for c in column_specs(table) if c.kind == "id" and c.name in df]
+    parts = []
+    for k in range(copies):
+        part = df.copy()
+        for col in ids:
+            part[col] = part[col] + f"r{k}"
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)

@@ -20,10 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _measure import measure, save
+from _measure import measure, replicate, save
 
 from pipeline.config import Params, SyntheticParams
-from pipeline.contract import column_specs
 from pipeline.synthetic.generator import generate_cohort
 
 BASE_EPISODES = 200_000
@@ -87,14 +86,7 @@ def build_interim(target_sessions: int, folder: Path) -> dict[str, int]:
     copies = math.ceil(target_sessions / len(cohort.tables["sessions"]))
     rows = {}
     for table, df in cohort.tables.items():
-        ids = [c.name for c in column_specs(table) if c.kind == "id" and c.name in df]
-        parts = []
-        for k in range(copies):
-            part = df.copy()
-            for col in ids:
-                part[col] = part[col] + f"r{k}"
-            parts.append(part)
-        big = pd.concat(parts, ignore_index=True)
+        big = replicate(df, table, copies)
         rows[table] = len(big)
         big.to_parquet(folder / f"{table}.parquet", index=False)
     return rows

@@ -18,10 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _measure import measure, save
+from _measure import measure, replicate, save
 
 from pipeline.config import parse_params
-from pipeline.contract import column_specs
 from pipeline.stages import ingest, synthesize
 
 BASE_EPISODES = 200_000
@@ -51,15 +50,7 @@ def build_export(target_sessions: int, folder: Path) -> dict[str, int]:
     rows = {}
     for path in sorted(base.glob("*.parquet")):
         table = path.stem
-        df = pd.read_parquet(path)
-        ids = [c.name for c in column_specs(table) if c.kind == "id" and c.name in df]
-        parts = []
-        for k in range(copies):
-            part = df.copy()
-            for col in ids:
-                part[col] = part[col] + f"r{k}"
-            parts.append(part)
-        big = pd.concat(parts, ignore_index=True)
+        big = replicate(pd.read_parquet(path), table, copies)
         if table == "sessions":
             big = big.iloc[:target_sessions]
         rows[table] = len(big)
