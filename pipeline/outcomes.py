@@ -31,6 +31,13 @@ from pipeline.config import OutcomesParams
 from pipeline.instruments import INSTRUMENTS, at_caseness, improvement, reliable_change
 
 PAIRED = ("PHQ-9", "GAD-7")
+NHS_COLUMNS = (
+    "nhs_case_start",
+    "nhs_reliable_improvement",
+    "nhs_reliable_deterioration",
+    "nhs_recovery",
+    "nhs_reliable_recovery",
+)
 
 
 def prefix(instrument: str) -> str:
@@ -42,33 +49,38 @@ def score_summary(
     measures: pd.DataFrame, sessions: pd.DataFrame, instrument: str, params: OutcomesParams
 ) -> pd.DataFrame:
     """Per episode: baseline, last score and number of scores of one instrument."""
-    m = measures[measures["instrument"] == instrument].sort_values(
-        ["episode_id", "measure_date"], kind="stable"
+    m = measures[measures["instrument"] == instrument]
+    m = m.assign(_order=np.arange(len(m))).sort_values(
+        ["episode_id", "measure_date", "_order"], kind="stable"
     )
     first_att = (
         sessions[sessions["status"] == "attended"].groupby("episode_id")["scheduled_date"].min()
     )
-    anchor = m["episode_id"].map(first_att)
+    anchor = pd.Series(first_att.reindex(m["episode_id"]).to_numpy(), index=m.index)
     lo = anchor - pd.Timedelta(days=params.baseline_before_days)
     hi = anchor + pd.Timedelta(days=params.baseline_after_days)
     in_base = (m["measure_date"] >= lo) & (m["measure_date"] <= hi)
-    base = m[in_base.fillna(False)].groupby("episode_id")["score"].first()
+    based = m[in_base.fillna(False)].groupby("episode_id")
     g = m.groupby("episode_id")
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
-            "baseline": base,
+            "baseline": based["score"].first(),
+            "baseline_date": based["measure_date"].first(),
             "last": g["score"].last(),
-            "n": g.size(),
             "last_date": g["measure_date"].last(),
         }
     )
+    # n counts the baseline and the scores after it: the last score must be a later one.
+    after = m["measure_date"] > m["episode_id"].map(out["baseline_date"])
+    out["n"] = (1 + after.groupby(m["episode_id"]).sum()).where(out["baseline"].notna(), 0)
+    out.loc[out["last_date"] <= out["baseline_date"], "last"] = np.nan
+    return out
 
 
 def instrument_outcomes(summary: pd.DataFrame, instrument: str) -> pd.DataFrame:
     """Change, reliable change, caseness and recovery for one instrument (index: episode)."""
-    usable = summary["n"] >= 2
-    base = summary["baseline"].where(usable)
-    last = summary["last"].where(usable & summary["baseline"].notna())
+    base = summary["baseline"]
+    last = summary["last"].where((summary["n"] >= 2) & base.notna())
     rc = pd.Series(reliable_change(instrument, base, last), index=summary.index)
     case_start = pd.Series(at_caseness(instrument, base), index=summary.index).where(base.notna())
     case_end = pd.Series(at_caseness(instrument, last), index=summary.index).where(last.notna())
@@ -113,8 +125,9 @@ def inferred_dropout(sessions: pd.DataFrame, episodes: pd.DataFrame) -> pd.Serie
     """Dropout read from the appointment pattern: the episode has ended and its last
     appointment was a no-show, or its last two were missed (no-show or client
     cancellation). Used only where end_reason is missing."""
-    s = sessions[sessions["status"] != "cancelled_by_service"].sort_values(
-        ["episode_id", "scheduled_date"], kind="stable"
+    s = sessions[sessions["status"] != "cancelled_by_service"]
+    s = s.assign(_order=np.arange(len(s))).sort_values(
+        ["episode_id", "scheduled_date", "_order"], kind="stable"
     )
     missed = s["status"].isin(["did_not_attend", "cancelled_by_client"])
     previous = missed.groupby(s["episode_id"]).shift(fill_value=False).astype(bool)
@@ -123,7 +136,8 @@ def inferred_dropout(sessions: pd.DataFrame, episodes: pd.DataFrame) -> pd.Serie
         {"dna": s["status"].eq("did_not_attend"), "two": missed & previous}, index=s.index
     )[last.to_numpy()]
     rule = pd.Series((tail["dna"] | tail["two"]).to_numpy(), index=s.loc[last, "episode_id"])
-    ended = episodes.set_index("episode_id")["end_date"].notna()
+    ep = episodes.set_index("episode_id")
+    ended = ep["end_date"].notna() if "end_date" in ep else pd.Series(False, index=ep.index)
     return rule.reindex(ended.index, fill_value=False) & ended
 
 
@@ -145,6 +159,9 @@ def outcome_table(
         out = out.join(res.add_prefix(f"{prefix(instrument)}_"))
     if all(p in per_instrument for p in PAIRED):
         out = out.join(paired_nhs(*(per_instrument[p] for p in PAIRED)))
+    else:  # not available in this dataset: missing, not false
+        for col in NHS_COLUMNS:
+            out[col] = pd.Series(pd.NA, index=out.index, dtype="boolean")
     primary = per_instrument.get(params.primary_instrument)
     if primary is None:
         primary = instrument_outcomes(
@@ -170,20 +187,24 @@ def outcome_table(
     out["dropout_source"] = np.where(has_reason, "recorded", "inferred")
 
     w = window.set_index("episode_id").reindex(out.index)
-    end = ep["end_date"].reindex(out.index) if "end_date" in ep else pd.Series(pd.NaT)
+    if "end_date" in ep:
+        end = ep["end_date"].reindex(out.index)
+    else:  # optional in the contract: every episode counts as open
+        end = pd.Series(pd.NaT, index=out.index, dtype="datetime64[s]")
     follow_end = end.fillna(pd.Timestamp(extract_date))
+    out["window_complete"] = w["window_complete"].fillna(False).astype(bool)
     out["in_treatment_at_landmark"] = (
-        w["window_end"].notna() & (end.isna() | (end >= w["window_end"]))
+        out["window_complete"] & (end.isna() | (end >= w["window_end"]))
     ).to_numpy()
     out["dropout_time_days"] = (follow_end - w["window_end"]).dt.days.where(
         out["in_treatment_at_landmark"]
     )
     out["dropout_event"] = (out["dropout"] & end.notna()).where(out["in_treatment_at_landmark"])
-    out["primary_last_after_landmark"] = (
-        score_summary(measures, sessions, params.primary_instrument, params)["last_date"].reindex(
-            out.index
-        )
-        >= w["window_end"]
+    last_date = score_summary(measures, sessions, params.primary_instrument, params)[
+        "last_date"
+    ].reindex(out.index)
+    out["primary_last_after_landmark"] = (last_date >= w["window_end"]).where(
+        last_date.notna() & w["window_end"].notna()
     )
 
     rc = out["primary_reliable_change"]
@@ -195,7 +216,11 @@ def outcome_table(
     else:  # not_recovered, among those at caseness at the start
         poor = ~out["primary_recovered"].fillna(True).astype(bool)
         eligible &= out["primary_case_start"].fillna(False).astype(bool)
-    out["poor_outcome"] = poor.astype(float).where(eligible & rc.notna())
+    defined = eligible & rc.notna()
+    out["poor_outcome_episode"] = poor.astype(float).where(defined)
+    # The landmark analysis: in treatment at the landmark, outcome measured after it.
+    after = out["primary_last_after_landmark"].fillna(False).astype(bool)
+    out["poor_outcome"] = out["poor_outcome_episode"].where(out["in_treatment_at_landmark"] & after)
     return out.reset_index()
 
 
@@ -203,7 +228,7 @@ def dropout_rule_agreement(tables: dict[str, pd.DataFrame]) -> dict:
     """How well the inference rule reproduces recorded end reasons, on ended episodes
     that have one (counts, sensitivity, specificity, Cohen's kappa)."""
     ep = tables["episodes"].set_index("episode_id")
-    if "end_reason" not in ep:
+    if "end_reason" not in ep or "end_date" not in ep:
         return {"n": 0}
     known = ep["end_date"].notna() & ep["end_reason"].notna()
     recorded = ep.loc[known, "end_reason"].eq("dropped_out")

@@ -151,3 +151,74 @@ def test_dropout_rule_and_its_agreement():
     }
     agreement = dropout_rule_agreement(t)
     assert agreement["n"] == 4 and agreement["true_negative"] == 4
+
+
+def test_paired_nhs_definitions():
+    t = _tables()
+    gad = pd.DataFrame(
+        [
+            ("imp", "2024-01-10", "GAD-7", 12),
+            ("imp", "2024-03-01", "GAD-7", 10),  # no RC
+            ("det", "2024-01-10", "GAD-7", 6),
+            ("det", "2024-03-01", "GAD-7", 6),
+            ("rec", "2024-01-10", "GAD-7", 12),
+            ("rec", "2024-03-01", "GAD-7", 7),  # improved
+        ],
+        columns=["episode_id", "measure_date", "instrument", "score"],
+    )
+    t["measures"] = pd.concat([t["measures"], _dates(gad, "measure_date")], ignore_index=True)
+    window = build_window(t["episodes"], t["sessions"], 42, EXTRACT)
+    out = outcome_table(t, window, OutcomesParams(), EXTRACT).set_index("episode_id")
+    assert out.loc["imp", "nhs_reliable_improvement"]  # PHQ-9 improved, GAD-7 stable
+    assert not out.loc["imp", "nhs_recovery"]  # PHQ-9 still ≥ 10 at the end
+    assert out.loc["det", "nhs_reliable_deterioration"]
+    assert not out.loc["det", "nhs_reliable_improvement"]
+    assert out.loc["rec", "nhs_reliable_recovery"]  # below both cut-offs, reliably improved
+    assert pd.isna(out.loc["few", "nhs_reliable_improvement"])
+
+
+def test_no_gad7_means_paired_definitions_are_missing(table):
+    assert table["nhs_reliable_improvement"].isna().all()
+
+
+def test_baseline_is_never_also_the_last_score():
+    t = _tables()
+    t["measures"] = _dates(
+        pd.DataFrame(
+            [("imp", "2023-11-01", "PHQ-9", 20), ("imp", "2024-01-10", "PHQ-9", 18)],
+            columns=["episode_id", "measure_date", "instrument", "score"],
+        ),
+        "measure_date",
+    )
+    window = build_window(t["episodes"], t["sessions"], 42, EXTRACT)
+    out = outcome_table(t, window, OutcomesParams(), EXTRACT).set_index("episode_id")
+    assert out.loc["imp", "primary_baseline"] == 18 and np.isnan(out.loc["imp", "primary_last"])
+    assert np.isnan(out.loc["imp", "poor_outcome_episode"])
+
+
+def test_landmark_outcome_needs_a_score_after_the_landmark_and_a_complete_window():
+    t = _tables()
+    window = build_window(t["episodes"], t["sessions"], 42, EXTRACT)
+    out = outcome_table(t, window, OutcomesParams(), EXTRACT).set_index("episode_id")
+    assert out.loc["imp", "poor_outcome"] == 0  # last score 03-01, after the 02-21 landmark
+    t2 = _tables()
+    t2["measures"].loc[
+        t2["measures"]["episode_id"].eq("imp") & t2["measures"]["score"].eq(14), "measure_date"
+    ] = pd.Timestamp("2024-02-01")
+    out2 = outcome_table(t2, window, OutcomesParams(), EXTRACT).set_index("episode_id")
+    assert np.isnan(out2.loc["imp", "poor_outcome"])  # measured inside the window
+    assert out2.loc["imp", "poor_outcome_episode"] == 0
+    early = pd.Timestamp("2024-02-01")  # extract before the landmark: window incomplete
+    out3 = outcome_table(
+        t, build_window(t["episodes"], t["sessions"], 42, early), OutcomesParams(), early
+    ).set_index("episode_id")
+    assert not out3["in_treatment_at_landmark"].any()
+    assert out3["dropout_time_days"].isna().all()
+
+
+def test_end_date_column_may_be_absent():
+    t = _tables()
+    t["episodes"] = t["episodes"].drop(columns=["end_date"])
+    window = build_window(t["episodes"], t["sessions"], 42, EXTRACT)
+    out = outcome_table(t, window, OutcomesParams(), EXTRACT).set_index("episode_id")
+    assert not out["dropout_event"].fillna(False).astype(bool).any()  # nothing has ended

@@ -42,6 +42,8 @@ def attendance_features(sessions: pd.DataFrame, window: pd.DataFrame) -> pd.Data
     dna = status.eq("did_not_attend")
     cc = status.eq("cancelled_by_client")
     cs = status.eq("cancelled_by_service")
+    # Late = a client cancellation with recorded notice under 24 h (unknown notice is not
+    # counted as late); the rate is missing when the export has no notice column at all.
     late = (
         cc & (s["notice_hours"] < LATE_CANCELLATION_HOURS).fillna(False)
         if "notice_hours" in s
@@ -86,7 +88,12 @@ def attendance_features(sessions: pd.DataFrame, window: pd.DataFrame) -> pd.Data
             "late_cancel_rate": sums["late"] / client_possible,
             "n_cancel_client": sums["cc"],
             "n_cancel_service": sums["cs"],
-            "first_attended": g["status"].first().eq("attended"),
+            # The first appointment the client could attend (a service cancellation is not
+            # the client's doing).
+            "first_attended": s[~cs]
+            .groupby("episode_id", sort=False)["status"]
+            .first()
+            .eq("attended"),
             "max_consecutive_missed": max_run,
             "days_to_first_attended": days_first,
             "gap_mean_days": gap.mean(),
@@ -105,4 +112,6 @@ def attendance_features(sessions: pd.DataFrame, window: pd.DataFrame) -> pd.Data
     ):
         out[col] = out[col].fillna(0).where(has).astype("Int64")
     out["first_attended"] = out["first_attended"].astype("boolean")
+    if "notice_hours" not in sessions:
+        out["late_cancel_rate"] = np.nan
     return out

@@ -11,6 +11,7 @@ import pandas as pd
 
 from pipeline.features.window import in_window, per_episode
 
+REPLY_DAYS = 7  # the contract: "did the client reply within 7 days"
 COMMUNICATION_COLUMNS = (
     "alliance_mean",
     "alliance_min",
@@ -75,7 +76,10 @@ def communication_features(
             window_days / 7.0
         )
         if "responded" in c:
-            outreach = c[c["direction"].eq("service_to_client") & c["responded"].notna()]
+            # A reply counts within 7 days: only outreach whose reply period closes inside
+            # the window, or the feature would see behaviour after the landmark.
+            settled = c["contact_date"] < c["window_end"] - pd.Timedelta(days=REPLY_DAYS)
+            outreach = c[c["direction"].eq("service_to_client") & c["responded"].notna() & settled]
             rate = outreach["responded"].astype(float).groupby(outreach["episode_id"]).mean()
             out["outreach_response_rate"] = out["episode_id"].map(rate)
     for col in COMMUNICATION_COLUMNS:  # absent table or column: missing, not zero

@@ -29,7 +29,7 @@ def goal_features(
     s = in_window(sessions, window, "scheduled_date")
     values: dict[str, pd.Series] = {}
     if "homework_completed" in s:
-        hw = s["homework_completed"].map(HOMEWORK_SCORE)
+        hw = s["homework_completed"].map(HOMEWORK_SCORE).astype(float)
         values["homework_completion_rate"] = hw.groupby(s["episode_id"], sort=False).mean()
     out = per_episode(window, values)
     has = window["has_sessions"].to_numpy()
@@ -42,7 +42,10 @@ def goal_features(
         first = (by["set_date"].min() - by["window_start"].first()).dt.days
         out["days_to_first_goal"] = out["episode_id"].map(first)
         if ratings is not None:
-            r = ratings.merge(goals[["goal_id", "episode_id"]], on="goal_id", how="inner")
+            # Ratings of the goals set in the window, rated in the window.
+            r = ratings.drop(columns=["episode_id"], errors="ignore").merge(
+                g[["goal_id", "episode_id"]], on="goal_id", how="inner"
+            )
             r = in_window(r, window, "rating_date").sort_values(
                 ["goal_id", "rating_date"], kind="stable"
             )

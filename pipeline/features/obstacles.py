@@ -19,7 +19,7 @@ def obstacle_features(sessions: pd.DataFrame, window: pd.DataFrame) -> pd.DataFr
     with at least 24 hours' notice (planning around an obstacle) rather than no-shows.
     """
     s = in_window(sessions, window, "scheduled_date").sort_values(
-        ["episode_id", "scheduled_date"], kind="stable"
+        ["episode_id", "scheduled_date", "session_id"], kind="stable"
     )
     values: dict[str, pd.Series] = {}
     if "barrier_reported" in s:

@@ -22,7 +22,9 @@ def build_window(
     """
     first = sessions.groupby("episode_id", sort=False)["scheduled_date"].min()
     out = pd.DataFrame({"episode_id": episodes["episode_id"].to_numpy()})
-    out["window_start"] = out["episode_id"].map(first).astype("datetime64[s]")
+    out["window_start"] = pd.Series(
+        first.astype("datetime64[s]").reindex(out["episode_id"]).to_numpy(), index=out.index
+    )
     out["window_end"] = out["window_start"] + pd.Timedelta(days=window_days)
     out["has_sessions"] = out["window_start"].notna()
     out["window_complete"] = (out["window_end"] <= pd.Timestamp(extract_date)).fillna(False)

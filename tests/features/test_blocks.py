@@ -171,4 +171,98 @@ def test_flags_and_index():
     assert pd.isna(flags.loc[2, "flag_missed_first_appointment"])  # unknown, not False
     index = disengagement_index(f, pd.Series([True, True, False]))
     assert index[0] > 0 > index[1] and np.isnan(index[2])
-    assert index[0] == pytest.approx(-index[1])  # two reference episodes: symmetric z
+    # Hand-computed: each of the 7 components has z = ±0.7071 for the two reference episodes.
+    assert index[0] == pytest.approx(0.7071, abs=1e-4)
+
+
+def test_outreach_whose_reply_period_ends_after_the_window_is_not_counted():
+    contacts = _dates(
+        pd.DataFrame(
+            {
+                "episode_id": ["A", "A"],
+                "contact_date": ["2024-01-10", "2024-02-08"],  # end 02-12
+                "direction": ["service_to_client", "service_to_client"],
+                "responded": [True, False],
+            }
+        ),
+        "contact_date",
+    )
+    f = communication_features(SESSIONS, contacts, WINDOW, 42, 36).set_index("episode_id")
+    assert f.loc["A", "outreach_response_rate"] == 1.0  # the 02-08 reply was due after 02-12
+
+
+def test_missing_columns_and_tables_give_missing_values_not_zero():
+    from pipeline.features.attendance import attendance_features
+
+    bare = SESSIONS[["session_id", "episode_id", "scheduled_date", "status"]]
+    f = attendance_features(bare, WINDOW)
+    assert f["late_cancel_rate"].isna().all()
+    assert f["n_scheduled"].notna().all()
+    assert obstacle_features(bare, WINDOW)["n_barriers"].isna().all()
+
+
+def test_first_appointment_cancelled_by_the_service_is_not_a_missed_first_appointment():
+    from pipeline.features.attendance import attendance_features
+
+    s = _dates(
+        pd.DataFrame(
+            {
+                "session_id": ["x1", "x2"],
+                "episode_id": ["C", "C"],
+                "scheduled_date": ["2024-01-01", "2024-01-05"],
+                "status": ["cancelled_by_service", "attended"],
+            }
+        ),
+        "scheduled_date",
+    )
+    w = build_window(pd.DataFrame({"episode_id": ["C"]}), s, 42, pd.Timestamp("2024-12-31"))
+    assert bool(attendance_features(s, w)["first_attended"].iloc[0])
+
+
+def test_empty_tables_do_not_crash():
+    from pipeline.config import FeaturesParams
+    from pipeline.features.build import engagement_features
+
+    empty = {"episodes": EPISODES, "sessions": SESSIONS.iloc[:0], "measures": MEASURES.iloc[:0]}
+    f = engagement_features(empty, FeaturesParams(), "PHQ-9", pd.Timestamp("2024-12-31"))
+    assert len(f) == 2 and not f["has_sessions"].any()
+
+
+def test_goal_ratings_with_a_stray_episode_column_and_goals_before_the_window():
+    ratings = RATINGS.assign(episode_id="A")
+    goals = pd.concat(
+        [
+            GOALS,
+            _dates(
+                pd.DataFrame(
+                    {
+                        "goal_id": ["g0"],
+                        "episode_id": ["A"],
+                        "set_date": ["2023-12-01"],
+                        "set_by": ["client"],
+                    }
+                ),
+                "set_date",
+            ),
+        ],
+        ignore_index=True,
+    )
+    ratings = pd.concat(
+        [
+            ratings,
+            _dates(
+                pd.DataFrame(
+                    {
+                        "goal_id": ["g0", "g0"],
+                        "rating_date": ["2024-01-02", "2024-01-20"],
+                        "rating": [0.0, 10.0],
+                        "episode_id": ["A", "A"],
+                    }
+                ),
+                "rating_date",
+            ),
+        ],
+        ignore_index=True,
+    )
+    f = goal_features(SESSIONS, goals, ratings, WINDOW).set_index("episode_id")
+    assert f.loc["A", "goal_rating_gain"] == pytest.approx(3.0)  # g0 was set before the window
