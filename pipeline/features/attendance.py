@@ -34,9 +34,9 @@ ATTENDANCE_COLUMNS = (
 
 def attendance_features(sessions: pd.DataFrame, window: pd.DataFrame) -> pd.DataFrame:
     """One row per episode of ``window``; vectorised group-bys only."""
-    s = in_window(sessions, window, "scheduled_date").sort_values(
-        ["episode_id", "scheduled_date", "session_id"], kind="stable"
-    )
+    s = in_window(sessions, window, "scheduled_date", ["status", "notice_hours"]).sort_values(
+        ["episode_id", "scheduled_date"], kind="stable"
+    )  # ties keep the export's order
     status = s["status"]
     attended = status.eq("attended")
     dna = status.eq("did_not_attend")

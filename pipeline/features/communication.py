@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.features.window import in_window, per_episode
+from pipeline.features.window import by_position, in_window, per_episode
 
 REPLY_DAYS = 7  # the contract: "did the client reply within 7 days"
 COMMUNICATION_COLUMNS = (
@@ -43,7 +43,7 @@ def communication_features(
     alliance_cutoff: float,
 ) -> pd.DataFrame:
     """One row per episode of ``window``."""
-    s = in_window(sessions, window, "scheduled_date")
+    s = in_window(sessions, window, "scheduled_date", ["status", "alliance_score", "agenda_set_by"])
     att = s[s["status"].eq("attended")]
     values: dict[str, pd.Series] = {}
     if "alliance_score" in att:
@@ -72,7 +72,7 @@ def communication_features(
     if contacts is not None:
         c = in_window(contacts, window, "contact_date")
         client = c[c["direction"].eq("client_to_service")].groupby("episode_id").size()
-        out["client_contacts_per_week"] = out["episode_id"].map(client).fillna(0) / (
+        out["client_contacts_per_week"] = np.nan_to_num(by_position(window, client)) / (
             window_days / 7.0
         )
         if "responded" in c:
@@ -81,7 +81,7 @@ def communication_features(
             settled = c["contact_date"] < c["window_end"] - pd.Timedelta(days=REPLY_DAYS)
             outreach = c[c["direction"].eq("service_to_client") & c["responded"].notna() & settled]
             rate = outreach["responded"].astype(float).groupby(outreach["episode_id"]).mean()
-            out["outreach_response_rate"] = out["episode_id"].map(rate)
+            out["outreach_response_rate"] = by_position(window, rate)
     for col in COMMUNICATION_COLUMNS:  # absent table or column: missing, not zero
         if col not in out:
             out[col] = np.nan

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.features.window import in_window, per_episode
+from pipeline.features.window import by_position, in_window, per_episode
 
 GOAL_COLUMNS = (
     "n_goals",
@@ -26,7 +26,7 @@ def goal_features(
 ) -> pd.DataFrame:
     """One row per episode of ``window``. Goal columns are missing when the goals table is
     absent; an episode with a window but no goal set in it has ``n_goals`` 0."""
-    s = in_window(sessions, window, "scheduled_date")
+    s = in_window(sessions, window, "scheduled_date", ["homework_completed"])
     values: dict[str, pd.Series] = {}
     if "homework_completed" in s:
         hw = s["homework_completed"].map(HOMEWORK_SCORE).astype(float)
@@ -36,24 +36,25 @@ def goal_features(
     if goals is not None:
         g = in_window(goals, window, "set_date")
         by = g.groupby("episode_id", sort=False)
-        out["n_goals"] = out["episode_id"].map(by.size()).fillna(0).where(has)
+        out["n_goals"] = pd.Series(np.nan_to_num(by_position(window, by.size()))).where(has)
         owned = g["set_by"].isin(["client", "collaborative"]).groupby(g["episode_id"]).mean()
-        out["goal_owned_share"] = out["episode_id"].map(owned)
+        out["goal_owned_share"] = by_position(window, owned)
         first = (by["set_date"].min() - by["window_start"].first()).dt.days
-        out["days_to_first_goal"] = out["episode_id"].map(first)
+        out["days_to_first_goal"] = by_position(window, first)
         if ratings is not None:
             # Ratings of the goals set in the window, rated in the window.
             r = ratings.drop(columns=["episode_id"], errors="ignore").merge(
-                g[["goal_id", "episode_id"]], on="goal_id", how="inner"
+                g[["goal_id", "episode_id", "window_start", "window_end"]],
+                on="goal_id",
+                how="inner",
             )
-            r = in_window(r, window, "rating_date").sort_values(
-                ["goal_id", "rating_date"], kind="stable"
-            )
+            inside = (r["rating_date"] >= r["window_start"]) & (r["rating_date"] < r["window_end"])
+            r = r[inside.fillna(False)].sort_values(["goal_id", "rating_date"], kind="stable")
             rg = r.groupby("goal_id", sort=False)
             gain = (rg["rating"].last() - rg["rating"].first()).where(rg.size() >= 2)
             per_goal = pd.DataFrame({"gain": gain, "episode_id": rg["episode_id"].first()}).dropna()
-            out["goal_rating_gain"] = out["episode_id"].map(
-                per_goal.groupby("episode_id")["gain"].mean()
+            out["goal_rating_gain"] = by_position(
+                window, per_goal.groupby("episode_id")["gain"].mean()
             )
     for col in GOAL_COLUMNS:
         if col not in out:

@@ -18,9 +18,12 @@ def obstacle_features(sessions: pd.DataFrame, window: pd.DataFrame) -> pd.DataFr
     ``notice_cancel_share``: of the appointments the client missed, the share cancelled
     with at least 24 hours' notice (planning around an obstacle) rather than no-shows.
     """
-    s = in_window(sessions, window, "scheduled_date").sort_values(
-        ["episode_id", "scheduled_date", "session_id"], kind="stable"
-    )
+    s = in_window(
+        sessions,
+        window,
+        "scheduled_date",
+        ["status", "notice_hours", "barrier_reported", "modality"],
+    ).sort_values(["episode_id", "scheduled_date"], kind="stable")  # ties keep export order
     values: dict[str, pd.Series] = {}
     if "barrier_reported" in s:
         known = s[s["barrier_reported"].notna()]

@@ -9,6 +9,7 @@ modelled.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -31,20 +32,40 @@ def build_window(
     return out
 
 
-def in_window(records: pd.DataFrame, window: pd.DataFrame, date_column: str) -> pd.DataFrame:
-    """The rows of ``records`` dated inside their episode's window (with window columns)."""
-    merged = records.merge(
-        window[["episode_id", "window_start", "window_end"]], on="episode_id", how="inner"
-    )
-    inside = (merged[date_column] >= merged["window_start"]) & (
-        merged[date_column] < merged["window_end"]
-    )
-    return merged[inside.fillna(False)].reset_index(drop=True)
+def in_window(
+    records: pd.DataFrame, window: pd.DataFrame, date_column: str, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """The rows of ``records`` dated inside their episode's window, with the window's bounds.
+
+    For speed at national scale the returned ``episode_id`` is the episode's integer
+    *position* in ``window`` (one hash lookup here; every later group-by then runs on
+    integers). ``per_episode`` and ``by_position`` map results back to the window's rows.
+    """
+    pos = pd.Index(window["episode_id"]).get_indexer(records["episode_id"])
+    known = pos >= 0
+    take = np.where(known, pos, 0)
+    start = window["window_start"].to_numpy()[take]
+    end = window["window_end"].to_numpy()[take]
+    dates = records[date_column].to_numpy()
+    with np.errstate(invalid="ignore"):
+        inside = known & (dates >= start) & (dates < end)
+    wanted = records.columns if columns is None else ["episode_id", date_column, *columns]
+    keep = [c for c in dict.fromkeys(wanted) if c in records]
+    out = records.loc[inside, keep].copy()
+    out["episode_id"] = pos[inside]
+    out["window_start"] = start[inside]
+    out["window_end"] = end[inside]
+    return out.reset_index(drop=True)
+
+
+def by_position(window: pd.DataFrame, values: pd.Series) -> np.ndarray:
+    """Per-episode values (indexed by window position) as an array aligned to ``window``."""
+    return values.reindex(range(len(window))).to_numpy()
 
 
 def per_episode(window: pd.DataFrame, values: dict[str, pd.Series]) -> pd.DataFrame:
-    """Align per-episode series to the window's episodes (one row each, in its order)."""
+    """One row per episode of ``window`` (in its order) from position-indexed series."""
     out = pd.DataFrame({"episode_id": window["episode_id"].to_numpy()})
     for name, series in values.items():
-        out[name] = out["episode_id"].map(series)
+        out[name] = by_position(window, series)
     return out
