@@ -108,7 +108,11 @@ def pandas_attendance(folder: Path):
         from pipeline.features.attendance import attendance_features
         from pipeline.features.window import build_window
 
-        sessions = pd.read_parquet(folder / "sessions.parquet")
+        # Only the columns the block uses (DuckDB prunes columns the same way).
+        sessions = pd.read_parquet(
+            folder / "sessions.parquet",
+            columns=["session_id", "episode_id", "scheduled_date", "status", "notice_hours"],
+        )
         episodes = pd.DataFrame({"episode_id": sessions["episode_id"].unique()})
         window = build_window(episodes, sessions, WINDOW_DAYS, EXTRACT)
         f = attendance_features(sessions, window)
