@@ -1,0 +1,1 @@
+"""Outcome models: tidy results and model cards, with the statsmodels traps guarded."""

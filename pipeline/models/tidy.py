@@ -1,0 +1,113 @@
+"""Tidy result tables and model cards shared by every model."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+TIDY_COLUMNS = [
+    "model",
+    "term",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "n_analysed",
+    "n_input",
+    "scale",
+]
+
+
+class ModelError(ValueError):
+    """A model cannot be fitted to these data; the message says why, for a person."""
+
+
+@dataclass
+class ModelCard:
+    """What a reader needs to trust (or distrust) a fitted model."""
+
+    model: str
+    formula: str
+    method: str
+    n_input: int
+    n_analysed: int
+    n_groups: int | None = None
+    converged: bool | None = None
+    optimizer: str | None = None
+    log_likelihood: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@contextmanager
+def captured_warnings(card: ModelCard) -> Iterator[None]:
+    """Record every warning raised while fitting into the model card (none is lost)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        text = f"{w.category.__name__}: {w.message}"
+        if text not in card.warnings:
+            card.warnings.append(text)
+
+
+def complete_rows(
+    data: pd.DataFrame, columns: list[str], card: ModelCard, must_vary: list[str] | None = None
+) -> pd.DataFrame:
+    """Drop rows missing any model column, explicitly, and record analysed vs input N.
+    Columns in ``must_vary`` (default: all) must take at least two values."""
+    missing = [c for c in columns if c not in data]
+    if missing:
+        raise ModelError(f"{card.model}: column(s) not in the data: {', '.join(missing)}")
+    analysed = data.dropna(subset=columns)
+    card.n_input, card.n_analysed = len(data), len(analysed)
+    if len(analysed) < len(data):
+        card.notes.append(f"{len(data) - len(analysed)} row(s) with missing values dropped")
+    if analysed.empty:
+        raise ModelError(f"{card.model}: no row has all of {', '.join(columns)}")
+    for column in columns if must_vary is None else must_vary:
+        values = analysed[column]
+        if values.nunique(dropna=True) < 2:
+            raise ModelError(
+                f"{card.model}: '{column}' takes a single value in the analysed "
+                "rows, so its effect cannot be estimated; drop it from the model"
+            )
+    return analysed
+
+
+def tidy(
+    model: str,
+    terms: pd.Index,
+    estimate,
+    se,
+    p_value,
+    card: ModelCard,
+    scale: str = "identity",
+    transform: Callable | None = None,
+) -> pd.DataFrame:
+    """One row per term with a 95% Wald interval; ``transform`` maps to the reported scale
+    (``np.exp`` for odds and hazard ratios)."""
+    estimate, se = np.asarray(estimate, float), np.asarray(se, float)
+    low, high = estimate - 1.959964 * se, estimate + 1.959964 * se
+    f = transform or (lambda x: x)
+    return pd.DataFrame(
+        {
+            "model": model,
+            "term": list(terms),
+            "estimate": f(estimate),
+            "ci_low": f(low),
+            "ci_high": f(high),
+            "p_value": np.asarray(p_value, float),
+            "n_analysed": card.n_analysed,
+            "n_input": card.n_input,
+            "scale": scale,
+        }
+    )[TIDY_COLUMNS]
