@@ -1,0 +1,166 @@
+"""Effect models for poor outcome (logistic) and dropout (Cox), cluster-robust by therapist.
+
+Why cluster-robust standard errors rather than GEE or random effects here: the question is a
+population-averaged association (how much higher the odds are for a less engaged client),
+clients are nested in therapists whose number is large, and the sandwich estimator stays
+valid whatever the within-therapist correlation — without the convergence traps of a
+logistic GLMM in statsmodels. With fewer than ``MIN_CLUSTERS`` therapists the clustered
+errors are unreliable, so heteroscedasticity-robust (HC1) errors are used and the card says
+so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from statsmodels.duration.hazard_regression import PHReg
+from statsmodels.tools.sm_exceptions import PerfectSeparationError
+
+from pipeline.models.tidy import ModelCard, ModelError, captured_warnings, complete_rows, tidy
+
+MIN_CLUSTERS = 20
+
+
+@dataclass
+class EffectFit:
+    coefficients: pd.DataFrame
+    card: ModelCard
+
+
+def standardise(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Continuous predictors per SD (so ratios are per SD); 0/1 flags are left as they are."""
+    out = data.copy()
+    for c in columns:
+        values = out[c].astype(float)
+        if set(values.dropna().unique()) <= {0.0, 1.0}:
+            out[c] = values
+        else:
+            sd = values.std()
+            out[c] = (values - values.mean()) / sd if sd > 0 else values
+    return out
+
+
+def _design(data: pd.DataFrame, predictors: list[str]) -> pd.DataFrame:
+    x = pd.get_dummies(data[predictors], drop_first=True, dtype=float)
+    return x
+
+
+def _cluster_cov(card: ModelCard, groups: pd.Series | None) -> tuple[str, dict]:
+    if groups is None:
+        card.notes.append("no cluster variable: heteroscedasticity-robust (HC1) errors")
+        return "HC1", {}
+    n = groups.nunique()
+    if n < MIN_CLUSTERS:
+        card.notes.append(
+            f"only {n} clusters (< {MIN_CLUSTERS}): HC1 errors instead of cluster-robust ones"
+        )
+        return "HC1", {}
+    codes = pd.factorize(groups)[0]
+    return "cluster", {"groups": codes}
+
+
+def fit_logistic(
+    data: pd.DataFrame,
+    outcome: str,
+    predictors: list[str],
+    cluster: str | None,
+    model: str = "poor outcome",
+) -> EffectFit:
+    """Logistic regression; odds ratios with 95% cluster-robust intervals."""
+    card = ModelCard(
+        model=model,
+        formula=f"{outcome} ~ {' + '.join(predictors)}",
+        method="logistic regression (GLM binomial), robust errors",
+        n_input=len(data),
+        n_analysed=0,
+    )
+    cols = [outcome, *predictors] + ([cluster] if cluster else [])
+    analysed = complete_rows(data, cols, card, must_vary=[outcome, *predictors])
+    x = sm.add_constant(_design(analysed, predictors), has_constant="add")
+    y = analysed[outcome].astype(float)
+    cov_type, kwds = _cluster_cov(card, analysed[cluster] if cluster else None)
+    card.n_groups = int(analysed[cluster].nunique()) if cluster else None
+    with captured_warnings(card):
+        try:
+            result = sm.GLM(y, x, family=sm.families.Binomial()).fit(
+                cov_type=cov_type, cov_kwds=kwds
+            )
+        except PerfectSeparationError as exc:
+            raise ModelError(
+                f"{model}: a predictor separates the outcome perfectly ({exc}); "
+                "odds ratios are infinite — drop or combine it"
+            ) from None
+    if any("separation" in w.lower() for w in card.warnings):
+        raise ModelError(
+            f"{model}: a predictor separates the outcome perfectly; odds ratios "
+            "would be infinite — drop or combine it"
+        )
+    card.converged = bool(result.converged)
+    card.optimizer = "IRLS"
+    card.log_likelihood = float(result.llf)
+    if not np.all(np.isfinite(result.bse)):
+        raise ModelError(f"{model}: standard errors are not finite (collinear predictors?)")
+    return EffectFit(
+        tidy(
+            model,
+            x.columns,
+            result.params,
+            result.bse,
+            result.pvalues,
+            card,
+            scale="odds ratio",
+            transform=np.exp,
+        ),
+        card,
+    )
+
+
+def fit_cox(
+    data: pd.DataFrame,
+    time: str,
+    event: str,
+    predictors: list[str],
+    cluster: str | None,
+    model: str = "dropout",
+) -> EffectFit:
+    """Cox proportional hazards (Efron ties); hazard ratios with cluster-robust intervals."""
+    card = ModelCard(
+        model=model,
+        formula=f"Surv({time}, {event}) ~ {' + '.join(predictors)}",
+        method="Cox PH (statsmodels PHReg, ties='efron'), robust errors",
+        n_input=len(data),
+        n_analysed=0,
+    )
+    cols = [time, event, *predictors] + ([cluster] if cluster else [])
+    analysed = complete_rows(data, cols, card, must_vary=predictors)
+    if analysed[event].astype(float).sum() == 0:
+        raise ModelError(f"{model}: no events in the analysed rows")
+    x = _design(analysed, predictors)
+    groups = None
+    if cluster and analysed[cluster].nunique() >= MIN_CLUSTERS:
+        groups = pd.factorize(analysed[cluster])[0]
+        card.n_groups = int(analysed[cluster].nunique())
+    else:
+        card.notes.append("model-based errors (too few or no clusters for robust ones)")
+    with captured_warnings(card):
+        result = PHReg(
+            analysed[time].astype(float), x, status=analysed[event].astype(float), ties="efron"
+        ).fit(groups=groups)
+    card.converged = bool(np.all(np.isfinite(result.params)))
+    card.log_likelihood = float(result.llf)
+    return EffectFit(
+        tidy(
+            model,
+            x.columns,
+            result.params,
+            result.bse,
+            result.pvalues,
+            card,
+            scale="hazard ratio",
+            transform=np.exp,
+        ),
+        card,
+    )
