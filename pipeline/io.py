@@ -117,12 +117,14 @@ def read_json(path: str | Path) -> Any:
 INTERIM_TABLES = ("episodes", "sessions", "measures", "goals", "goal_ratings", "contacts")
 
 
-def read_interim(folder: str | Path) -> tuple[dict[str, pd.DataFrame], dict]:
-    """The accepted tables written by ingest (optional ones only if present) and its report."""
+def read_interim(folder: str | Path) -> tuple[dict[str, pd.DataFrame], dict, pd.Timestamp]:
+    """The accepted tables written by ingest (optional ones only if present), its report and
+    the extract date it used."""
     folder = Path(folder)
     tables = {
         t: pd.read_parquet(folder / f"{t}.parquet")
         for t in INTERIM_TABLES
         if (folder / f"{t}.parquet").exists()
     }
-    return tables, read_json(folder / "ingest_report.json")
+    report = read_json(folder / "ingest_report.json")
+    return tables, report, pd.Timestamp(report["extract_date"])

@@ -19,7 +19,7 @@ import statsmodels.api as sm
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.tools.sm_exceptions import PerfectSeparationError
 
-from pipeline.models.tidy import ModelCard, ModelError, captured_warnings, complete_rows, tidy
+from pipeline.models.tidy import ModelCard, ModelError, captured_warnings, prepare, tidy
 
 MIN_CLUSTERS = 20
 
@@ -70,15 +70,14 @@ def fit_logistic(
     model: str = "poor outcome",
 ) -> EffectFit:
     """Logistic regression; odds ratios with 95% cluster-robust intervals."""
-    card = ModelCard(
-        model=model,
-        formula=f"{outcome} ~ {' + '.join(predictors)}",
-        method="logistic regression (GLM binomial), robust errors",
-        n_input=len(data),
-        n_analysed=0,
+    card, analysed = prepare(
+        data,
+        model,
+        f"{outcome} ~ {' + '.join(predictors)}",
+        "logistic regression (GLM binomial), robust errors",
+        [outcome, *predictors] + ([cluster] if cluster else []),
+        [outcome, *predictors],
     )
-    cols = [outcome, *predictors] + ([cluster] if cluster else [])
-    analysed = complete_rows(data, cols, card, must_vary=[outcome, *predictors])
     x = sm.add_constant(_design(analysed, predictors), has_constant="add")
     y = analysed[outcome].astype(float)
     cov_type, kwds = _cluster_cov(card, analysed[cluster] if cluster else None)
@@ -127,15 +126,14 @@ def fit_cox(
     model: str = "dropout",
 ) -> EffectFit:
     """Cox proportional hazards (Efron ties); hazard ratios with cluster-robust intervals."""
-    card = ModelCard(
-        model=model,
-        formula=f"Surv({time}, {event}) ~ {' + '.join(predictors)}",
-        method="Cox PH (statsmodels PHReg, ties='efron'), robust errors",
-        n_input=len(data),
-        n_analysed=0,
+    card, analysed = prepare(
+        data,
+        model,
+        f"Surv({time}, {event}) ~ {' + '.join(predictors)}",
+        "Cox PH (statsmodels PHReg, ties='efron'), robust errors",
+        [time, event, *predictors] + ([cluster] if cluster else []),
+        predictors,
     )
-    cols = [time, event, *predictors] + ([cluster] if cluster else [])
-    analysed = complete_rows(data, cols, card, must_vary=predictors)
     if analysed[event].astype(float).sum() == 0:
         raise ModelError(f"{model}: no events in the analysed rows")
     x = _design(analysed, predictors)

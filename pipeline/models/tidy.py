@@ -83,6 +83,19 @@ def complete_rows(
     return analysed
 
 
+def prepare(
+    data: pd.DataFrame,
+    model: str,
+    formula: str,
+    method: str,
+    columns: list[str],
+    must_vary: list[str],
+) -> tuple[ModelCard, pd.DataFrame]:
+    """A new model card and the complete rows it will be fitted to."""
+    card = ModelCard(model=model, formula=formula, method=method, n_input=len(data), n_analysed=0)
+    return card, complete_rows(data, columns, card, must_vary=must_vary)
+
+
 def tidy(
     model: str,
     terms: pd.Index,

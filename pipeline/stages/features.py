@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from pipeline.config import Params, load_params
 from pipeline.features.build import engagement_features
 from pipeline.io import read_interim, write_json, write_parquet
@@ -16,8 +14,7 @@ def run(params: Params, root: str | Path = ".") -> dict:
     paths = resolve(params.paths, root)
     summary: dict = {"stage": "features"}
     with stage_timer(summary):
-        tables, report = read_interim(paths["interim_dir"])
-        extract = pd.Timestamp(report["extract_date"])
+        tables, report, extract = read_interim(paths["interim_dir"])
         features = engagement_features(
             tables, params.features, params.outcomes.primary_instrument, extract
         )

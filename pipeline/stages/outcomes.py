@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from pipeline.config import Params, load_params
 from pipeline.features.window import build_window
 from pipeline.io import read_interim, write_json, write_parquet
@@ -17,8 +15,7 @@ def run(params: Params, root: str | Path = ".") -> dict:
     paths = resolve(params.paths, root)
     summary: dict = {"stage": "outcomes"}
     with stage_timer(summary):
-        tables, report = read_interim(paths["interim_dir"])
-        extract = pd.Timestamp(report["extract_date"])
+        tables, _, extract = read_interim(paths["interim_dir"])
         window = build_window(
             tables["episodes"], tables["sessions"], params.features.window_days, extract
         )
