@@ -71,12 +71,7 @@ def ingest(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Validate an export, quarantine bad rows and write typed tables under OUT/data/interim."""
-    from pipeline.stages import ingest as stage
-
-    try:
-        summary = stage.run(_params_or_default(params), out, input_dir)
-    except (InputError, OSError) as exc:
-        _fail(str(exc))
+    summary = _run_stage("ingest", params, out, input_dir)
     t = summary["totals"]
     console.print(
         f"Ingested {t['rows_read']} rows: {t['rows_accepted']} accepted, "
@@ -85,15 +80,19 @@ def ingest(
     console.print(f"Tables, quarantine and ingest_report.json: {summary['outputs']['interim_dir']}")
 
 
-def _run_stage(name: str, params: Path, out: Path) -> dict:
+def _run_stage(name: str, params: Path, out: Path, *inputs: Path) -> dict:
+    """Run one analysis stage; a foreseeable failure becomes a message and exit code 1."""
     from pipeline.stages.registry import ANALYSIS_STAGES
 
     try:
-        return ANALYSIS_STAGES[name](_params_or_default(params), out)
+        return ANALYSIS_STAGES[name](_params_or_default(params), out, *inputs)
     except FileNotFoundError as exc:
-        _fail(f"{exc.filename} not found: run the earlier stages first (engage ingest …).")
+        _fail(
+            f"stage {name}: {exc.filename} not found: run the earlier stages first "
+            "(engage ingest …)."
+        )
     except (InputError, OSError) as exc:
-        _fail(str(exc))
+        _fail(f"stage {name}: {exc}")
     return {}
 
 
@@ -126,13 +125,9 @@ def run(
     """Run every analysis stage on INPUT outside DVC, writing the repository's layout under OUT."""
     from pipeline.stages.registry import ANALYSIS_STAGES
 
-    p = _params_or_default(params)
-    for name, stage in ANALYSIS_STAGES.items():
+    for name in ANALYSIS_STAGES:
         console.print(f"[bold]{name}[/bold] …")
-        try:
-            stage(p, out, input_dir) if name == "ingest" else stage(p, out)
-        except (InputError, OSError) as exc:
-            _fail(f"stage {name}: {exc}")
+        _run_stage(name, params, out, *([input_dir] if name == "ingest" else []))
     console.print(f"All stages done; outputs under {out}/")
 
 

@@ -32,15 +32,10 @@ def key_from_environment(variable: str) -> bytes:
     return value.encode("utf-8")
 
 
-def id_family(column: str) -> str:
-    """Columns holding the same kind of id share a family (e.g. episode_id everywhere)."""
-    return column
-
-
 def rekey_column(values: pd.Series, column: str, key: bytes) -> pd.Series:
     """Tokens for each value (hashed once per distinct value, not per row)."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    prefix = f"{id_family(column)}:".encode()
+    prefix = f"{column}:".encode()  # a column name is the same in every table that holds it
     tokens = np.array(
         [
             hmac.new(key, prefix + str(u).encode("utf-8"), hashlib.sha256).hexdigest()[

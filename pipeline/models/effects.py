@@ -44,22 +44,21 @@ def standardise(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def _design(data: pd.DataFrame, predictors: list[str]) -> pd.DataFrame:
-    x = pd.get_dummies(data[predictors], drop_first=True, dtype=float)
-    return x
+    return pd.get_dummies(data[predictors], drop_first=True, dtype=float)
 
 
-def _cluster_cov(card: ModelCard, groups: pd.Series | None) -> tuple[str, dict]:
-    if groups is None:
-        card.notes.append("no cluster variable: heteroscedasticity-robust (HC1) errors")
-        return "HC1", {}
-    n = groups.nunique()
+def _clusters(card: ModelCard, data: pd.DataFrame, cluster: str | None) -> np.ndarray | None:
+    """Cluster codes for robust errors, or None (with the reason noted on the card) when
+    there is no cluster variable or too few clusters for the sandwich to be trusted."""
+    if cluster is None:
+        card.notes.append("no cluster variable")
+        return None
+    n = int(data[cluster].nunique())
+    card.n_groups = n
     if n < MIN_CLUSTERS:
-        card.notes.append(
-            f"only {n} clusters (< {MIN_CLUSTERS}): HC1 errors instead of cluster-robust ones"
-        )
-        return "HC1", {}
-    codes = pd.factorize(groups)[0]
-    return "cluster", {"groups": codes}
+        card.notes.append(f"only {n} clusters (< {MIN_CLUSTERS})")
+        return None
+    return pd.factorize(data[cluster])[0]
 
 
 def fit_logistic(
@@ -80,23 +79,23 @@ def fit_logistic(
     )
     x = sm.add_constant(_design(analysed, predictors), has_constant="add")
     y = analysed[outcome].astype(float)
-    cov_type, kwds = _cluster_cov(card, analysed[cluster] if cluster else None)
-    card.n_groups = int(analysed[cluster].nunique()) if cluster else None
+    groups = _clusters(card, analysed, cluster)
+    if groups is None:
+        card.notes.append("heteroscedasticity-robust (HC1) errors instead of cluster-robust ones")
+    cov = ("HC1", {}) if groups is None else ("cluster", {"groups": groups})
+    separated = (
+        f"{model}: a predictor separates the outcome perfectly; odds ratios would be "
+        "infinite — drop or combine it"
+    )
     with captured_warnings(card):
         try:
             result = sm.GLM(y, x, family=sm.families.Binomial()).fit(
-                cov_type=cov_type, cov_kwds=kwds
+                cov_type=cov[0], cov_kwds=cov[1]
             )
-        except PerfectSeparationError as exc:
-            raise ModelError(
-                f"{model}: a predictor separates the outcome perfectly ({exc}); "
-                "odds ratios are infinite — drop or combine it"
-            ) from None
+        except PerfectSeparationError:
+            raise ModelError(separated) from None
     if any("separation" in w.lower() for w in card.warnings):
-        raise ModelError(
-            f"{model}: a predictor separates the outcome perfectly; odds ratios "
-            "would be infinite — drop or combine it"
-        )
+        raise ModelError(separated)
     card.converged = bool(result.converged)
     card.optimizer = "IRLS"
     card.log_likelihood = float(result.llf)
@@ -137,12 +136,9 @@ def fit_cox(
     if analysed[event].astype(float).sum() == 0:
         raise ModelError(f"{model}: no events in the analysed rows")
     x = _design(analysed, predictors)
-    groups = None
-    if cluster and analysed[cluster].nunique() >= MIN_CLUSTERS:
-        groups = pd.factorize(analysed[cluster])[0]
-        card.n_groups = int(analysed[cluster].nunique())
-    else:
-        card.notes.append("model-based errors (too few or no clusters for robust ones)")
+    groups = _clusters(card, analysed, cluster)
+    if groups is None:
+        card.notes.append("model-based errors instead of cluster-robust ones")
     with captured_warnings(card):
         result = PHReg(
             analysed[time].astype(float), x, status=analysed[event].astype(float), ties="efron"
