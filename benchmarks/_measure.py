@@ -21,13 +21,20 @@ def _child(fn: Callable[[], dict], queue) -> None:
     queue.put({"seconds": round(seconds, 2), "peak_rss_mb": round(peak_kib / 1024, 1), **extra})
 
 
-def measure(fn: Callable[[], dict]) -> dict:
-    """Run ``fn`` in a fresh process (so peak memory is its own) and return the figures."""
+def measure(fn: Callable[[], dict], timeout: float | None = None) -> dict:
+    """Run ``fn`` in a fresh process (so peak memory is its own) and return the figures;
+    after ``timeout`` seconds the child is stopped and the result says so."""
+    import queue as queue_module
+
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(fn, queue))
     proc.start()
-    result = queue.get()
+    try:
+        result = queue.get(timeout=timeout)
+    except queue_module.Empty:
+        proc.terminate()
+        result = {"seconds": None, "timed_out_after_s": timeout}
     proc.join()
     return result
 

@@ -117,6 +117,19 @@ def outcomes(
 
 
 @app.command()
+def models(
+    out: Annotated[Path, typer.Option("--out", help="Root holding data/processed.")] = Path("."),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Effect models, dropout curves, trajectories, dose–response → OUT/reports/tables/."""
+    summary = _run_stage("models", params, out)
+    counts = ", ".join(f"{v} {k}" for k, v in summary["status"].items())
+    console.print(f"{summary['models']} models ({counts}): {summary['outputs']['tables']}")
+    for model, why in summary["not_fitted"].items():
+        console.print(f"  [yellow]{model}[/yellow]: {'; '.join(why)}")
+
+
+@app.command()
 def run(
     input_dir: Annotated[Path, typer.Option("--input", help="Folder of contract tables.")],
     out: Annotated[Path, typer.Option("--out", help="Output root for every stage's outputs.")],

@@ -174,12 +174,49 @@ class OutcomesParams(_Section):
     _known_instrument = field_validator("primary_instrument")(_check_instrument)
 
 
+class ModelsParams(_Section):
+    """The outcome models: which features form each block, what is adjusted for, clustering."""
+
+    cluster: str = "therapist_id"
+    """Episodes column for cluster-robust errors; where it is missing, ``fallback_cluster``."""
+    fallback_cluster: str = "site_id"
+    min_clusters: Annotated[int, Field(ge=2)] = 20
+    """Fewer clusters than this: robust (HC1) errors instead, said on the model card."""
+    case_mix: tuple[str, ...] = ("age_band", "gender", "presenting_problem", "treatment")
+    """Episodes columns adjusted for (with baseline severity); absent columns are skipped."""
+    min_level_count: Annotated[int, Field(ge=1)] = 30
+    """Case-mix categories with fewer episodes are pooled into one "other (pooled)" level."""
+    blocks: dict[str, tuple[str, ...]] = {
+        "attendance": ("dna_rate", "late_cancel_rate", "days_to_first_attended"),
+        "communication": ("alliance_mean", "client_contacts_per_week", "agenda_client_share"),
+        "goals": ("goal_owned_share", "homework_completion_rate"),
+        "obstacles": ("barrier_share",),
+        "index": ("disengagement_index",),
+    }
+    """Feature block → engagement features modelled together (continuous: odds ratio per SD)."""
+    flags: tuple[str, ...] = (
+        "flag_missed_first_appointment",
+        "flag_two_plus_no_shows",
+        "flag_alliance_below_cutoff",
+        "flag_no_client_goal",
+        "flag_homework_under_half",
+    )
+    """Disengagement flags, each modelled on its own (present vs absent)."""
+    therapist_level: bool = True
+    """Also fit the trajectory model with therapist as a third level (documented if it fails)."""
+    at_risk_weeks: tuple[int, ...] = (0, 4, 8, 12, 16, 20, 26)
+    """Weeks after the landmark at which numbers at risk are tabulated."""
+    dose_max_sessions: Annotated[int, Field(ge=2)] = 20
+    """Dose–response: episodes with more sessions are pooled in the last bar."""
+
+
 class Params(_Section):
     paths: PathsParams = PathsParams()
     synthetic: SyntheticParams = SyntheticParams()
     ingest: IngestParams = IngestParams()
     features: FeaturesParams = FeaturesParams()
     outcomes: OutcomesParams = OutcomesParams()
+    models: ModelsParams = ModelsParams()
 
 
 class ParamsError(ValueError):

@@ -44,6 +44,19 @@ def small_export(small_cohort, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def processed_run(small_export, ingest_params, tmp_path_factory):
+    """The small export through ingest, features and outcomes: (root, outcomes summary)."""
+    from pipeline.stages import features, ingest, outcomes
+
+    folder, _ = small_export
+    root = tmp_path_factory.mktemp("run")
+    p = Params(ingest=ingest_params.model_dump())
+    ingest.run(p, root, folder)
+    features.run(p, root)
+    return root, outcomes.run(p, root)
+
+
+@pytest.fixture(scope="session")
 def ingest_params():
     return Params(ingest={"extract_date": SMALL.extract_date}).ingest
 

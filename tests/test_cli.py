@@ -25,11 +25,15 @@ def test_run_writes_the_repository_layout(small_export, tmp_path):
         "processed/outcomes.parquet",
     ):
         assert (out / path).exists(), path
+    reports = tmp_path / "o" / "reports"
+    assert (reports / "tables/poor_outcome.csv").exists()
+    assert (reports / "model_cards/poor-outcome-index-adjusted.json").exists()
     report = json.loads((out / "interim/ingest_report.json").read_text())
     assert report["totals"]["rows_quarantined"] > 0
 
 
 def test_stage_before_its_inputs_is_a_clear_error(tmp_path):
-    result = runner.invoke(app, ["features", "--out", str(tmp_path), "--params", "/none.yaml"])
-    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-    assert "run the earlier stages first" in " ".join(result.output.split())
+    for stage in ("features", "models"):
+        result = runner.invoke(app, [stage, "--out", str(tmp_path), "--params", "/none.yaml"])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        assert "run the earlier stages first" in " ".join(result.output.split())

@@ -47,7 +47,9 @@ def _design(data: pd.DataFrame, predictors: list[str]) -> pd.DataFrame:
     return pd.get_dummies(data[predictors], drop_first=True, dtype=float)
 
 
-def _clusters(card: ModelCard, data: pd.DataFrame, cluster: str | None) -> np.ndarray | None:
+def _clusters(
+    card: ModelCard, data: pd.DataFrame, cluster: str | None, min_clusters: int
+) -> np.ndarray | None:
     """Cluster codes for robust errors, or None (with the reason noted on the card) when
     there is no cluster variable or too few clusters for the sandwich to be trusted."""
     if cluster is None:
@@ -55,8 +57,8 @@ def _clusters(card: ModelCard, data: pd.DataFrame, cluster: str | None) -> np.nd
         return None
     n = int(data[cluster].nunique())
     card.n_groups = n
-    if n < MIN_CLUSTERS:
-        card.notes.append(f"only {n} clusters (< {MIN_CLUSTERS})")
+    if n < min_clusters:
+        card.notes.append(f"only {n} clusters (< {min_clusters})")
         return None
     return pd.factorize(data[cluster])[0]
 
@@ -67,6 +69,7 @@ def fit_logistic(
     predictors: list[str],
     cluster: str | None,
     model: str = "poor outcome",
+    min_clusters: int = MIN_CLUSTERS,
 ) -> EffectFit:
     """Logistic regression; odds ratios with 95% cluster-robust intervals."""
     card, analysed = prepare(
@@ -79,7 +82,7 @@ def fit_logistic(
     )
     x = sm.add_constant(_design(analysed, predictors), has_constant="add")
     y = analysed[outcome].astype(float)
-    groups = _clusters(card, analysed, cluster)
+    groups = _clusters(card, analysed, cluster, min_clusters)
     if groups is None:
         card.notes.append("heteroscedasticity-robust (HC1) errors instead of cluster-robust ones")
     cov = ("HC1", {}) if groups is None else ("cluster", {"groups": groups})
@@ -97,6 +100,7 @@ def fit_logistic(
     if any("separation" in w.lower() for w in card.warnings):
         raise ModelError(separated)
     card.converged = bool(result.converged)
+    card.status = "fitted" if card.converged else "not converged"
     card.optimizer = "IRLS"
     card.log_likelihood = float(result.llf)
     if not np.all(np.isfinite(result.bse)):
@@ -123,6 +127,7 @@ def fit_cox(
     predictors: list[str],
     cluster: str | None,
     model: str = "dropout",
+    min_clusters: int = MIN_CLUSTERS,
 ) -> EffectFit:
     """Cox proportional hazards (Efron ties); hazard ratios with cluster-robust intervals."""
     card, analysed = prepare(
@@ -136,7 +141,7 @@ def fit_cox(
     if analysed[event].astype(float).sum() == 0:
         raise ModelError(f"{model}: no events in the analysed rows")
     x = _design(analysed, predictors)
-    groups = _clusters(card, analysed, cluster)
+    groups = _clusters(card, analysed, cluster, min_clusters)
     if groups is None:
         card.notes.append("model-based errors instead of cluster-robust ones")
     with captured_warnings(card):
@@ -144,6 +149,7 @@ def fit_cox(
             analysed[time].astype(float), x, status=analysed[event].astype(float), ties="efron"
         ).fit(groups=groups)
     card.converged = bool(np.all(np.isfinite(result.params)))
+    card.status = "fitted" if card.converged else "not converged"
     card.log_likelihood = float(result.llf)
     return EffectFit(
         tidy(

@@ -20,6 +20,7 @@ TIDY_COLUMNS = [
     "n_analysed",
     "n_input",
     "scale",
+    "status",
 ]
 
 
@@ -42,9 +43,29 @@ class ModelCard:
     log_likelihood: float | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    status: str = "fitted"
+    """``fitted``, ``not converged`` (estimates shown flagged, not to be used) or ``not fitted``
+    (no estimates; ``notes`` says why)."""
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()}
+        """JSON-ready: a non-finite number (e.g. no likelihood) becomes null."""
+        return {
+            k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+            for k, v in self.__dict__.items()
+        }
+
+
+def failed_card(model: str, formula: str, method: str, n_input: int, reason: str) -> ModelCard:
+    """The card of a model that could not be fitted: reported, with the reason, not dropped."""
+    return ModelCard(
+        model=model,
+        formula=formula,
+        method=method,
+        n_input=n_input,
+        n_analysed=0,
+        notes=[reason],
+        status="not fitted",
+    )
 
 
 @contextmanager
@@ -122,5 +143,6 @@ def tidy(
             "n_analysed": card.n_analysed,
             "n_input": card.n_input,
             "scale": scale,
+            "status": card.status,
         }
     )[TIDY_COLUMNS]

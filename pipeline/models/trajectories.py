@@ -26,7 +26,7 @@ class TrajectoryFit:
     coefficients: pd.DataFrame
     """Tidy fixed effects (model, term, estimate, ci_low, ci_high, p_value, n, scale)."""
     variance: pd.DataFrame
-    """Random-effect and residual standard deviations."""
+    """Random-effect and residual standard deviations, and correlations of random effects."""
     card: ModelCard
 
 
@@ -42,21 +42,29 @@ def fit_trajectory(
     group: str,
     re_formula: str | None = None,
     model: str = "trajectory",
+    vc_formula: dict[str, str] | None = None,
 ) -> TrajectoryFit:
-    """Fit ``formula`` with random effects ``re_formula`` (default: intercept) per ``group``.
+    """Fit ``formula`` with random effects ``re_formula`` (default: intercept) per ``group``,
+    and optional variance components ``vc_formula`` nested in it (a further level, e.g.
+    clients within therapists: ``{"client": "0 + C(episode_id)"}``).
 
     Maximum likelihood (not REML), so that fixed effects can be compared across models and
     match published ML fits. Never mutates ``data``.
     """
+    nested = "".join(f" + {k}: {v}" for k, v in (vc_formula or {}).items())
     card = ModelCard(
         model=model,
-        formula=f"{formula} | {re_formula or '1'} by {group}",
+        formula=f"{formula} | {re_formula or '1'} by {group}{nested}",
         method="MixedLM, maximum likelihood",
         n_input=len(data),
         n_analysed=0,
     )
-    columns = [c for c in _variables(formula) if c in data] + [group]
-    missing = [c for c in _variables(formula) if c not in data]
+    names = _variables(formula) + [
+        v for f in (vc_formula or {}).values() for v in _variables("~" + f)
+    ]
+    names = [n for n in dict.fromkeys(names) if n != group]
+    columns = [c for c in names if c in data] + [group]
+    missing = [c for c in names if c not in data]
     if missing:
         raise ModelError(f"{model}: column(s) not in the data: {', '.join(missing)}")
     analysed = complete_rows(data, columns, card, must_vary=columns[:-1])
@@ -69,7 +77,11 @@ def fit_trajectory(
     with captured_warnings(card):
         try:
             result = smf.mixedlm(
-                formula, analysed, groups=analysed[group], re_formula=re_formula
+                formula,
+                analysed,
+                groups=analysed[group],
+                re_formula=re_formula,
+                vc_formula=vc_formula,
             ).fit(reml=False, method=["lbfgs"])
         except (np.linalg.LinAlgError, ValueError) as exc:
             raise ModelError(
@@ -77,6 +89,7 @@ def fit_trajectory(
                 "collinear or constant predictors"
             ) from None
     card.converged = bool(result.converged)
+    card.status = "fitted" if card.converged else "not converged"
     card.optimizer = "lbfgs"
     card.log_likelihood = float(result.llf)
     if not card.converged:
@@ -84,25 +97,38 @@ def fit_trajectory(
     fe = result.fe_params.index
     coefficients = tidy(model, fe, result.fe_params, result.bse_fe, result.pvalues[fe], card)
 
-    re_sd = np.sqrt(np.clip(np.diag(result.cov_re), 0, None))
+    labels = ["intercept" if n == "Group" else str(n) for n in result.cov_re.index]
+    names = [f"{group}: {n}" for n in labels] + list((vc_formula or {}).keys())
+    re_sd = np.sqrt(
+        np.clip(np.concatenate([np.diag(result.cov_re), np.asarray(result.vcomp)]), 0, None)
+    )
     variance = pd.DataFrame(
         {
             "model": model,
-            "component": [f"{group}: {n}" for n in result.cov_re.index] + ["residual"],
+            "component": [*names, "residual"],
             "sd": [*re_sd, float(np.sqrt(result.scale))],
+            "correlation": np.nan,
         }
     )
+    cov = np.asarray(result.cov_re)
+    for i in range(len(labels)):  # correlations between a group's random effects
+        for j in range(i):
+            denom = np.sqrt(cov[i, i] * cov[j, j])
+            variance.loc[len(variance)] = {
+                "model": model,
+                "component": f"{group}: corr({labels[j]}, {labels[i]})",
+                "sd": np.nan,
+                "correlation": cov[i, j] / denom if denom > 0 else np.nan,
+            }
     # At the boundary: statsmodels says so, or an SD is negligible next to the residual SD.
     said = any("boundary" in w for w in card.warnings)
     small = [
-        n
-        for n, sd in zip(result.cov_re.index, re_sd, strict=True)
-        if sd < BOUNDARY_SHARE * np.sqrt(result.scale)
+        n for n, sd in zip(names, re_sd, strict=True) if sd < BOUNDARY_SHARE * np.sqrt(result.scale)
     ]
-    at_boundary = small or ([str(result.cov_re.index[int(np.argmin(re_sd))])] if said else [])
+    at_boundary = small or ([names[int(np.argmin(re_sd))]] if said else [])
     if at_boundary:
         card.notes.append(f"random-effect variance at the boundary (near zero): {at_boundary}")
-        if re_formula is not None:  # cross-check the fixed effects without the slope(s)
+        if re_formula is not None and not vc_formula:  # cross-check without the slope(s)
             simpler = fit_trajectory(data, formula, group, None, f"{model} (intercept only)")
             diff = (
                 (

@@ -6,6 +6,11 @@ them all (dvc.yaml lists each stage's real dependencies).
 
 from __future__ import annotations
 
-from pipeline.stages import features, ingest, outcomes
+from pipeline.stages import features, ingest, models, outcomes
 
-ANALYSIS_STAGES = {"ingest": ingest.run, "features": features.run, "outcomes": outcomes.run}
+ANALYSIS_STAGES = {
+    "ingest": ingest.run,
+    "features": features.run,
+    "outcomes": outcomes.run,
+    "models": models.run,
+}

@@ -33,7 +33,7 @@ def test_beat_the_blues_published_fixed_effects_and_sds(btheb):
     ):
         assert _printed(est[term], BTHEB_PUBLISHED[term]) == BTHEB_PUBLISHED[term], term
     sd = fit.variance.set_index("component")["sd"]
-    assert _printed(sd["subject: Group"], 6.95) == BTHEB_PUBLISHED["subject_sd"]
+    assert _printed(sd["subject: intercept"], 6.95) == BTHEB_PUBLISHED["subject_sd"]
     assert _printed(sd["residual"], 5.01) == BTHEB_PUBLISHED["residual_sd"]
     assert fit.card.converged and fit.card.n_groups == 97
     assert fit.card.n_analysed == 280 and fit.card.n_input == 400  # 120 missed visits
@@ -72,3 +72,19 @@ def test_boundary_random_slope_is_flagged_and_cross_checked():
     df["y"] += df["t"] * np.repeat(rng.normal(0, 1.5, n), k)
     clean = fit_trajectory(df, "y ~ t", "id", re_formula="~t")
     assert not any("boundary" in note for note in clean.card.notes)
+
+
+def test_random_intercept_slope_sds_and_correlation_are_recovered():
+    rng = np.random.default_rng(4)
+    n, k = 800, 6
+    cov = [[4.0**2, -0.5 * 4.0 * 0.8], [-0.5 * 4.0 * 0.8, 0.8**2]]
+    b = rng.multivariate_normal([0, 0], cov, n)
+    t = np.tile(np.arange(k, dtype=float), n)
+    ids = np.repeat(np.arange(n), k)
+    y = 15 + b[ids, 0] + (-1 + b[ids, 1]) * t + rng.normal(0, 1.5, n * k)
+    fit = fit_trajectory(pd.DataFrame({"id": ids, "t": t, "y": y}), "y ~ t", "id", "~t")
+    v = fit.variance.set_index("component")
+    assert v.loc["id: intercept", "sd"] == pytest.approx(4.0, rel=0.1)
+    assert v.loc["id: t", "sd"] == pytest.approx(0.8, rel=0.1)
+    assert v.loc["residual", "sd"] == pytest.approx(1.5, rel=0.1)
+    assert v.loc["id: corr(intercept, t)", "correlation"] == pytest.approx(-0.5, abs=0.1)

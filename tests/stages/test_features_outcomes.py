@@ -6,22 +6,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.config import Params
-from pipeline.stages import features as features_stage
-from pipeline.stages import ingest as ingest_stage
-from pipeline.stages import outcomes as outcomes_stage
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def processed(small_export, ingest_params, tmp_path_factory):
-    folder, _ = small_export
-    root = tmp_path_factory.mktemp("run")
-    p = Params(ingest=ingest_params.model_dump())
-    ingest_stage.run(p, root, folder)
-    features_stage.run(p, root)
-    summary = outcomes_stage.run(p, root)
+def processed(processed_run):
+    root, summary = processed_run
     f = pd.read_parquet(root / "data/processed/features.parquet")
     o = pd.read_parquet(root / "data/processed/outcomes.parquet")
     return f, o, summary

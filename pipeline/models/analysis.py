@@ -1,0 +1,469 @@
+"""The outcome analyses of the `models` stage, as pure functions of the processed tables.
+
+Each function takes the per-episode analysis frame (or the long score table), fits the models
+of one question and returns tidy tables plus one model card per model. A model that cannot
+be fitted (a block absent from this export, a constant column, a separated flag) yields a
+card with status ``not fitted`` and the reason; the others still run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from statsmodels.duration.survfunc import CumIncidenceRight
+
+from pipeline.config import ModelsParams
+from pipeline.models.descriptive import dose_response, kaplan_meier
+from pipeline.models.effects import EffectFit, fit_cox, fit_logistic, standardise
+from pipeline.models.tidy import TIDY_COLUMNS, ModelCard, ModelError, failed_card
+from pipeline.models.trajectories import fit_trajectory, person_mean_centre
+
+CLUSTER = "cluster"
+FLAGS_GROUP = "flags_group"
+FLAGS_GROUPS = ("0", "1", "2+")
+POOLED = "other (pooled)"
+
+
+@dataclass
+class Results:
+    """Tables by name (written as ``reports/tables/<name>.csv``) and the model cards."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    cards: list[ModelCard] = field(default_factory=list)
+
+    def extend(self, other: Results) -> Results:
+        self.tables |= other.tables
+        self.cards += other.cards
+        return self
+
+
+# --- the analysis frame -------------------------------------------------------------------
+
+
+def cluster_key(episodes: pd.DataFrame, params: ModelsParams) -> pd.Series:
+    """Cluster of each episode: its therapist; where that is missing, its site; where both
+    are missing, the episode alone (a cluster of one adds no correlation)."""
+    key = pd.Series(pd.NA, index=episodes.index, dtype="string")
+    for column, tag in ((params.cluster, "c"), (params.fallback_cluster, "f")):
+        if column in episodes:
+            key = key.fillna(tag + ":" + episodes[column].astype("string"))
+    return key.fillna("episode:" + episodes["episode_id"].astype("string"))
+
+
+def pool_rare_levels(values: pd.Series, min_count: int) -> pd.Series:
+    """Categories with fewer than ``min_count`` rows become one pooled level (rare levels
+    give unstable, nearly separated coefficients). Missing stays missing."""
+    counts = values.value_counts()
+    rare = counts.index[counts < min_count]
+    return values.where(~values.isin(rare) | values.isna(), POOLED)
+
+
+def analysis_frame(
+    features: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    episodes: pd.DataFrame,
+    params: ModelsParams,
+) -> pd.DataFrame:
+    """One row per episode: engagement features, outcomes, case mix and the cluster key."""
+    case_mix = [c for c in params.case_mix if c in episodes]
+    ep = episodes[["episode_id", *case_mix]].copy()
+    for column in case_mix:
+        ep[column] = pool_rare_levels(ep[column].astype("string"), params.min_level_count)
+    ep[CLUSTER] = cluster_key(episodes, params).to_numpy()
+    ended = (
+        episodes["end_date"].notna()
+        if "end_date" in episodes
+        else pd.Series(False, index=episodes.index)
+    )
+    ep["ended"] = ended.to_numpy()
+    frame = features.merge(
+        outcomes.drop(columns=["window_complete"]), on="episode_id", validate="one_to_one"
+    ).merge(ep, on="episode_id", validate="one_to_one")
+    count = frame["flags_count"].where(frame["flags_assessed"] > 0)
+    frame[FLAGS_GROUP] = pd.Categorical(
+        np.select([count == 0, count == 1, count >= 2], FLAGS_GROUPS, default=None),
+        categories=FLAGS_GROUPS,
+    ).astype(object)
+    frame.loc[count.isna(), FLAGS_GROUP] = np.nan
+    for column in frame.columns:
+        if column.startswith("flag_") or column == "first_attended":
+            frame[column] = frame[column].astype("Float64").astype(float)
+    # Competing endings for the dropout analysis: 1 dropped out, 2 ended otherwise, 0 open.
+    frame["ending_type"] = np.where(
+        frame["dropout_event"].astype("boolean").fillna(False),
+        1,
+        np.where(frame["ended"], 2, 0),
+    )
+    return frame
+
+
+def adjustment(frame: pd.DataFrame, params: ModelsParams) -> list[str]:
+    """Baseline severity and the case-mix columns this export has (and that vary)."""
+    present = [c for c in ("primary_baseline", *params.case_mix) if c in frame]
+    return [c for c in present if frame[c].nunique(dropna=True) > 1]
+
+
+def exposures(frame: pd.DataFrame, params: ModelsParams) -> dict[str, list[str]]:
+    """Exposure sets: each feature block, each flag alone, and the flags group (0/1/2+)."""
+    sets = {block: list(cols) for block, cols in params.blocks.items()}
+    sets |= {flag: [flag] for flag in params.flags}
+    sets["flags group"] = [FLAGS_GROUP]
+    return sets
+
+
+# --- fitting many models without losing any --------------------------------------------
+
+
+def _attempt(
+    fit: Callable[[], EffectFit], model: str, formula: str, method: str, n: int
+) -> EffectFit:
+    try:
+        return fit()
+    except ModelError as exc:
+        return EffectFit(
+            pd.DataFrame(columns=TIDY_COLUMNS), failed_card(model, formula, method, n, str(exc))
+        )
+
+
+def _prepare_rows(
+    frame: pd.DataFrame, needed: list[str], exposure: list[str], adjust: list[str]
+) -> pd.DataFrame:
+    """The rows complete on every column of the adjusted model, so that the unadjusted and
+    adjusted estimates rest on the same people; continuous predictors per SD of them."""
+    missing = [c for c in exposure if c not in frame]
+    if missing:
+        raise ModelError(f"not in this export's features: {', '.join(missing)}")
+    rows = frame.dropna(subset=[*needed, *exposure, *adjust])
+    numeric = [c for c in [*exposure, *adjust] if pd.api.types.is_numeric_dtype(rows[c])]
+    return standardise(rows, numeric)
+
+
+def _side_by_side(table: pd.DataFrame, exposure_terms: dict[str, list[str]]) -> pd.DataFrame:
+    """Unadjusted and adjusted estimates of each exposure term in one row, blocks in order."""
+    wanted = {(b, t) for b, terms in exposure_terms.items() for t in terms}
+    rows = table[[(b, t) in wanted for b, t in zip(table["block"], table["term"], strict=True)]]
+    if rows.empty:
+        return pd.DataFrame()
+    values = ["estimate", "ci_low", "ci_high", "p_value", "n_analysed"]
+    wide = rows.pivot_table(
+        index=["block", "term"], columns="adjusted", values=values, aggfunc="first"
+    )
+    wide.columns = [f"{v}_{'adjusted' if a else 'unadjusted'}" for v, a in wide.columns]
+    order = [f"{v}_{a}" for a in ("unadjusted", "adjusted") for v in values]
+    wide = wide.reindex(columns=order).reset_index()
+    wide.insert(2, "scale", rows["scale"].iloc[0])
+    rank = {b: i for i, b in enumerate(exposure_terms)}
+    wide["_rank"] = wide["block"].map(rank)
+    return wide.sort_values(["_rank", "term"]).drop(columns="_rank").reset_index(drop=True)
+
+
+def _battery(
+    frame: pd.DataFrame,
+    params: ModelsParams,
+    kind: str,
+    needed: list[str],
+    fit_one: Callable[[pd.DataFrame, list[str], str], EffectFit],
+    method: str,
+    outcome_label: str,
+    sets: dict[str, list[str]],
+) -> Results:
+    """Fit unadjusted and adjusted models for every exposure set on shared rows."""
+    adjust = adjustment(frame, params)
+    tables, cards, terms = [], [], {}
+    for block, exposure in sets.items():
+        for adjusted in (False, True):
+            predictors = exposure + (adjust if adjusted else [])
+            model = f"{kind}: {block} ({'adjusted' if adjusted else 'unadjusted'})"
+            formula = f"{outcome_label} ~ {' + '.join(predictors)}"
+
+            def fit(exposure=exposure, predictors=predictors, model=model) -> EffectFit:
+                rows = _prepare_rows(frame, needed, exposure, adjust)
+                return fit_one(rows, predictors, model)
+
+            result = _attempt(fit, model, formula, method, int(frame[needed[0]].notna().sum()))
+            table = result.coefficients.assign(block=block, adjusted=adjusted)
+            tables.append(table)
+            cards.append(result.card)
+            own = [t for t in table["term"] if any(t.startswith(e) for e in exposure)]
+            terms[block] = sorted(set(terms.get(block, [])) | set(own))
+    table = pd.concat([t for t in tables if not t.empty] or [pd.DataFrame()], ignore_index=True)
+    side = _side_by_side(table, terms) if not table.empty else pd.DataFrame()
+    return Results({kind: table, f"{kind}_side_by_side": side}, cards)
+
+
+# --- 1. poor outcome --------------------------------------------------------------------
+
+
+def poor_outcome_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
+    """Logistic regressions of the landmark poor outcome on each exposure set, unadjusted and
+    adjusted for baseline severity and case mix, with errors clustered by therapist."""
+    population = frame[frame["poor_outcome"].notna()]
+
+    def fit_one(rows: pd.DataFrame, predictors: list[str], model: str) -> EffectFit:
+        return fit_logistic(rows, "poor_outcome", predictors, CLUSTER, model, params.min_clusters)
+
+    return _battery(
+        population,
+        params,
+        "poor_outcome",
+        ["poor_outcome", CLUSTER],
+        fit_one,
+        "logistic regression (GLM binomial), cluster-robust errors",
+        "poor_outcome",
+        exposures(population, params),
+    )
+
+
+# --- 2. dropout -------------------------------------------------------------------------
+
+
+def dropout_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
+    """Cox models of dropout from the landmark (cause-specific: other endings censor), the
+    Kaplan–Meier curves and the cumulative incidence of dropout by flags group."""
+    population = frame[frame["in_treatment_at_landmark"] & frame["dropout_time_days"].notna()]
+    population = population.assign(dropout_event=population["dropout_event"].astype(float))
+
+    def fit_one(rows: pd.DataFrame, predictors: list[str], model: str) -> EffectFit:
+        return fit_cox(
+            rows,
+            "dropout_time_days",
+            "dropout_event",
+            predictors,
+            CLUSTER,
+            model,
+            params.min_clusters,
+        )
+
+    sets = {
+        "index": list(params.blocks.get("index", ("disengagement_index",))),
+        "flags group": [FLAGS_GROUP],
+    }
+    results = _battery(
+        population,
+        params,
+        "dropout",
+        ["dropout_time_days", "dropout_event", CLUSTER],
+        fit_one,
+        "Cox PH (PHReg, Efron ties), cluster-robust errors",
+        "Surv(dropout_time_days, dropout_event)",
+        sets,
+    )
+    curves = population.dropna(subset=[FLAGS_GROUP])
+    if curves.empty or curves["dropout_event"].sum() == 0:
+        return results
+    km = kaplan_meier(curves, "dropout_time_days", "dropout_event", FLAGS_GROUP)
+    results.tables["dropout_km"] = km
+    results.tables["dropout_at_risk"] = at_risk(curves, FLAGS_GROUP, params.at_risk_weeks)
+    results.tables["dropout_cumulative_incidence"] = cumulative_incidence(curves, FLAGS_GROUP)
+    return results
+
+
+def at_risk(data: pd.DataFrame, group: str, weeks: tuple[int, ...]) -> pd.DataFrame:
+    """Numbers still in treatment (at risk of dropout) at fixed weeks after the landmark."""
+    rows = []
+    for label, g in data.groupby(group, sort=True):
+        t = g["dropout_time_days"].to_numpy(float)
+        for w in weeks:
+            rows.append({"group": label, "week": w, "n_at_risk": int((t >= 7 * w).sum())})
+    return pd.DataFrame(rows)
+
+
+def cumulative_incidence(data: pd.DataFrame, group: str) -> pd.DataFrame:
+    """Aalen–Johansen cumulative incidence of dropout with other endings as a competing
+    event (1 − Kaplan–Meier overstates dropout when completion removes people from risk)."""
+    rows = []
+    for label, g in data.groupby(group, sort=True):
+        with np.errstate(divide="ignore", invalid="ignore"):  # last time: no one left
+            ci = CumIncidenceRight(
+                g["dropout_time_days"].to_numpy(float), g["ending_type"].to_numpy(int)
+            )
+        est, se = ci.cinc[0], ci.cinc_se[0]
+        rows.append(
+            pd.DataFrame(
+                {
+                    "group": label,
+                    "time": ci.times,
+                    "incidence_dropout": est,
+                    "ci_low": np.clip(est - 1.959964 * se, 0, 1),
+                    "ci_high": np.clip(est + 1.959964 * se, 0, 1),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+# --- 3. trajectories ----------------------------------------------------------------------
+
+TRAJECTORY_FORMULA = "score ~ weeks + alliance_score_within + alliance_score_between"
+
+
+def trajectory_frame(
+    sessions: pd.DataFrame,
+    measures: pd.DataFrame,
+    episodes: pd.DataFrame,
+    instrument: str,
+    params: ModelsParams,
+) -> pd.DataFrame:
+    """Long table: one row per score of ``instrument`` taken at a session, with weeks since
+    the episode's first scheduled appointment, that session's alliance split into within-
+    and between-client parts, and the cluster (therapist) key."""
+    first = sessions.groupby("episode_id")["scheduled_date"].min()
+    scores = measures[measures["instrument"] == instrument]
+    if "session_id" not in scores or "alliance_score" not in sessions:
+        raise ModelError(
+            "trajectory: needs measures.session_id and sessions.alliance_score to "
+            "relate each score to that session's alliance"
+        )
+    d = scores.merge(sessions[["session_id", "alliance_score"]], on="session_id", how="inner")
+    d = d.dropna(subset=["alliance_score"])
+    d = d.assign(weeks=(d["measure_date"] - d["episode_id"].map(first)).dt.days / 7.0)
+    key = pd.Series(cluster_key(episodes, params).to_numpy(), index=episodes["episode_id"])
+    d[CLUSTER] = d["episode_id"].map(key)
+    d = d.sort_values(["episode_id", "measure_date", "session_id"], kind="stable")
+    return person_mean_centre(d, "alliance_score", "episode_id").reset_index(drop=True)
+
+
+def trajectory_models(long: pd.DataFrame, params: ModelsParams) -> Results:
+    """Random intercept and slope per client; then therapist as a further level (clients'
+    intercepts and slopes as variance components within therapists), compared."""
+    tables, variance, cards = [], [], []
+    method = "MixedLM, maximum likelihood"
+    main = "trajectory: client intercept and slope"
+    try:
+        fit = fit_trajectory(long, TRAJECTORY_FORMULA, "episode_id", "~weeks", main)
+        tables.append(fit.coefficients)
+        variance.append(fit.variance)
+        cards.append(fit.card)
+    except ModelError as exc:
+        cards.append(failed_card(main, TRAJECTORY_FORMULA, method, len(long), str(exc)))
+        fit = None
+    if params.therapist_level:
+        name = "trajectory: clients within therapists"
+        try:
+            three = fit_trajectory(
+                long,
+                TRAJECTORY_FORMULA,
+                CLUSTER,
+                "1",  # therapist intercept (statsmodels drops it when vc_formula is set)
+                name,
+                vc_formula={
+                    "client intercept": "0 + C(episode_id)",
+                    "client slope": "0 + C(episode_id):weeks",
+                },
+            )
+            three.card.notes.append(
+                "client intercept and slope are independent variance components here "
+                "(statsmodels cannot correlate nested components)"
+            )
+            if fit is not None:
+                diff = (
+                    three.coefficients.set_index("term")["estimate"]
+                    - fit.coefficients.set_index("term")["estimate"]
+                ).abs()
+                three.card.notes.append(
+                    "largest change in a fixed effect vs the two-level model: "
+                    f"{diff.idxmax()} by {diff.max():.4g}"
+                )
+            tables.append(three.coefficients)
+            variance.append(three.variance)
+            cards.append(three.card)
+        except ModelError as exc:
+            cards.append(failed_card(name, TRAJECTORY_FORMULA, method, len(long), str(exc)))
+    out = Results(cards=cards)
+    if tables:
+        out.tables["trajectory"] = pd.concat(tables, ignore_index=True)
+        out.tables["trajectory_variance"] = pd.concat(variance, ignore_index=True)
+    return out
+
+
+# --- 4. dose–response -------------------------------------------------------------------
+
+
+def dose_response_tables(frame: pd.DataFrame, params: ModelsParams) -> Results:
+    """Share reliably improved on the primary instrument by sessions attended (descriptive)."""
+    d = frame[frame["primary_n"].fillna(0) >= 2]
+    improved = (
+        d["primary_reliable_change"].eq(1).astype(float).where(d["primary_reliable_change"].notna())
+    )
+    try:
+        observed, curve = dose_response(
+            d["sessions_attended_total"], improved, params.dose_max_sessions
+        )
+    except ModelError as exc:
+        card = failed_card(
+            "dose-response",
+            "reliably_improved ~ log(sessions)",
+            "probit GLM",
+            len(d),
+            str(exc),
+        )
+        return Results(cards=[card])
+    card = ModelCard(
+        model="dose-response",
+        formula="reliably_improved ~ log(sessions_attended)",
+        method="probit GLM on log sessions (Howard et al. 1986 style); descriptive",
+        n_input=len(frame),
+        n_analysed=int(observed["episodes"].sum()),
+        notes=[
+            "descriptive only: clients who improve stop sooner (good-enough level), so the "
+            "curve mixes cause and consequence and is not a causal dose effect"
+        ],
+    )
+    return Results({"dose_response_observed": observed, "dose_response_curve": curve}, [card])
+
+
+# --- everything -------------------------------------------------------------------------
+
+
+def fit_all(
+    tables: dict[str, pd.DataFrame],
+    features: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    params: ModelsParams,
+    primary_instrument: str,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Results:
+    """Every analysis of the models stage, in the order of the report."""
+    frame = analysis_frame(features, outcomes, tables["episodes"], params)
+    results = Results()
+    for label, analysis in (
+        ("poor outcome", lambda: poor_outcome_models(frame, params)),
+        ("dropout", lambda: dropout_models(frame, params)),
+        ("dose-response", lambda: dose_response_tables(frame, params)),
+        (
+            "trajectories",
+            lambda: _trajectories(tables, params, primary_instrument),
+        ),
+    ):
+        results.extend(analysis())
+        progress(label)
+    return results
+
+
+def _trajectories(
+    tables: dict[str, pd.DataFrame], params: ModelsParams, instrument: str
+) -> Results:
+    try:
+        long = trajectory_frame(
+            tables["sessions"], tables["measures"], tables["episodes"], instrument, params
+        )
+    except ModelError as exc:
+        card = failed_card(
+            "trajectory: client intercept and slope",
+            TRAJECTORY_FORMULA,
+            "MixedLM, maximum likelihood",
+            0,
+            str(exc),
+        )
+        return Results(cards=[card])
+    return trajectory_models(long, params)
+
+
+def card_slug(model: str) -> str:
+    """File name of a model card: ``poor_outcome: index (adjusted)`` →
+    ``poor-outcome-index-adjusted``."""
+    return "-".join(re.findall(r"[a-z0-9+]+", model.lower())).replace("+", "plus")

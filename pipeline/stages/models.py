@@ -1,0 +1,67 @@
+"""Stage ``models``: effect models, dropout curves, trajectories and dose–response.
+
+Writes one tidy CSV per analysis to ``reports/tables/`` and one JSON model card per model to
+``reports/model_cards/`` (both replaced whole, so no stale table or card survives a rerun).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline.config import Params, load_params
+from pipeline.io import atomic_directory, read_interim, write_csv, write_json
+from pipeline.models.analysis import card_slug, fit_all
+from pipeline.stages.common import resolve, stage_timer
+
+
+def run(params: Params, root: str | Path = ".", show_progress: bool = False) -> dict:
+    paths = resolve(params.paths, root)
+    summary: dict = {"stage": "models"}
+    with stage_timer(summary):
+        tables, _, _ = read_interim(paths["interim_dir"])
+        features = pd.read_parquet(paths["processed_dir"] / "features.parquet")
+        outcomes = pd.read_parquet(paths["processed_dir"] / "outcomes.parquet")
+        bar = tqdm(total=4, desc="models", disable=not show_progress, leave=False)
+
+        def step(label: str) -> None:
+            bar.set_postfix_str(f"{label} done")
+            bar.update(1)
+
+        results = fit_all(
+            tables, features, outcomes, params.models, params.outcomes.primary_instrument, step
+        )
+        bar.close()
+        tables_dir = paths["reports_dir"] / "tables"
+        cards_dir = paths["reports_dir"] / "model_cards"
+        with atomic_directory(tables_dir) as folder:
+            for name, table in sorted(results.tables.items()):
+                write_csv(table, folder / f"{name}.csv")
+        with atomic_directory(cards_dir) as folder:
+            for card in results.cards:
+                write_json(card.as_dict(), folder / f"{card_slug(card.model)}.json")
+        status = pd.Series([c.status for c in results.cards]).value_counts()
+        summary |= {
+            "models": len(results.cards),
+            "status": {str(k): int(v) for k, v in status.items()},
+            "not_fitted": {c.model: c.notes for c in results.cards if c.status != "fitted"},
+            "outputs": {"tables": str(tables_dir), "model_cards": str(cards_dir)},
+        }
+    write_json(summary, paths["logs_dir"] / "models.json")
+    return summary
+
+
+def main() -> None:
+    s = run(load_params(), show_progress=True)
+    print(
+        f"{s['models']} models ({', '.join(f'{v} {k}' for k, v in s['status'].items())}) → "
+        f"{s['outputs']['tables']}, {s['outputs']['model_cards']}"
+    )
+    for model, why in s["not_fitted"].items():
+        print(f"  {model}: {'; '.join(why)}")
+
+
+if __name__ == "__main__":
+    main()

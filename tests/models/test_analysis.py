@@ -1,0 +1,177 @@
+"""The analyses of the models stage: hand examples, shared rows, and no model lost."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import ModelsParams
+from pipeline.models import analysis
+from pipeline.models.descriptive import kaplan_meier
+
+P = ModelsParams()
+
+
+def test_cluster_falls_back_from_therapist_to_site_to_the_episode():
+    episodes = pd.DataFrame(
+        {
+            "episode_id": ["e1", "e2", "e3"],
+            "therapist_id": ["t1", None, None],
+            "site_id": ["s1", "s1", None],
+        }
+    )
+    assert list(analysis.cluster_key(episodes, P)) == ["c:t1", "f:s1", "episode:e3"]
+    # A therapist token equal to a site token must not merge the two clusters.
+    same = episodes.assign(therapist_id=["s1", None, None])
+    key = analysis.cluster_key(same, P)
+    assert key[0] != key[1]
+
+
+def test_rare_levels_are_pooled_and_missing_stays_missing():
+    values = pd.Series(["a"] * 5 + ["b"] * 2 + ["c"] + [None], dtype="string")
+    pooled = analysis.pool_rare_levels(values, 3)
+    assert list(pooled[:8]) == ["a"] * 5 + [analysis.POOLED] * 3
+    assert pd.isna(pooled.iloc[8])
+
+
+def test_cumulative_incidence_by_hand_with_a_competing_ending():
+    # t=1 dropout (4 at risk): 1/4. t=2 other ending: no change, S = 3/4 · 2/3 = 1/2.
+    # t=3 dropout (2 at risk): 1/4 + 1/2 · 1/2 = 1/2. t=4 censored.
+    d = pd.DataFrame({"dropout_time_days": [1, 2, 3, 4.0], "ending_type": [1, 2, 1, 0], "g": "a"})
+    ci = analysis.cumulative_incidence(d, "g")
+    assert ci["incidence_dropout"].tolist() == pytest.approx([0.25, 0.25, 0.5, 0.5])
+    # Naive 1 − Kaplan–Meier treats the other ending as censoring and overstates dropout.
+    km = kaplan_meier(
+        d.assign(e=(d["ending_type"] == 1).astype(float)), "dropout_time_days", "e", "g"
+    )
+    assert 1 - km["survival"].min() == pytest.approx(1 - 0.75 * 0.5)
+
+
+def test_without_competing_endings_incidence_is_one_minus_kaplan_meier():
+    rng = np.random.default_rng(1)
+    t = rng.integers(1, 60, 300).astype(float)
+    e = rng.random(300) < 0.6
+    d = pd.DataFrame({"dropout_time_days": t, "ending_type": e.astype(int), "g": "a"})
+    ci = analysis.cumulative_incidence(d, "g")
+    km = kaplan_meier(d.assign(e=e.astype(float)), "dropout_time_days", "e", "g")
+    merged = ci.merge(km, on=["group", "time"])
+    assert np.allclose(merged["incidence_dropout"], 1 - merged["survival"])
+
+
+def test_numbers_at_risk_by_hand():
+    d = pd.DataFrame({"dropout_time_days": [0, 6, 7, 14, 30.0], "g": ["a"] * 3 + ["b"] * 2})
+    table = analysis.at_risk(d, "g", (0, 1, 2))
+    assert table.set_index(["group", "week"])["n_at_risk"].to_dict() == {
+        ("a", 0): 3, ("a", 1): 1, ("a", 2): 0,
+        ("b", 0): 2, ("b", 1): 2, ("b", 2): 2,
+    }  # fmt: skip
+
+
+def test_trajectory_frame_by_hand():
+    sessions = pd.DataFrame(
+        {
+            "session_id": ["s1", "s2", "s3", "s4"],
+            "episode_id": ["e1", "e1", "e1", "e2"],
+            "scheduled_date": pd.to_datetime(
+                ["2024-01-01", "2024-01-08", "2024-01-15", "2024-02-01"]
+            ),
+            "alliance_score": [30.0, 36.0, np.nan, 40.0],
+        }
+    )
+    measures = pd.DataFrame(
+        {
+            "episode_id": ["e1", "e1", "e1", "e1", "e2"],
+            "measure_date": pd.to_datetime(
+                ["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-20", "2024-02-01"]
+            ),
+            "session_id": ["s1", "s2", "s3", None, "s4"],
+            "instrument": ["PHQ-9", "PHQ-9", "PHQ-9", "PHQ-9", "PHQ-9"],
+            "score": [20.0, 15, 12, 10, 8],
+        }
+    )
+    episodes = pd.DataFrame({"episode_id": ["e1", "e2"], "therapist_id": ["t1", "t2"]})
+    long = analysis.trajectory_frame(sessions, measures, episodes, "PHQ-9", P)
+    # s3 has no alliance and the last score no session: both left out of this model.
+    assert long["session_id"].tolist() == ["s1", "s2", "s4"]
+    assert long["weeks"].tolist() == [0.0, 1.0, 0.0]
+    assert long["alliance_score_within"].tolist() == [-3.0, 3.0, 0.0]
+    # person means 33 and 40; grand mean of person means 36.5
+    assert long["alliance_score_between"].tolist() == [-3.5, -3.5, 3.5]
+    assert long["cluster"].tolist() == ["c:t1", "c:t1", "c:t2"]
+
+
+@pytest.fixture(scope="module")
+def frame(processed_run):
+    from pipeline.io import read_interim
+
+    root, _ = processed_run
+    tables, _, _ = read_interim(root / "data/interim")
+    f = pd.read_parquet(root / "data/processed/features.parquet")
+    o = pd.read_parquet(root / "data/processed/outcomes.parquet")
+    return analysis.analysis_frame(f, o, tables["episodes"], P)
+
+
+def test_flags_group_follows_the_flag_count(frame):
+    assessed = frame["flags_assessed"] > 0
+    expected = np.select([frame["flags_count"] == 0, frame["flags_count"] == 1], ["0", "1"], "2+")
+    assert (frame.loc[assessed, "flags_group"] == expected[assessed]).all()
+    assert frame.loc[~assessed, "flags_group"].isna().all()
+
+
+def test_adjusted_and_unadjusted_rest_on_the_same_people(frame):
+    r = analysis.poor_outcome_models(frame, P)
+    side = r.tables["poor_outcome_side_by_side"]
+    assert len(side) >= len(P.blocks) + len(P.flags)
+    assert (side["n_analysed_unadjusted"] == side["n_analysed_adjusted"]).all()
+    assert (side["scale"] == "odds ratio").all()
+    full = r.tables["poor_outcome"]
+    # Adjusted models carry baseline severity; unadjusted ones do not.
+    assert "primary_baseline" in set(full.loc[full["adjusted"], "term"])
+    assert "primary_baseline" not in set(full.loc[~full["adjusted"], "term"])
+    assert {c.status for c in r.cards} == {"fitted"}
+
+
+def test_an_absent_block_or_a_separated_flag_is_reported_not_raised(frame):
+    broken = frame.assign(
+        client_contacts_per_week=np.nan,  # no contacts table in this export
+        flag_no_client_goal=frame["poor_outcome"],  # perfectly separates the outcome
+    )
+    r = analysis.poor_outcome_models(broken, P)
+    cards = {c.model: c for c in r.cards}
+    absent = cards["poor_outcome: communication (adjusted)"]
+    assert absent.status == "not fitted" and "client_contacts_per_week" in absent.notes[0]
+    separated = cards["poor_outcome: flag_no_client_goal (unadjusted)"]
+    assert separated.status == "not fitted" and "separates the outcome" in separated.notes[0]
+    assert cards["poor_outcome: index (adjusted)"].status == "fitted"
+    assert "flag_no_client_goal" not in set(r.tables["poor_outcome"]["block"])
+
+
+def test_one_therapist_for_everyone_falls_back_to_robust_errors(frame):
+    r = analysis.poor_outcome_models(frame.assign(cluster="c:t1"), P)
+    card = next(c for c in r.cards if c.model == "poor_outcome: index (adjusted)")
+    assert card.status == "fitted" and any("HC1" in n for n in card.notes)
+
+
+def test_dropout_tables_and_cards(frame):
+    r = analysis.dropout_models(frame, P)
+    assert set(r.tables) >= {
+        "dropout",
+        "dropout_km",
+        "dropout_at_risk",
+        "dropout_cumulative_incidence",
+    }
+    assert (r.tables["dropout"]["scale"] == "hazard ratio").all()
+    km = r.tables["dropout_km"]
+    assert ((km["ci_low"] <= km["survival"] + 1e-12) | km["ci_low"].isna()).all()
+    assert set(km["group"]) <= set(analysis.FLAGS_GROUPS)
+    # Cumulative incidence of dropout never exceeds 1 − KM (competing endings).
+    ci = r.tables["dropout_cumulative_incidence"]
+    last = ci.groupby("group")["incidence_dropout"].max()
+    km_last = 1 - km.groupby("group")["survival"].min()
+    assert (last <= km_last + 1e-9).all()
+
+
+def test_card_slugs_are_file_names():
+    assert analysis.card_slug("poor_outcome: flags group (adjusted)") == (
+        "poor-outcome-flags-group-adjusted"
+    )
+    assert analysis.card_slug("poor_outcome: 2+ flags") == "poor-outcome-2plus-flags"

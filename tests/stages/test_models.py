@@ -1,0 +1,89 @@
+"""The models stage: tidy tables and model cards, written whole and reproducibly."""
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.config import Params
+from pipeline.models.tidy import TIDY_COLUMNS
+from pipeline.stages import models as models_stage
+
+EFFECT_TABLES = ("poor_outcome", "dropout", "trajectory")
+
+
+@pytest.fixture(scope="module")
+def run_twice(processed_run):
+    root, _ = processed_run
+    first = models_stage.run(Params(), root)
+    reports = root / "reports"
+    snapshot = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+    second = models_stage.run(Params(), root)
+    return reports, snapshot, first, second
+
+
+def test_every_model_has_a_card_and_the_effect_tables_are_tidy(run_twice):
+    reports, _, summary, _ = run_twice
+    cards = [json.loads(p.read_text()) for p in (reports / "model_cards").glob("*.json")]
+    assert len(cards) == summary["models"] >= 25
+    for card in cards:
+        assert card["status"] in {"fitted", "not converged", "not fitted"}
+        assert card["n_analysed"] <= card["n_input"]
+    for name in EFFECT_TABLES:
+        table = pd.read_csv(reports / "tables" / f"{name}.csv")
+        assert list(table.columns[: len(TIDY_COLUMNS)]) == TIDY_COLUMNS
+        assert (table["ci_low"] <= table["estimate"]).all()
+        assert (table["estimate"] <= table["ci_high"]).all()
+        assert (table["n_analysed"] <= table["n_input"]).all()
+    scales = pd.read_csv(reports / "tables/poor_outcome.csv")["scale"]
+    assert set(scales) == {"odds ratio"}
+    assert set(pd.read_csv(reports / "tables/dropout.csv")["scale"]) == {"hazard ratio"}
+
+
+def test_the_trajectory_models_have_client_and_therapist_levels(run_twice):
+    reports, *_ = run_twice
+    v = pd.read_csv(reports / "tables/trajectory_variance.csv")
+    three = set(v.loc[v["model"] == "trajectory: clients within therapists", "component"])
+    assert {"cluster: intercept", "client intercept", "client slope", "residual"} <= three
+    two = v[v["model"] == "trajectory: client intercept and slope"].set_index("component")
+    assert -1 <= two.loc["episode_id: corr(intercept, weeks)", "correlation"] <= 1
+    t = pd.read_csv(reports / "tables/trajectory.csv")
+    assert {"alliance_score_within", "alliance_score_between"} <= set(t["term"])
+
+
+def test_the_same_inputs_give_byte_identical_outputs(run_twice):
+    reports, snapshot, _, _ = run_twice
+    again = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+    assert again.keys() == snapshot.keys()
+    changed = [str(k) for k in snapshot if snapshot[k] != again[k]]
+    assert not changed
+
+
+def test_disengagement_raises_the_odds_of_poor_outcome_on_the_small_cohort(run_twice):
+    reports, *_ = run_twice
+    side = pd.read_csv(reports / "tables/poor_outcome_side_by_side.csv").set_index("term")
+    assert side.loc["disengagement_index", "estimate_adjusted"] > 1
+
+
+def test_a_misspelt_block_feature_is_a_card_not_a_crash(processed_run, tmp_path):
+    root, _ = processed_run
+    params = Params(
+        paths={"reports_dir": str(tmp_path / "reports")},
+        models={"blocks": {"index": ["disengagement_index"], "typo": ["alliance_maen"]}},
+    )
+    summary = models_stage.run(params, root)
+    assert "poor_outcome: typo (adjusted)" in summary["not_fitted"]
+    why = summary["not_fitted"]["poor_outcome: typo (adjusted)"][0]
+    assert "alliance_maen" in why
+
+
+def test_table_columns_are_documented(run_twice):
+    reports, *_ = run_twice
+    page = (Path(__file__).resolve().parents[2] / "docs/models.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`([a-z_0-9]+)`", page))
+    for csv in (reports / "tables").glob("*.csv"):
+        columns = pd.read_csv(csv, nrows=0).columns
+        base = {re.sub(r"_(unadjusted|adjusted)$", "", c) for c in columns}
+        assert base <= documented, (csv.name, base - documented)
