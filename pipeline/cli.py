@@ -121,7 +121,7 @@ def models(
     out: Annotated[Path, typer.Option("--out", help="Root holding data/processed.")] = Path("."),
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Effect models, dropout curves, trajectories, dose–response → OUT/reports/tables/."""
+    """Effect models, dropout curves, trajectories, dose–response → OUT/reports/tables/models/."""
     summary = _run_stage("models", params, out)
     counts = ", ".join(f"{v} {k}" for k, v in summary["status"].items())
     console.print(f"{summary['models']} models ({counts}): {summary['outputs']['tables']}")

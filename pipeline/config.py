@@ -194,6 +194,16 @@ class ModelsParams(_Section):
         "index": ("disengagement_index",),
     }
     """Feature block → engagement features modelled together (continuous: odds ratio per SD)."""
+
+    @field_validator("blocks")
+    @classmethod
+    def _distinct_features(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for block, columns in value.items():
+            twice = sorted({c for c in columns if columns.count(c) > 1})
+            if twice:
+                raise ValueError(f"block '{block}' lists {', '.join(twice)} more than once")
+        return value
+
     flags: tuple[str, ...] = (
         "flag_missed_first_appointment",
         "flag_two_plus_no_shows",
@@ -210,6 +220,85 @@ class ModelsParams(_Section):
     """Dose–response: episodes with more sessions are pooled in the last bar."""
 
 
+class PredictionParams(_Section):
+    """Predictive validity: learners, grouped cross-validation, bootstrap, feature blocks."""
+
+    seed: int = 20261127
+    folds: Annotated[int, Field(ge=2)] = 5
+    repeats: Annotated[int, Field(ge=1)] = 3
+    bootstrap: Annotated[int, Field(ge=50)] = 500
+    """Cluster-bootstrap replicates (therapists resampled) for the metric intervals."""
+    logistic_c: Annotated[float, Field(gt=0)] = 1.0
+    """Inverse L2 penalty of the logistic regression (on standardised predictors)."""
+    boosting_max_iter: Annotated[int, Field(ge=10)] = 200
+    boosting_learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
+    boosting_max_leaf_nodes: Annotated[int, Field(ge=2)] = 15
+    boosting_min_samples_leaf: Annotated[int, Field(ge=1)] = 40
+    permutation_repeats: Annotated[int, Field(ge=1)] = 3
+    calibration_bins: Annotated[int, Field(ge=2)] = 10
+    plausible_auc_max: float = 0.80
+    """A cross-validated AUC above this from early-window data is flagged as likely leakage."""
+    baseline: tuple[str, ...] = ("primary_baseline",)
+    """Baseline predictors besides case mix (``models.case_mix``)."""
+    blocks: dict[str, tuple[str, ...]] = {
+        "attendance": (
+            "attendance_rate",
+            "dna_rate",
+            "late_cancel_rate",
+            "first_attended",
+            "max_consecutive_missed",
+            "days_to_first_attended",
+            "gap_mean_days",
+            "gap_max_days",
+        ),
+        "communication": (
+            "alliance_mean",
+            "alliance_min",
+            "alliance_slope_per_week",
+            "alliance_low_share",
+            "client_contacts_per_week",
+            "outreach_response_rate",
+            "agenda_client_share",
+        ),
+        "goals": (
+            "n_goals",
+            "goal_owned_share",
+            "days_to_first_goal",
+            "homework_completion_rate",
+            "goal_rating_gain",
+        ),
+        "obstacles": ("n_barriers", "barrier_share", "notice_cancel_share", "modality_changes"),
+        "small wins": ("early_change_primary",),
+    }
+    """Feature block → landmark-window features (permutation importance is by block)."""
+
+
+class MissingDataParams(_Section):
+    """Sensitivity of the main effect to missing final scores."""
+
+    imputations: Annotated[int, Field(ge=2)] = 20
+    burn_in: Annotated[int, Field(ge=1)] = 10
+    """Chained-equation cycles before the first imputed dataset and between datasets."""
+    seed: int = 20261127
+    auxiliaries: tuple[str, ...] = (
+        "attendance_rate",
+        "alliance_mean",
+        "homework_completion_rate",
+        "goal_owned_share",
+        "early_change_primary",
+        "n_attended",
+        "dropout",
+        "sessions_attended_total",
+        "weeks_in_treatment",
+    )
+    """Variables that inform the imputation besides the analysis model's: window features and
+    how the course went on (dropout, sessions, weeks). Post-landmark variables are legitimate
+    here — they predict the missing score and its missingness but are not predictors in the
+    analysis model — and make missing-at-random more plausible."""
+    delta_grid: tuple[float, ...] = (-8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8)
+    """Shifts (instrument points; positive = worse) added to imputed final scores."""
+
+
 class Params(_Section):
     paths: PathsParams = PathsParams()
     synthetic: SyntheticParams = SyntheticParams()
@@ -217,6 +306,8 @@ class Params(_Section):
     features: FeaturesParams = FeaturesParams()
     outcomes: OutcomesParams = OutcomesParams()
     models: ModelsParams = ModelsParams()
+    prediction: PredictionParams = PredictionParams()
+    missing_data: MissingDataParams = MissingDataParams()
 
 
 class ParamsError(ValueError):

@@ -102,6 +102,21 @@ def instrument_outcomes(summary: pd.DataFrame, instrument: str) -> pd.DataFrame:
     )
 
 
+def poor_outcome_rule(primary: pd.DataFrame, definition: str) -> pd.Series:
+    """The binary poor outcome (1 poor, 0 not, missing when undefined) from one instrument's
+    ``instrument_outcomes`` columns; ``definition`` is ``outcomes.poor_outcome``."""
+    rc = primary["reliable_change"]
+    eligible = primary["n"].fillna(0) >= 2
+    if definition == "not_reliably_improved":
+        poor = rc.ne(1)
+    elif definition == "reliable_deterioration":
+        poor = rc.eq(-1)
+    else:  # not_recovered, among those at caseness at the start
+        poor = ~primary["recovered"].fillna(True).astype(bool)
+        eligible &= primary["case_start"].fillna(False).astype(bool)
+    return poor.astype(float).where(eligible & rc.notna())
+
+
 def paired_nhs(phq: pd.DataFrame, gad: pd.DataFrame) -> pd.DataFrame:
     """NHS Talking Therapies paired definitions (PHQ-9 with GAD-7)."""
     both = phq["change"].notna() & gad["change"].notna()
@@ -207,17 +222,12 @@ def outcome_table(
         last_date.notna() & w["window_end"].notna()
     )
 
-    rc = out["primary_reliable_change"]
-    eligible = out["primary_n"].fillna(0) >= 2
-    if params.poor_outcome == "not_reliably_improved":
-        poor = rc.ne(1)
-    elif params.poor_outcome == "reliable_deterioration":
-        poor = rc.eq(-1)
-    else:  # not_recovered, among those at caseness at the start
-        poor = ~out["primary_recovered"].fillna(True).astype(bool)
-        eligible &= out["primary_case_start"].fillna(False).astype(bool)
-    defined = eligible & rc.notna()
-    out["poor_outcome_episode"] = poor.astype(float).where(defined)
+    out["poor_outcome_episode"] = poor_outcome_rule(
+        out[[c for c in out.columns if c.startswith("primary_")]].rename(
+            columns=lambda c: c.removeprefix("primary_")
+        ),
+        params.poor_outcome,
+    )
     # The landmark analysis: in treatment at the landmark, outcome measured after it.
     after = out["primary_last_after_landmark"].fillna(False).astype(bool)
     out["poor_outcome"] = out["poor_outcome_episode"].where(out["in_treatment_at_landmark"] & after)

@@ -26,8 +26,8 @@ def test_run_writes_the_repository_layout(small_export, tmp_path):
     ):
         assert (out / path).exists(), path
     reports = tmp_path / "o" / "reports"
-    assert (reports / "tables/poor_outcome.csv").exists()
-    assert (reports / "model_cards/poor-outcome-index-adjusted.json").exists()
+    assert (reports / "tables/models/poor_outcome.csv").exists()
+    assert (reports / "model_cards/models/poor-outcome-index-adjusted.json").exists()
     report = json.loads((out / "interim/ingest_report.json").read_text())
     assert report["totals"]["rows_quarantined"] > 0
 

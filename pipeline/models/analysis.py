@@ -8,9 +8,7 @@ card with status ``not fitted`` and the reason; the others still run.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -19,26 +17,13 @@ from statsmodels.duration.survfunc import CumIncidenceRight
 from pipeline.config import ModelsParams
 from pipeline.models.descriptive import dose_response, kaplan_meier
 from pipeline.models.effects import EffectFit, fit_cox, fit_logistic, standardise
-from pipeline.models.tidy import TIDY_COLUMNS, ModelCard, ModelError, failed_card
+from pipeline.models.tidy import TIDY_COLUMNS, ModelCard, ModelError, Results, failed_card
 from pipeline.models.trajectories import fit_trajectory, person_mean_centre
 
 CLUSTER = "cluster"
 FLAGS_GROUP = "flags_group"
 FLAGS_GROUPS = ("0", "1", "2+")
 POOLED = "other (pooled)"
-
-
-@dataclass
-class Results:
-    """Tables by name (written as ``reports/tables/<name>.csv``) and the model cards."""
-
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    cards: list[ModelCard] = field(default_factory=list)
-
-    def extend(self, other: Results) -> Results:
-        self.tables |= other.tables
-        self.cards += other.cards
-        return self
 
 
 # --- the analysis frame -------------------------------------------------------------------
@@ -130,16 +115,21 @@ def _attempt(
 
 
 def _prepare_rows(
-    frame: pd.DataFrame, needed: list[str], exposure: list[str], adjust: list[str]
+    frame: pd.DataFrame,
+    needed: list[str],
+    exposure: list[str],
+    adjust: list[str],
+    reference: str | None = None,
 ) -> pd.DataFrame:
     """The rows complete on every column of the adjusted model, so that the unadjusted and
-    adjusted estimates rest on the same people; continuous predictors per SD of them."""
+    adjusted estimates rest on the same people; continuous predictors per SD of those rows
+    (or of the rows where ``reference`` is present, so another analysis keeps the unit)."""
     missing = [c for c in exposure if c not in frame]
     if missing:
         raise ModelError(f"not in this export's features: {', '.join(missing)}")
     rows = frame.dropna(subset=[*needed, *exposure, *adjust])
     numeric = [c for c in [*exposure, *adjust] if pd.api.types.is_numeric_dtype(rows[c])]
-    return standardise(rows, numeric)
+    return standardise(rows, numeric, None if reference is None else rows[reference].notna())
 
 
 def _side_by_side(table: pd.DataFrame, exposure_terms: dict[str, list[str]]) -> pd.DataFrame:
@@ -148,7 +138,7 @@ def _side_by_side(table: pd.DataFrame, exposure_terms: dict[str, list[str]]) -> 
     rows = table[[(b, t) in wanted for b, t in zip(table["block"], table["term"], strict=True)]]
     if rows.empty:
         return pd.DataFrame()
-    values = ["estimate", "ci_low", "ci_high", "p_value", "n_analysed"]
+    values = ["estimate", "ci_low", "ci_high", "p_value", "n_analysed", "n_input", "status"]
     wide = rows.pivot_table(
         index=["block", "term"], columns="adjusted", values=values, aggfunc="first"
     )
@@ -166,7 +156,7 @@ def _battery(
     params: ModelsParams,
     kind: str,
     needed: list[str],
-    fit_one: Callable[[pd.DataFrame, list[str], str], EffectFit],
+    fit_one: Callable[[pd.DataFrame, list[str], str, int], EffectFit],
     method: str,
     outcome_label: str,
     sets: dict[str, list[str]],
@@ -182,7 +172,7 @@ def _battery(
 
             def fit(exposure=exposure, predictors=predictors, model=model) -> EffectFit:
                 rows = _prepare_rows(frame, needed, exposure, adjust)
-                return fit_one(rows, predictors, model)
+                return fit_one(rows, predictors, model, len(frame))
 
             result = _attempt(fit, model, formula, method, int(frame[needed[0]].notna().sum()))
             table = result.coefficients.assign(block=block, adjusted=adjusted)
@@ -203,8 +193,10 @@ def poor_outcome_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
     adjusted for baseline severity and case mix, with errors clustered by therapist."""
     population = frame[frame["poor_outcome"].notna()]
 
-    def fit_one(rows: pd.DataFrame, predictors: list[str], model: str) -> EffectFit:
-        return fit_logistic(rows, "poor_outcome", predictors, CLUSTER, model, params.min_clusters)
+    def fit_one(rows: pd.DataFrame, predictors: list[str], model: str, n: int) -> EffectFit:
+        return fit_logistic(
+            rows, "poor_outcome", predictors, CLUSTER, model, params.min_clusters, n
+        )
 
     return _battery(
         population,
@@ -227,7 +219,7 @@ def dropout_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
     population = frame[frame["in_treatment_at_landmark"] & frame["dropout_time_days"].notna()]
     population = population.assign(dropout_event=population["dropout_event"].astype(float))
 
-    def fit_one(rows: pd.DataFrame, predictors: list[str], model: str) -> EffectFit:
+    def fit_one(rows: pd.DataFrame, predictors: list[str], model: str, n: int) -> EffectFit:
         return fit_cox(
             rows,
             "dropout_time_days",
@@ -236,6 +228,7 @@ def dropout_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
             CLUSTER,
             model,
             params.min_clusters,
+            n,
         )
 
     sets = {
@@ -277,6 +270,14 @@ def cumulative_incidence(data: pd.DataFrame, group: str) -> pd.DataFrame:
     event (1 − Kaplan–Meier overstates dropout when completion removes people from risk)."""
     rows = []
     for label, g in data.groupby(group, sort=True):
+        if not (g["ending_type"] == 1).any():  # no dropout in this group: incidence 0
+            rows.append(
+                pd.DataFrame(
+                    {"group": [label], "time": [0.0], "incidence_dropout": [0.0]}
+                    | {"ci_low": [0.0], "ci_high": [0.0]}
+                )
+            )
+            continue
         with np.errstate(divide="ignore", invalid="ignore"):  # last time: no one left
             ci = CumIncidenceRight(
                 g["dropout_time_days"].to_numpy(float), g["ending_type"].to_numpy(int)
@@ -461,9 +462,3 @@ def _trajectories(
         )
         return Results(cards=[card])
     return trajectory_models(long, params)
-
-
-def card_slug(model: str) -> str:
-    """File name of a model card: ``poor_outcome: index (adjusted)`` →
-    ``poor-outcome-index-adjusted``."""
-    return "-".join(re.findall(r"[a-z0-9+]+", model.lower())).replace("+", "plus")

@@ -22,6 +22,7 @@ from statsmodels.tools.sm_exceptions import PerfectSeparationError
 from pipeline.models.tidy import ModelCard, ModelError, captured_warnings, prepare, tidy
 
 MIN_CLUSTERS = 20
+MAX_ABS_LOG_RATIO = 10.0  # |log OR| or |log HR| above this: (quasi-)separation, not an effect
 
 
 @dataclass
@@ -30,16 +31,20 @@ class EffectFit:
     card: ModelCard
 
 
-def standardise(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Continuous predictors per SD (so ratios are per SD); 0/1 flags are left as they are."""
+def standardise(
+    data: pd.DataFrame, columns: list[str], reference: pd.Series | None = None
+) -> pd.DataFrame:
+    """Continuous predictors per SD (so ratios are per SD); 0/1 flags are left as they are.
+    Mean and SD come from the ``reference`` rows (default: all rows)."""
     out = data.copy()
     for c in columns:
         values = out[c].astype(float)
         if set(values.dropna().unique()) <= {0.0, 1.0}:
             out[c] = values
         else:
-            sd = values.std()
-            out[c] = (values - values.mean()) / sd if sd > 0 else values
+            ref = values if reference is None else values[reference]
+            sd = ref.std()
+            out[c] = (values - ref.mean()) / sd if sd > 0 else values
     return out
 
 
@@ -63,6 +68,25 @@ def _clusters(
     return pd.factorize(data[cluster])[0]
 
 
+def _collinear(model: str, exc: Exception) -> str:
+    return (
+        f"{model}: the model could not be fitted ({exc}); two predictors are probably "
+        "collinear (or one is listed twice) — drop one"
+    )
+
+
+def _check_separation(model: str, log_ratios: pd.Series, kind: str) -> None:
+    """A ratio beyond e^±10 is (quasi-)separation or a monotone likelihood: no finite
+    estimate exists, whatever the optimiser reports."""
+    extreme = log_ratios[np.abs(log_ratios) > MAX_ABS_LOG_RATIO]
+    if len(extreme):
+        raise ModelError(
+            f"{model}: {', '.join(map(str, extreme.index))} (almost) perfectly separates the "
+            f"{kind}: the ratio is not estimable (|log ratio| > {MAX_ABS_LOG_RATIO:g}) — drop "
+            "or combine it"
+        )
+
+
 def fit_logistic(
     data: pd.DataFrame,
     outcome: str,
@@ -70,8 +94,10 @@ def fit_logistic(
     cluster: str | None,
     model: str = "poor outcome",
     min_clusters: int = MIN_CLUSTERS,
+    population: int | None = None,
 ) -> EffectFit:
-    """Logistic regression; odds ratios with 95% cluster-robust intervals."""
+    """Logistic regression; odds ratios with 95% cluster-robust intervals. ``population``:
+    the model's population before any earlier row selection (its ``n_input``)."""
     card, analysed = prepare(
         data,
         model,
@@ -79,6 +105,7 @@ def fit_logistic(
         "logistic regression (GLM binomial), robust errors",
         [outcome, *predictors] + ([cluster] if cluster else []),
         [outcome, *predictors],
+        population,
     )
     x = sm.add_constant(_design(analysed, predictors), has_constant="add")
     y = analysed[outcome].astype(float)
@@ -97,8 +124,11 @@ def fit_logistic(
             )
         except PerfectSeparationError:
             raise ModelError(separated) from None
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            raise ModelError(_collinear(model, exc)) from None
     if any("separation" in w.lower() for w in card.warnings):
         raise ModelError(separated)
+    _check_separation(model, result.params.drop("const"), "odds")
     card.converged = bool(result.converged)
     card.status = "fitted" if card.converged else "not converged"
     card.optimizer = "IRLS"
@@ -128,6 +158,7 @@ def fit_cox(
     cluster: str | None,
     model: str = "dropout",
     min_clusters: int = MIN_CLUSTERS,
+    population: int | None = None,
 ) -> EffectFit:
     """Cox proportional hazards (Efron ties); hazard ratios with cluster-robust intervals."""
     card, analysed = prepare(
@@ -137,6 +168,7 @@ def fit_cox(
         "Cox PH (statsmodels PHReg, ties='efron'), robust errors",
         [time, event, *predictors] + ([cluster] if cluster else []),
         predictors,
+        population,
     )
     if analysed[event].astype(float).sum() == 0:
         raise ModelError(f"{model}: no events in the analysed rows")
@@ -145,10 +177,17 @@ def fit_cox(
     if groups is None:
         card.notes.append("model-based errors instead of cluster-robust ones")
     with captured_warnings(card):
-        result = PHReg(
-            analysed[time].astype(float), x, status=analysed[event].astype(float), ties="efron"
-        ).fit(groups=groups)
-    card.converged = bool(np.all(np.isfinite(result.params)))
+        try:
+            result = PHReg(
+                analysed[time].astype(float), x, status=analysed[event].astype(float), ties="efron"
+            ).fit(groups=groups)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            raise ModelError(_collinear(model, exc)) from None
+    _check_separation(model, pd.Series(np.asarray(result.params), index=x.columns), "hazards")
+    card.optimizer = "Newton-Raphson (PHReg)"
+    card.converged = bool(np.all(np.isfinite(result.params))) and not any(
+        "ConvergenceWarning" in w for w in card.warnings
+    )
     card.status = "fitted" if card.converged else "not converged"
     card.log_likelihood = float(result.llf)
     return EffectFit(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -111,10 +112,19 @@ def prepare(
     method: str,
     columns: list[str],
     must_vary: list[str],
+    population: int | None = None,
 ) -> tuple[ModelCard, pd.DataFrame]:
-    """A new model card and the complete rows it will be fitted to."""
+    """A new model card and the complete rows it will be fitted to. ``population`` (if the
+    caller already selected rows) is the model's input N; the card notes the difference."""
     card = ModelCard(model=model, formula=formula, method=method, n_input=len(data), n_analysed=0)
-    return card, complete_rows(data, columns, card, must_vary=must_vary)
+    analysed = complete_rows(data, columns, card, must_vary=must_vary)
+    if population is not None and population > len(data):
+        card.notes.append(
+            f"{population - len(data)} row(s) of the population lacked a value needed by the "
+            "adjusted model of this block (dropped so both models use the same rows)"
+        )
+        card.n_input = population
+    return card, analysed
 
 
 def tidy(
@@ -146,3 +156,22 @@ def tidy(
             "status": card.status,
         }
     )[TIDY_COLUMNS]
+
+
+@dataclass
+class Results:
+    """Tables by name (written as ``reports/tables/<stage>/<name>.csv``) and the model cards."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    cards: list[ModelCard] = field(default_factory=list)
+
+    def extend(self, other: Results) -> Results:
+        self.tables |= other.tables
+        self.cards += other.cards
+        return self
+
+
+def card_slug(model: str) -> str:
+    """File name of a model card: ``poor_outcome: index (adjusted)`` →
+    ``poor-outcome-index-adjusted``."""
+    return "-".join(re.findall(r"[a-z0-9+]+", model.lower())).replace("+", "plus")

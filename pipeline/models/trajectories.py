@@ -98,7 +98,9 @@ def fit_trajectory(
     coefficients = tidy(model, fe, result.fe_params, result.bse_fe, result.pvalues[fe], card)
 
     labels = ["intercept" if n == "Group" else str(n) for n in result.cov_re.index]
-    names = [f"{group}: {n}" for n in labels] + list((vc_formula or {}).keys())
+    # statsmodels orders variance components by name: take its order, not the dict's.
+    vc_names = list(result.model.exog_vc.names) if vc_formula else []
+    names = [f"{group}: {n}" for n in labels] + vc_names
     re_sd = np.sqrt(
         np.clip(np.concatenate([np.diag(result.cov_re), np.asarray(result.vcomp)]), 0, None)
     )

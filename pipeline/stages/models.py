@@ -1,7 +1,8 @@
 """Stage ``models``: effect models, dropout curves, trajectories and dose–response.
 
-Writes one tidy CSV per analysis to ``reports/tables/`` and one JSON model card per model to
-``reports/model_cards/`` (both replaced whole, so no stale table or card survives a rerun).
+Writes one tidy CSV per analysis to ``reports/tables/models/`` and one JSON model card per
+model to ``reports/model_cards/models/`` (both replaced whole, so no stale table or card
+survives a rerun).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.config import Params, load_params
-from pipeline.io import atomic_directory, read_interim, write_csv, write_json
-from pipeline.models.analysis import card_slug, fit_all
+from pipeline.io import read_interim, write_json
+from pipeline.models.analysis import fit_all
 from pipeline.stages.common import resolve, stage_timer
+from pipeline.stages.results import write_results
 
 
 def run(params: Params, root: str | Path = ".", show_progress: bool = False) -> dict:
@@ -34,21 +36,7 @@ def run(params: Params, root: str | Path = ".", show_progress: bool = False) -> 
             tables, features, outcomes, params.models, params.outcomes.primary_instrument, step
         )
         bar.close()
-        tables_dir = paths["reports_dir"] / "tables"
-        cards_dir = paths["reports_dir"] / "model_cards"
-        with atomic_directory(tables_dir) as folder:
-            for name, table in sorted(results.tables.items()):
-                write_csv(table, folder / f"{name}.csv")
-        with atomic_directory(cards_dir) as folder:
-            for card in results.cards:
-                write_json(card.as_dict(), folder / f"{card_slug(card.model)}.json")
-        status = pd.Series([c.status for c in results.cards]).value_counts()
-        summary |= {
-            "models": len(results.cards),
-            "status": {str(k): int(v) for k, v in status.items()},
-            "not_fitted": {c.model: c.notes for c in results.cards if c.status != "fitted"},
-            "outputs": {"tables": str(tables_dir), "model_cards": str(cards_dir)},
-        }
+        summary |= write_results(results, paths["reports_dir"], "models")
     write_json(summary, paths["logs_dir"] / "models.json")
     return summary
 

@@ -6,11 +6,14 @@ them all (dvc.yaml lists each stage's real dependencies).
 
 from __future__ import annotations
 
-from pipeline.stages import features, ingest, models, outcomes
+from pipeline.stages import features, ingest, metrics, missing_data, models, outcomes, prediction
 
 ANALYSIS_STAGES = {
     "ingest": ingest.run,
     "features": features.run,
     "outcomes": outcomes.run,
     "models": models.run,
+    "prediction": prediction.run,
+    "missing_data": missing_data.run,
+    "metrics": metrics.run,
 }

@@ -391,6 +391,8 @@ def _finish(ep: pd.DataFrame, state: dict[str, np.ndarray], extract: int) -> pd.
             "phq9_first": state["phq_first"],
             "phq9_last": state["phq_last"],
             "n_phq9": state["n_phq"],
+            "phq9_first_complete": state["phq_seen_first"],
+            "phq9_last_complete": state["phq_seen"],
             "ended_at_session": state["ended_at_session"] & (end_code != END_CODE["still_open"]),
         }
     )
@@ -440,6 +442,13 @@ def continue_courses(
     state = {k: v.copy() for k, v in state.items()}
     _advance(ep, state, consts, effects, extract, rng, False, np.inf)
     return _finish(ep, state, extract)
+
+
+def poor_outcome_complete(summary: pd.DataFrame) -> pd.Series:
+    """Poor outcome had every questionnaire been completed: not reliably improved from the
+    first to the last attended session's PHQ-9 (recorded or not), among ≥ 2 attended."""
+    poor = (summary["phq9_first_complete"] - summary["phq9_last_complete"]) < PHQ_RC
+    return poor.astype(float).where(summary["n_attended"] >= 2)
 
 
 def poor_outcome_observed(summary: pd.DataFrame) -> pd.Series:

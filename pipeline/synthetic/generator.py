@@ -20,6 +20,7 @@ from pipeline.synthetic.constants import CONSTANTS, GeneratorConstants
 from pipeline.synthetic.courses import (
     ATTENDED,
     continue_courses,
+    poor_outcome_complete,
     poor_outcome_observed,
     simulate_courses,
     tile_state,
@@ -243,6 +244,10 @@ def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTA
             "oracle_risk_intake": risk_intake,
             "oracle_risk_landmark": risk_landmark,
             "poor_outcome_observed": poor_outcome_observed(summary).to_numpy(),
+            # Had every questionnaire been completed (the missing-data analyses' benchmark).
+            "phq9_first_complete": summary["phq9_first_complete"].to_numpy(),
+            "phq9_last_complete": summary["phq9_last_complete"].to_numpy(),
+            "poor_outcome_complete": poor_outcome_complete(summary).to_numpy(),
         }
     )
     return Cohort(tables=tables, truth=truth, summary=_truth_summary(params, truth))

@@ -7,6 +7,7 @@ import pytest
 from pipeline.config import ModelsParams
 from pipeline.models import analysis
 from pipeline.models.descriptive import kaplan_meier
+from pipeline.models.tidy import card_slug
 
 P = ModelsParams()
 
@@ -122,6 +123,11 @@ def test_adjusted_and_unadjusted_rest_on_the_same_people(frame):
     side = r.tables["poor_outcome_side_by_side"]
     assert len(side) >= len(P.blocks) + len(P.flags)
     assert (side["n_analysed_unadjusted"] == side["n_analysed_adjusted"]).all()
+    assert (side["status_adjusted"] == "fitted").all()
+    # Goals has gaps (no homework set): fewer analysed than in the population, and said so.
+    goals = side[side["block"] == "goals"].iloc[0]
+    assert goals["n_analysed_adjusted"] < goals["n_input_adjusted"]
+    assert goals["n_input_adjusted"] == frame["poor_outcome"].notna().sum()
     assert (side["scale"] == "odds ratio").all()
     full = r.tables["poor_outcome"]
     # Adjusted models carry baseline severity; unadjusted ones do not.
@@ -171,7 +177,7 @@ def test_dropout_tables_and_cards(frame):
 
 
 def test_card_slugs_are_file_names():
-    assert analysis.card_slug("poor_outcome: flags group (adjusted)") == (
+    assert card_slug("poor_outcome: flags group (adjusted)") == (
         "poor-outcome-flags-group-adjusted"
     )
-    assert analysis.card_slug("poor_outcome: 2+ flags") == "poor-outcome-2plus-flags"
+    assert card_slug("poor_outcome: 2+ flags") == "poor-outcome-2plus-flags"

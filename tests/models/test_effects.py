@@ -80,3 +80,32 @@ def test_standardise_leaves_flags_alone():
     d = pd.DataFrame({"a": [1.0, 2.0, 3.0], "f": [0.0, 1.0, 1.0]})
     out = standardise(d, ["a", "f"])
     assert list(out["a"]) == [-1.0, 0.0, 1.0] and list(out["f"]) == [0.0, 1.0, 1.0]
+
+
+def test_quasi_separation_and_collinearity_fail_clearly():
+    d = _clustered_binary()
+    # Every flagged client has the outcome (but not every unflagged one lacks it).
+    quasi = d.assign(flag=((d["y"] == 1) & (np.arange(len(d)) % 3 == 0)).astype(float))
+    with pytest.raises(ModelError, match="separates"):
+        fit_logistic(quasi, "y", ["x", "flag"], "therapist")
+    with pytest.raises(ModelError, match="collinear"):
+        fit_logistic(d.assign(x2=d["x"] * 2), "y", ["x", "x2"], "therapist")
+
+
+def test_cox_monotone_likelihood_is_not_reported_as_a_fit():
+    rng = np.random.default_rng(5)
+    n = 1000
+    flag = (rng.random(n) < 0.3).astype(float)
+    t = rng.exponential(10, n)
+    event = np.where(flag == 1, 1.0, (rng.random(n) < 0.5).astype(float))
+    t = np.where(flag == 1, t.min() / 2 + rng.random(n) * 1e-3, t)  # flagged all fail first
+    d = pd.DataFrame({"t": t, "e": event, "flag": flag, "g": rng.integers(0, 40, n)})
+    with pytest.raises(ModelError, match="separates"):
+        fit_cox(d, "t", "e", ["flag"], "g")
+
+
+def test_population_size_is_the_input_n_when_rows_were_selected_before():
+    d = _clustered_binary()
+    fit = fit_logistic(d.iloc[:5000], "y", ["x"], "therapist", population=6000)
+    assert fit.card.n_input == 6000 and fit.card.n_analysed == 5000
+    assert any("1000 row(s)" in n for n in fit.card.notes)

@@ -26,30 +26,30 @@ def run_twice(processed_run):
 
 def test_every_model_has_a_card_and_the_effect_tables_are_tidy(run_twice):
     reports, _, summary, _ = run_twice
-    cards = [json.loads(p.read_text()) for p in (reports / "model_cards").glob("*.json")]
+    cards = [json.loads(p.read_text()) for p in (reports / "model_cards/models").glob("*.json")]
     assert len(cards) == summary["models"] >= 25
     for card in cards:
         assert card["status"] in {"fitted", "not converged", "not fitted"}
         assert card["n_analysed"] <= card["n_input"]
     for name in EFFECT_TABLES:
-        table = pd.read_csv(reports / "tables" / f"{name}.csv")
+        table = pd.read_csv(reports / "tables/models" / f"{name}.csv")
         assert list(table.columns[: len(TIDY_COLUMNS)]) == TIDY_COLUMNS
         assert (table["ci_low"] <= table["estimate"]).all()
         assert (table["estimate"] <= table["ci_high"]).all()
         assert (table["n_analysed"] <= table["n_input"]).all()
-    scales = pd.read_csv(reports / "tables/poor_outcome.csv")["scale"]
+    scales = pd.read_csv(reports / "tables/models/poor_outcome.csv")["scale"]
     assert set(scales) == {"odds ratio"}
-    assert set(pd.read_csv(reports / "tables/dropout.csv")["scale"]) == {"hazard ratio"}
+    assert set(pd.read_csv(reports / "tables/models/dropout.csv")["scale"]) == {"hazard ratio"}
 
 
 def test_the_trajectory_models_have_client_and_therapist_levels(run_twice):
     reports, *_ = run_twice
-    v = pd.read_csv(reports / "tables/trajectory_variance.csv")
+    v = pd.read_csv(reports / "tables/models/trajectory_variance.csv")
     three = set(v.loc[v["model"] == "trajectory: clients within therapists", "component"])
     assert {"cluster: intercept", "client intercept", "client slope", "residual"} <= three
     two = v[v["model"] == "trajectory: client intercept and slope"].set_index("component")
     assert -1 <= two.loc["episode_id: corr(intercept, weeks)", "correlation"] <= 1
-    t = pd.read_csv(reports / "tables/trajectory.csv")
+    t = pd.read_csv(reports / "tables/models/trajectory.csv")
     assert {"alliance_score_within", "alliance_score_between"} <= set(t["term"])
 
 
@@ -63,7 +63,7 @@ def test_the_same_inputs_give_byte_identical_outputs(run_twice):
 
 def test_disengagement_raises_the_odds_of_poor_outcome_on_the_small_cohort(run_twice):
     reports, *_ = run_twice
-    side = pd.read_csv(reports / "tables/poor_outcome_side_by_side.csv").set_index("term")
+    side = pd.read_csv(reports / "tables/models/poor_outcome_side_by_side.csv").set_index("term")
     assert side.loc["disengagement_index", "estimate_adjusted"] > 1
 
 
@@ -83,7 +83,7 @@ def test_table_columns_are_documented(run_twice):
     reports, *_ = run_twice
     page = (Path(__file__).resolve().parents[2] / "docs/models.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"`([a-z_0-9]+)`", page))
-    for csv in (reports / "tables").glob("*.csv"):
+    for csv in (reports / "tables/models").glob("*.csv"):
         columns = pd.read_csv(csv, nrows=0).columns
         base = {re.sub(r"_(unadjusted|adjusted)$", "", c) for c in columns}
         assert base <= documented, (csv.name, base - documented)

@@ -1,0 +1,90 @@
+"""The run's headline numbers under stable names (``reports/metrics.json``), so that
+``dvc metrics diff`` compares two runs or experiments. Pure: built from the analysis frame
+and the model stages' tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _rate(values: pd.Series) -> float | None:
+    v = values.dropna().astype(float)
+    return float(v.mean()) if len(v) else None
+
+
+def cohort_metrics(frame: pd.DataFrame) -> dict:
+    """Counts and NHS Talking Therapies rates. Improvement, deterioration and recovery rates
+    are among finished courses (≥ 2 attended sessions) where the measure is defined (paired
+    PHQ-9/GAD-7 if present, else the primary instrument); dropout among ended episodes with
+    at least one attended session."""
+    finished = frame[frame["finished_course"].astype(bool)]
+    paired = frame["nhs_reliable_improvement"].notna().any()
+    col = {
+        "improvement": "nhs_reliable_improvement" if paired else "primary_reliable_change",
+        "recovery": "nhs_reliable_recovery" if paired else "primary_reliable_recovery",
+        "deterioration": "nhs_reliable_deterioration" if paired else "primary_reliable_change",
+    }
+    improvement = finished[col["improvement"]]
+    deterioration = finished[col["deterioration"]]
+    if not paired:
+        improvement = improvement.eq(1).where(improvement.notna())
+        deterioration = deterioration.eq(-1).where(deterioration.notna())
+    started = frame[frame["ended"] & (frame["sessions_attended_total"] >= 1)]
+    return {
+        "n_episodes": len(frame),
+        "n_finished_course": len(finished),
+        "n_in_treatment_at_landmark": int(frame["in_treatment_at_landmark"].sum()),
+        "n_poor_outcome_defined": int(frame["poor_outcome"].notna().sum()),
+        "rate_reliable_improvement": _rate(improvement),
+        "rate_reliable_recovery": _rate(finished[col["recovery"]]),
+        "rate_reliable_deterioration": _rate(deterioration),
+        "rate_dropout": _rate(started["dropout"]),
+        "rate_poor_outcome": _rate(frame["poor_outcome"]),
+    }
+
+
+def _effect(table: pd.DataFrame, model: str, term: str, name: str) -> dict:
+    rows = table[(table["model"] == model) & (table["term"] == term)]
+    if rows.empty or ("status" in rows and rows["status"].iloc[0] != "fitted"):
+        return {}
+    r = rows.iloc[0]
+    return {name: r["estimate"], f"{name}_ci_low": r["ci_low"], f"{name}_ci_high": r["ci_high"]}
+
+
+def effect_metrics(tables: dict[str, pd.DataFrame]) -> dict:
+    """Key effects: adjusted OR and HR per SD of the disengagement index, OR for two or more
+    flags, the within-client alliance effect, and the missing-data sensitivity."""
+    out: dict = {}
+    if "poor_outcome" in tables:
+        po = tables["poor_outcome"]
+        out |= _effect(po, "poor_outcome: index (adjusted)", "disengagement_index", "or_index")
+        out |= _effect(
+            po, "poor_outcome: flags group (adjusted)", "flags_group_2+", "or_flags_2plus"
+        )
+    if "dropout" in tables:
+        out |= _effect(
+            tables["dropout"], "dropout: index (adjusted)", "disengagement_index", "hr_index"
+        )
+    if "trajectory" in tables:
+        out |= _effect(
+            tables["trajectory"],
+            "trajectory: client intercept and slope",
+            "alliance_score_within",
+            "alliance_within_effect",
+        )
+    if "missing_data_sensitivity" in tables:
+        s = tables["missing_data_sensitivity"]
+        mi = s[(s["analysis"] == "multiple imputation") & (s["delta"] == 0)]
+        if len(mi):
+            r = mi.iloc[0]
+            out |= {"or_index_mi": r["estimate"], "or_index_mi_ci_low": r["ci_low"]}
+            out["or_index_mi_ci_high"] = r["ci_high"]
+    if "missing_data_tipping_point" in tables:
+        t = tables["missing_data_tipping_point"].set_index("direction")["tipping_delta"]
+        for side in ("negative", "positive"):
+            value = t.get(side)
+            out[f"tipping_delta_{side}"] = None if pd.isna(value) else float(value)
+    return {
+        k: (float(v) if isinstance(v, int | float | np.floating) else v) for k, v in out.items()
+    }

@@ -1,0 +1,275 @@
+"""Could the main result be an artefact of missing final scores?
+
+The main effect is the adjusted odds ratio of poor outcome per SD of the disengagement index
+(`poor_outcome: index (adjusted)`). Disengaged clients are the likeliest to have no final
+score, so it is re-estimated four ways on the landmark population:
+
+- complete cases (the main analysis);
+- last observation carried forward (the last score on record, or the baseline: no change);
+- multiple imputation by chained equations (statsmodels ``MICEData``, predictive mean
+  matching) of the final score, with the early-window features as auxiliaries, the poor
+  outcome derived from each imputed score by the same rule as the observed one, and the
+  estimates pooled with Rubin's rules;
+- delta adjustment (missing not at random): every imputed final score shifted by δ points
+  (positive = worse) before the outcome is derived, over a grid of δ; the tipping point is
+  the δ nearest zero at which the conclusion (an interval excluding 1, on the same side)
+  would change.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.imputation.mice import MICEData
+
+from pipeline.config import MissingDataParams, ModelsParams
+from pipeline.instruments import get_instrument
+from pipeline.models.analysis import CLUSTER, FLAGS_GROUP, _prepare_rows, adjustment
+from pipeline.models.effects import fit_logistic
+from pipeline.models.tidy import ModelCard, ModelError, Results
+from pipeline.outcomes import instrument_outcomes, poor_outcome_rule
+
+EXPOSURE = "disengagement_index"
+Z = 1.959964
+
+
+@dataclass(frozen=True)
+class Pooled:
+    estimate: float
+    se: float
+    df: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    fraction_missing_information: float
+
+
+def rubin(estimates: np.ndarray, variances: np.ndarray) -> Pooled:
+    """Pool one parameter over m imputations (Rubin 1987): the mean estimate; total variance
+    T = W + (1 + 1/m)·B (W within, B between); t reference with
+    df = (m − 1)·(1 + 1/r)², r = (1 + 1/m)·B / W."""
+    q = np.asarray(estimates, float)
+    u = np.asarray(variances, float)
+    m = len(q)
+    if m < 2:
+        raise ValueError("Rubin's rules need at least two imputations")
+    qbar, w, b = q.mean(), u.mean(), q.var(ddof=1)
+    t = w + (1 + 1 / m) * b
+    r = (1 + 1 / m) * b / w if w > 0 else np.inf
+    df = (m - 1) * (1 + 1 / r) ** 2 if r > 0 else np.inf
+    se = float(np.sqrt(t))
+    crit = stats.t.ppf(0.975, df) if np.isfinite(df) else Z
+    p = 2 * stats.t.sf(abs(qbar) / se, df) if np.isfinite(df) else 2 * stats.norm.sf(qbar / se)
+    fmi = (r + 2 / (df + 3)) / (r + 1) if np.isfinite(df) else 0.0
+    return Pooled(float(qbar), se, float(df), qbar - crit * se, qbar + crit * se, float(p), fmi)
+
+
+def missing_by_group(frame: pd.DataFrame) -> pd.DataFrame:
+    """Who lacks a final score: episodes in treatment at the landmark, by flags group."""
+    pop = frame[frame["in_treatment_at_landmark"]].copy()
+    pop["group"] = pop[FLAGS_GROUP].fillna("not assessed")
+    pop["missing_final"] = pop["poor_outcome"].isna()
+    rows = pop.groupby("group", sort=True)["missing_final"].agg(["size", "sum"])
+    rows.loc["all"] = [len(pop), int(pop["missing_final"].sum())]
+    rows = rows.rename(columns={"size": "episodes", "sum": "missing_final_score"})
+    rows["share_missing"] = rows["missing_final_score"] / rows["episodes"]
+    return rows.reset_index()
+
+
+def _poor(baseline: pd.Series, final: pd.Series, instrument: str, definition: str) -> pd.Series:
+    summary = pd.DataFrame(
+        {"baseline": baseline, "last": final, "n": np.where(final.notna(), 2, 1)},
+        index=baseline.index,
+    )
+    return poor_outcome_rule(instrument_outcomes(summary, instrument), definition)
+
+
+def _log_effect(rows: pd.DataFrame, outcome: str, predictors: list[str], name: str):
+    fit = fit_logistic(rows, outcome, predictors, CLUSTER, name)
+    row = fit.coefficients.set_index("term").loc[EXPOSURE]
+    log_est = np.log(row["estimate"])
+    se = (np.log(row["ci_high"]) - np.log(row["ci_low"])) / (2 * Z)
+    return log_est, se, fit.card
+
+
+def _mice_frame(rows: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Numeric frame with formula-safe names for MICEData; categorical columns one-hot."""
+    numeric = rows[columns].copy()
+    for c in columns:
+        if not pd.api.types.is_numeric_dtype(numeric[c]):
+            numeric = numeric.drop(columns=c).join(
+                pd.get_dummies(rows[c].astype(str), prefix=c, drop_first=True, dtype=float)
+            )
+    safe = {c: f"v{i}_{re.sub(r'[^A-Za-z0-9_]', '_', c)}" for i, c in enumerate(numeric.columns)}
+    return numeric.rename(columns=safe).astype(float).reset_index(drop=True), safe
+
+
+def impute_final_scores(
+    rows: pd.DataFrame, auxiliaries: list[str], params: MissingDataParams, instrument: str
+) -> list[np.ndarray]:
+    """``params.imputations`` completed copies of the final score by chained equations with
+    predictive mean matching (statsmodels MICEData), ``params.burn_in`` cycles apart.
+
+    Only the final score is imputed: an auxiliary with gaps enters as its median-filled
+    value plus a missing indicator (auxiliaries inform the imputation but are not in the
+    analysis model, so this keeps their information without a second imputation model).
+    PMM draws observed scores, so imputed scores stay on the instrument's scale.
+    """
+    data = rows[["final", "baseline_score", EXPOSURE]].copy()
+    for c in auxiliaries:
+        values = rows[c].astype(float)
+        if values.isna().any():
+            data[f"{c}_missing"] = values.isna().astype(float)
+        data[c] = values.fillna(values.median())
+    # Constant or duplicated columns make the imputation regression rank-deficient.
+    data = data.loc[:, data.nunique() > 1].T.drop_duplicates().T
+    data, safe = _mice_frame(data, list(data.columns))
+    mice = MICEData(data, k_pmm=20, rng=np.random.default_rng(params.seed))
+    spec = get_instrument(instrument)
+    out = []
+    for _ in range(params.imputations):
+        mice.update_all(params.burn_in)
+        out.append(np.clip(mice.data[safe["final"]].to_numpy(), spec.minimum, spec.maximum))
+    return out
+
+
+def sensitivity(
+    frame: pd.DataFrame,
+    models: ModelsParams,
+    params: MissingDataParams,
+    instrument: str,
+    definition: str,
+) -> Results:
+    """The main effect under complete cases, LOCF, MI and delta-adjusted MI."""
+    pop = frame[frame["in_treatment_at_landmark"]]
+    adjust = adjustment(pop, models)
+    auxiliaries = [c for c in params.auxiliaries if c in pop and pop[c].notna().any()]
+    # Scores on their own scale (the model columns are standardised by _prepare_rows).
+    pop = pop.assign(baseline_score=pop["primary_baseline"], last_score=pop["primary_last"])
+    # Per SD among complete cases: the complete-case row reproduces the main analysis.
+    rows = _prepare_rows(
+        pop, ["primary_baseline", CLUSTER], [EXPOSURE], adjust, reference="poor_outcome"
+    )
+    rows = rows.assign(final=rows["last_score"].where(rows["poor_outcome"].notna()))
+    missing = rows["final"].isna().to_numpy()
+    if missing.all() or not missing.any():
+        raise ModelError(
+            "missing-data sensitivity: needs episodes both with and without a final score"
+        )
+    predictors = [EXPOSURE, *adjust]
+    higher_is_worse = get_instrument(instrument).higher_is_worse
+    table, cards = [], []
+
+    def record(analysis: str, delta: float, est, se, df, n, p=None, extra=None) -> None:
+        crit = stats.t.ppf(0.975, df) if np.isfinite(df) else Z
+        table.append(
+            {
+                "analysis": analysis,
+                "delta": delta,
+                "term": EXPOSURE,
+                "estimate": float(np.exp(est)),
+                "ci_low": float(np.exp(est - crit * se)),
+                "ci_high": float(np.exp(est + crit * se)),
+                "p_value": float(2 * stats.norm.sf(abs(est) / se)) if p is None else p,
+                "n_analysed": int(n),
+                "n_input": len(rows),
+                "n_imputed": int(missing.sum()) if analysis.startswith("multiple") else 0,
+                "scale": "odds ratio",
+                "fraction_missing_information": (extra or {}).get("fmi", np.nan),
+            }
+        )
+
+    cc = rows[~missing]
+    est, se, card = _log_effect(cc, "poor_outcome", predictors, "missing data: complete cases")
+    record("complete cases", 0.0, est, se, np.inf, len(cc))
+    cards.append(card)
+
+    locf_final = rows["last_score"].fillna(rows["baseline_score"])
+    locf = rows.assign(poor_locf=_poor(rows["baseline_score"], locf_final, instrument, definition))
+    est, se, card = _log_effect(
+        locf, "poor_locf", predictors, "missing data: last observation carried forward"
+    )
+    record("last observation carried forward", 0.0, est, se, np.inf, card.n_analysed)
+    cards.append(card)
+
+    imputed = impute_final_scores(rows, auxiliaries, params, instrument)
+    sign = 1.0 if higher_is_worse else -1.0
+    mi_card = ModelCard(
+        model="missing data: multiple imputation",
+        formula=f"poor_outcome ~ {' + '.join(predictors)}; final score imputed from "
+        f"baseline, {EXPOSURE}, {', '.join(auxiliaries)}",
+        method=f"MICE (statsmodels MICEData, PMM), {params.imputations} imputations, "
+        f"{params.burn_in} cycles apart; Rubin's rules; delta adjustment on imputed scores",
+        n_input=len(rows),
+        n_analysed=len(rows),
+        n_groups=int(rows[CLUSTER].nunique()),
+        notes=[f"{int(missing.sum())} of {len(rows)} final scores imputed"],
+    )
+    for delta in sorted({0.0, *params.delta_grid}):
+        ests, variances = [], []
+        for completed in imputed:
+            final = pd.Series(completed, index=rows.index)
+            final[missing] = final[missing] + sign * delta
+            spec = get_instrument(instrument)
+            final = final.clip(spec.minimum, spec.maximum)
+            poor = _poor(rows["baseline_score"], final, instrument, definition)
+            est, se, card = _log_effect(
+                rows.assign(poor_mi=poor), "poor_mi", predictors, "missing data: MI"
+            )
+            ests.append(est)
+            variances.append(se**2)
+            mi_card.warnings += [w for w in card.warnings if w not in mi_card.warnings]
+        pooled = rubin(np.array(ests), np.array(variances))
+        record(
+            "multiple imputation" if delta == 0 else "multiple imputation, delta-adjusted",
+            float(delta),
+            pooled.estimate,
+            pooled.se,
+            pooled.df,
+            len(rows),
+            pooled.p_value,
+            {"fmi": pooled.fraction_missing_information},
+        )
+    cards.append(mi_card)
+    result = pd.DataFrame(table)
+    return Results(
+        {
+            "missing_by_group": missing_by_group(frame),
+            "missing_data_sensitivity": result,
+            "missing_data_tipping_point": tipping_point(result),
+        },
+        cards,
+    )
+
+
+def tipping_point(table: pd.DataFrame) -> pd.DataFrame:
+    """The δ nearest zero, on each side, at which the delta-adjusted MI interval no longer
+    excludes 1 on the side of the complete-case estimate (or the estimate crosses 1)."""
+    main = table[table["analysis"] == "complete cases"].iloc[0]
+    harmful = main["estimate"] > 1
+    mi = table[table["analysis"].str.startswith("multiple imputation")].sort_values("delta")
+
+    def holds(r) -> bool:
+        return r["ci_low"] > 1 if harmful else r["ci_high"] < 1
+
+    rows = []
+    for side, candidates in (
+        ("negative", mi[mi["delta"] < 0].sort_values("delta", ascending=False)),
+        ("positive", mi[mi["delta"] > 0].sort_values("delta")),
+    ):
+        changed = [r for _, r in candidates.iterrows() if not holds(r)]
+        first = changed[0] if changed else None
+        rows.append(
+            {
+                "direction": side,
+                "conclusion_holds_at_delta_0": bool(holds(mi[mi["delta"] == 0].iloc[0])),
+                "tipping_delta": None if first is None else float(first["delta"]),
+                "estimate_at_tipping": None if first is None else float(first["estimate"]),
+                "grid_limit": float(candidates["delta"].iloc[-1]) if len(candidates) else None,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,363 @@
+"""Predictive validity of early engagement: how well the landmark window predicts poor outcome.
+
+Every model is an sklearn ``Pipeline`` (imputation, scaling and encoding are fitted on the
+training folds only), cross-validated with folds grouped by therapist (no therapist is in
+both the training and the test fold, so a model cannot learn a therapist's outcome rate and
+score it as a prediction), repeated with seeds from params. Out-of-fold predictions are
+averaged over repeats; each prediction still comes from models that never saw the episode.
+Intervals come from a cluster bootstrap (therapists resampled) of those predictions; the
+gain in AUC from adding engagement is a paired difference on the same resamples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from pipeline.config import ModelsParams, PredictionParams
+from pipeline.models.tidy import ModelCard, ModelError, Results, failed_card
+
+OUTCOME = "poor_outcome"
+GROUP = "cluster"
+
+
+@dataclass
+class PredictionResult:
+    metrics: pd.DataFrame
+    """One row per model and metric: estimate, ci_low, ci_high (cluster bootstrap)."""
+    gain: pd.DataFrame
+    """AUC of baseline + engagement minus baseline only, per learner, with its interval."""
+    calibration: pd.DataFrame
+    """Binned calibration curve: model, bin, n, mean_predicted, observed."""
+    importance: pd.DataFrame
+    """Permutation importance by feature block on held-out folds: drop in AUC."""
+    predictions: pd.DataFrame
+    """Out-of-fold predicted risk per episode and model (for researchers; not for reports)."""
+    cards: list[ModelCard]
+
+
+def check_no_leakage(columns: list[str], allowed: set[str], outcome_columns: set[str]) -> None:
+    """Refuse a predictor that is not a landmark-window feature or a baseline covariate; an
+    outcome-table column (total sessions, final score, dropout …) is named as a leak."""
+    leaks = [c for c in columns if c in outcome_columns and c not in allowed]
+    if leaks:
+        raise ModelError(
+            f"prediction: {', '.join(leaks)} come(s) from the outcome table (measured after the "
+            "landmark); predicting with them leaks the outcome. Use window features only."
+        )
+    unknown = [c for c in columns if c not in allowed]
+    if unknown:
+        raise ModelError(f"prediction: unknown predictor(s) {', '.join(unknown)}")
+
+
+def learners(params: PredictionParams) -> dict[str, object]:
+    """The two learners (unfitted): L2-penalised logistic regression, gradient boosting."""
+    return {
+        "logistic": LogisticRegression(C=params.logistic_c, max_iter=2000),
+        "boosting": HistGradientBoostingClassifier(
+            max_iter=params.boosting_max_iter,
+            learning_rate=params.boosting_learning_rate,
+            max_leaf_nodes=params.boosting_max_leaf_nodes,
+            min_samples_leaf=params.boosting_min_samples_leaf,
+            random_state=params.seed,
+        ),
+    }
+
+
+def build_pipeline(learner, numeric: list[str], categorical: list[str]) -> Pipeline:
+    """Preprocessing fitted inside each training fold, then the learner. Missing numeric
+    values: median plus a missing indicator (missingness itself can be informative)."""
+    numeric_steps = make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        StandardScaler(),
+    )
+    categorical_steps = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="missing"),
+        OneHotEncoder(handle_unknown="ignore", min_frequency=10, sparse_output=False),
+    )
+    transformers = [("numeric", numeric_steps, numeric)]
+    if categorical:
+        transformers.append(("categorical", categorical_steps, categorical))
+    return Pipeline([("prepare", ColumnTransformer(transformers)), ("model", clone(learner))])
+
+
+def _as_model_input(frame: pd.DataFrame, numeric: list[str], categorical: list[str]):
+    x = frame[numeric].astype(float).copy()
+    for c in categorical:
+        x[c] = frame[c].astype(object).where(frame[c].notna(), "missing").astype(str)
+    return x
+
+
+def calibration_line(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """Calibration intercept (calibration-in-the-large, slope fixed at 1 via an offset) and
+    slope (logistic regression of the outcome on the logit of the predicted risk)."""
+    lp = np.log(np.clip(p, 1e-6, 1 - 1e-6) / (1 - np.clip(p, 1e-6, 1 - 1e-6)))
+    slope = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit().params[1]
+    intercept = (
+        sm.GLM(y, np.ones_like(lp), family=sm.families.Binomial(), offset=lp).fit().params[0]
+    )
+    return float(intercept), float(slope)
+
+
+def metric_values(y: np.ndarray, p: np.ndarray, with_calibration: bool = True) -> dict[str, float]:
+    out = {
+        "auc": roc_auc_score(y, p),
+        "average_precision": average_precision_score(y, p),
+        "brier": brier_score_loss(y, p),
+    }
+    if with_calibration:
+        out["calibration_intercept"], out["calibration_slope"] = calibration_line(y, p)
+    return out
+
+
+def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int) -> pd.DataFrame:
+    """Observed vs mean predicted risk in equal-count bins of predicted risk, with counts."""
+    order = pd.qcut(pd.Series(p).rank(method="first"), bins, labels=False)
+    d = pd.DataFrame({"bin": order + 1, "p": p, "y": y})
+    return (
+        d.groupby("bin")
+        .agg(n=("y", "size"), mean_predicted=("p", "mean"), observed=("y", "mean"))
+        .reset_index()
+    )
+
+
+def cross_validated(
+    x: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    pipeline: Pipeline,
+    params: PredictionParams,
+    blocks: dict[str, list[str]] | None = None,
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Repeated grouped CV. Returns the out-of-fold risk averaged over repeats, the AUC of
+    each repeat, and (if ``blocks``) the held-out drop in AUC when a block's columns are
+    permuted together."""
+    oof = np.zeros((params.repeats, len(y)))
+    drops = []
+    for r in range(params.repeats):
+        folds = StratifiedGroupKFold(params.folds, shuffle=True, random_state=params.seed + r)
+        for k, (train, test) in enumerate(folds.split(x, y, groups)):
+            fitted = clone(pipeline).fit(x.iloc[train], y[train])
+            oof[r, test] = fitted.predict_proba(x.iloc[test])[:, 1]
+            if blocks:
+                rng = np.random.default_rng([params.seed, r, k])
+                base = roc_auc_score(y[test], oof[r, test])
+                for block, columns in blocks.items():
+                    for _ in range(params.permutation_repeats):
+                        shuffled = x.iloc[test].copy()
+                        perm = rng.permutation(len(test))
+                        shuffled[columns] = shuffled[columns].to_numpy()[perm]
+                        auc = roc_auc_score(y[test], fitted.predict_proba(shuffled)[:, 1])
+                        drops.append({"block": block, "repeat": r, "fold": k, "drop": base - auc})
+    per_repeat = np.array([roc_auc_score(y, oof[r]) for r in range(params.repeats)])
+    return oof.mean(axis=0), per_repeat, pd.DataFrame(drops)
+
+
+def cluster_bootstrap(
+    y: np.ndarray,
+    predictions: dict[str, np.ndarray],
+    groups: np.ndarray,
+    params: PredictionParams,
+) -> pd.DataFrame:
+    """Metrics of every model on ``params.bootstrap`` resamples of whole therapists."""
+    codes, uniques = pd.factorize(groups)
+    members = [np.flatnonzero(codes == g) for g in range(len(uniques))]
+    rng = np.random.default_rng(params.seed)
+    rows = []
+    for b in range(params.bootstrap):
+        pick = rng.integers(0, len(uniques), len(uniques))
+        idx = np.concatenate([members[g] for g in pick])
+        if len(np.unique(y[idx])) < 2:
+            continue
+        for name, p in predictions.items():
+            rows.append({"replicate": b, "model": name, **metric_values(y[idx], p[idx])})
+    return pd.DataFrame(rows)
+
+
+def predictive_validity(
+    frame: pd.DataFrame,
+    baseline: list[str],
+    categorical: list[str],
+    blocks: dict[str, list[str]],
+    params: PredictionParams,
+) -> PredictionResult:
+    """Baseline-only vs baseline + engagement, for each learner, on the landmark population."""
+    data = frame[frame[OUTCOME].notna()].reset_index(drop=True)
+    engagement = [c for cols in blocks.values() for c in cols]
+    numeric = [*baseline, *engagement]
+    if data[OUTCOME].nunique() < 2:
+        raise ModelError("prediction: the outcome takes a single value; nothing to predict")
+    n_groups = data[GROUP].nunique()
+    if n_groups < params.folds:
+        raise ModelError(
+            f"prediction: {n_groups} therapist(s) for {params.folds} grouped folds; lower "
+            "prediction.folds or pool sites"
+        )
+    y = data[OUTCOME].to_numpy(int)
+    groups = data[GROUP].to_numpy()
+    x = _as_model_input(data, numeric, categorical)
+    sets = {"baseline": [*baseline], "engagement": numeric}
+    oof, cards, drops, per_repeat = {}, [], [], {}
+    for learner_name, learner in learners(params).items():
+        for set_name, columns in sets.items():
+            name = f"{set_name} ({learner_name})"
+            pipe = build_pipeline(learner, columns, categorical)
+            p, repeats, d = cross_validated(
+                x[[*columns, *categorical]],
+                y,
+                groups,
+                pipe,
+                params,
+                blocks if set_name == "engagement" else None,
+            )
+            oof[name], per_repeat[name] = p, repeats
+            if not d.empty:
+                drops.append(d.assign(model=name))
+            cards.append(
+                ModelCard(
+                    model=f"prediction: {name}",
+                    formula=f"{OUTCOME} ~ {' + '.join([*columns, *categorical])}",
+                    method=(
+                        f"sklearn Pipeline ({type(learner).__name__}); {params.folds}-fold "
+                        f"CV grouped by therapist, {params.repeats} repeats"
+                    ),
+                    n_input=len(frame),
+                    n_analysed=len(data),
+                    n_groups=int(n_groups),
+                    notes=[
+                        "AUC per repeat: " + ", ".join(f"{a:.3f}" for a in repeats),
+                        "missing predictor values imputed inside the training folds "
+                        "(median + missing indicator)",
+                    ],
+                )
+            )
+    boot = cluster_bootstrap(y, oof, groups, params)
+    rows = []
+    for name, p in oof.items():
+        point = metric_values(y, p)
+        b = boot[boot["model"] == name]
+        for metric, value in point.items():
+            sample = b[metric].dropna()
+            rows.append(
+                {
+                    "model": name,
+                    "metric": metric,
+                    "estimate": value,
+                    "ci_low": float(np.quantile(sample, 0.025)),
+                    "ci_high": float(np.quantile(sample, 0.975)),
+                    "n_analysed": len(data),
+                }
+            )
+    metrics = pd.DataFrame(rows)
+    gains = []
+    for learner_name in learners(params):
+        e, base = f"engagement ({learner_name})", f"baseline ({learner_name})"
+        paired = boot.pivot_table(index="replicate", columns="model", values="auc")
+        diff = paired[e] - paired[base]
+        gains.append(
+            {
+                "learner": learner_name,
+                "auc_baseline": roc_auc_score(y, oof[base]),
+                "auc_engagement": roc_auc_score(y, oof[e]),
+                "auc_gain": roc_auc_score(y, oof[e]) - roc_auc_score(y, oof[base]),
+                "ci_low": float(np.quantile(diff, 0.025)),
+                "ci_high": float(np.quantile(diff, 0.975)),
+            }
+        )
+    for card in cards:
+        auc = roc_auc_score(y, oof[card.model.removeprefix("prediction: ")])
+        if auc > params.plausible_auc_max:
+            card.warnings.append(
+                f"cross-validated AUC {auc:.2f} is above {params.plausible_auc_max:.2f}, "
+                "implausibly high for early-window data (published: about 0.60–0.75); "
+                "check the predictors for leakage from after the landmark"
+            )
+    calibration = pd.concat(
+        [
+            calibration_curve(y, p, params.calibration_bins).assign(model=name)
+            for name, p in oof.items()
+        ],
+        ignore_index=True,
+    )[["model", "bin", "n", "mean_predicted", "observed"]]
+    importance = (
+        pd.concat(drops)
+        .groupby(["model", "block"], sort=False)["drop"]
+        .agg(auc_drop="mean", sd="std", evaluations="size")
+        .reset_index()
+    )
+    predictions = pd.DataFrame({"episode_id": data["episode_id"], **oof})
+    return PredictionResult(
+        metrics, pd.DataFrame(gains), calibration, importance, predictions, cards
+    )
+
+
+# Headline figures for reports/metrics.json (stable names; the logistic learner).
+HEADLINE = "logistic"
+
+
+def prediction_results(
+    frame: pd.DataFrame,
+    features_columns: set[str],
+    outcome_columns: set[str],
+    models: ModelsParams,
+    params: PredictionParams,
+) -> tuple[Results, pd.DataFrame | None, dict]:
+    """Run ``predictive_validity`` with the leakage guard; return the tables and cards, the
+    out-of-fold predictions, and the headline metrics."""
+    categorical = [c for c in models.case_mix if c in frame and frame[c].notna().any()]
+    baseline = [c for c in params.baseline if c in frame]
+    blocks = {
+        b: [c for c in cols if c in frame and frame[c].notna().any()]
+        for b, cols in params.blocks.items()
+    }
+    blocks = {b: cols for b, cols in blocks.items() if cols}
+    try:
+        check_no_leakage(
+            [c for cols in blocks.values() for c in cols] + baseline,
+            features_columns | set(params.baseline),
+            outcome_columns,
+        )
+        r = predictive_validity(frame, baseline, categorical, blocks, params)
+    except ModelError as exc:
+        card = failed_card("prediction", OUTCOME, "sklearn", len(frame), str(exc))
+        return Results(cards=[card]), None, {}
+    tables = {
+        "prediction_metrics": r.metrics,
+        "prediction_gain": r.gain,
+        "prediction_calibration": r.calibration,
+        "prediction_importance": r.importance,
+    }
+    m = r.metrics.set_index(["model", "metric"])
+    g = r.gain.set_index("learner").loc[HEADLINE]
+    headline = {
+        "auc_baseline": m.loc[(f"baseline ({HEADLINE})", "auc")],
+        "auc_engagement": m.loc[(f"engagement ({HEADLINE})", "auc")],
+    }
+    out = {}
+    for name, row in headline.items():
+        out |= {
+            name: row["estimate"],
+            f"{name}_ci_low": row["ci_low"],
+            f"{name}_ci_high": row["ci_high"],
+        }
+    out |= {
+        "auc_gain": g["auc_gain"],
+        "auc_gain_ci_low": g["ci_low"],
+        "auc_gain_ci_high": g["ci_high"],
+    }
+    for metric in ("brier", "calibration_slope", "calibration_intercept", "average_precision"):
+        out[f"{metric}_engagement"] = m.loc[(f"engagement ({HEADLINE})", metric), "estimate"]
+    out["auc_engagement_boosting"] = m.loc[("engagement (boosting)", "auc"), "estimate"]
+    return Results(tables, r.cards), r.predictions, {k: float(v) for k, v in out.items()}

@@ -1,0 +1,42 @@
+"""Stage ``metrics``: the run's headline numbers → ``reports/metrics.json`` (DVC metrics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import Params, load_params
+from pipeline.io import read_json, write_json
+from pipeline.models.metrics import cohort_metrics, effect_metrics
+from pipeline.stages.common import resolve, stage_timer
+from pipeline.stages.results import load_analysis_frame
+
+
+def run(params: Params, root: str | Path = ".") -> dict:
+    paths = resolve(params.paths, root)
+    summary: dict = {"stage": "metrics"}
+    with stage_timer(summary):
+        frame, _, _ = load_analysis_frame(paths, params)
+        tables = {
+            csv.stem: pd.read_csv(csv)
+            for stage in ("models", "missing_data")
+            for csv in sorted((paths["reports_dir"] / "tables" / stage).glob("*.csv"))
+        }
+        metrics = cohort_metrics(frame) | effect_metrics(tables)
+        metrics |= read_json(paths["processed_dir"] / "prediction_headline.json")
+        metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+        write_json(metrics, paths["reports_dir"] / "metrics.json")
+        summary["outputs"] = {"metrics": str(paths["reports_dir"] / "metrics.json")}
+        summary["metrics"] = len(metrics)
+    write_json(summary, paths["logs_dir"] / "metrics.json")
+    return summary
+
+
+def main() -> None:
+    s = run(load_params())
+    print(f"{s['metrics']} metrics → {s['outputs']['metrics']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Stage ``prediction``: how well the landmark window predicts poor outcome.
+
+Tables to ``reports/tables/prediction/``, model cards to ``reports/model_cards/prediction/``,
+the headline figures to ``data/processed/prediction_headline.json`` (collected into
+``reports/metrics.json`` by the metrics stage) and the out-of-fold predictions (per episode,
+so not for sharing) to ``data/processed/predictions.parquet``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.config import Params, load_params
+from pipeline.io import write_json, write_parquet
+from pipeline.models.prediction import prediction_results
+from pipeline.stages.common import resolve, stage_timer
+from pipeline.stages.results import load_analysis_frame, write_results
+
+
+def run(params: Params, root: str | Path = ".") -> dict:
+    paths = resolve(params.paths, root)
+    summary: dict = {"stage": "prediction"}
+    with stage_timer(summary):
+        frame, features, outcomes = load_analysis_frame(paths, params)
+        results, predictions, headline = prediction_results(
+            frame,
+            set(features.columns),
+            set(outcomes.columns),
+            params.models,
+            params.prediction,
+        )
+        summary |= write_results(results, paths["reports_dir"], "prediction")
+        if predictions is not None:
+            write_parquet(predictions, paths["processed_dir"] / "predictions.parquet")
+        write_json(headline, paths["processed_dir"] / "prediction_headline.json")
+        summary["headline"] = headline
+    write_json(summary, paths["logs_dir"] / "prediction.json")
+    return summary
+
+
+def main() -> None:
+    s = run(load_params())
+    h = s["headline"]
+    if h:
+        print(
+            f"AUC baseline {h['auc_baseline']:.3f}, with early engagement "
+            f"{h['auc_engagement']:.3f} (gain {h['auc_gain']:.3f}, 95% CI "
+            f"{h['auc_gain_ci_low']:.3f} to {h['auc_gain_ci_high']:.3f}) → "
+            f"{s['outputs']['tables']}"
+        )
+    for model, why in s["not_fitted"].items():
+        print(f"  {model}: {'; '.join(why)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Writing a model stage's results: tidy tables and model cards, each folder replaced whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import Params
+from pipeline.io import atomic_directory, read_interim, write_csv, write_json
+from pipeline.models.analysis import analysis_frame
+from pipeline.models.tidy import Results, card_slug
+
+
+def load_analysis_frame(
+    paths: dict[str, Path], params: Params
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The per-episode analysis frame, and the features and outcomes it was built from."""
+    tables, _, _ = read_interim(paths["interim_dir"])
+    features = pd.read_parquet(paths["processed_dir"] / "features.parquet")
+    outcomes = pd.read_parquet(paths["processed_dir"] / "outcomes.parquet")
+    return analysis_frame(features, outcomes, tables["episodes"], params.models), features, outcomes
+
+
+def write_results(results: Results, reports_dir: Path, stage: str) -> dict:
+    """Tables to ``reports/tables/<stage>/<name>.csv``, cards to
+    ``reports/model_cards/<stage>/<slug>.json``; returns the stage summary's entries."""
+    tables_dir = reports_dir / "tables" / stage
+    cards_dir = reports_dir / "model_cards" / stage
+    with atomic_directory(tables_dir) as folder:
+        for name, table in sorted(results.tables.items()):
+            write_csv(table, folder / f"{name}.csv")
+    with atomic_directory(cards_dir) as folder:
+        for card in results.cards:
+            write_json(card.as_dict(), folder / f"{card_slug(card.model)}.json")
+    status = pd.Series([c.status for c in results.cards], dtype=object).value_counts()
+    return {
+        "models": len(results.cards),
+        "status": {str(k): int(v) for k, v in status.items()},
+        "not_fitted": {c.model: c.notes for c in results.cards if c.status == "not fitted"},
+        "outputs": {"tables": str(tables_dir), "model_cards": str(cards_dir)},
+    }
