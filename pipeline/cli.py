@@ -116,17 +116,56 @@ def outcomes(
     console.print(f"Outcomes for {summary['episodes']} episodes: {summary['outputs']['outcomes']}")
 
 
+def _report_models(summary: dict) -> None:
+    counts = ", ".join(f"{v} {k}" for k, v in summary["status"].items())
+    console.print(f"{summary['models']} models ({counts}): {summary['outputs']['tables']}")
+    for model, why in summary["not_fitted"].items():
+        console.print(f"  [yellow]{model}[/yellow]: {'; '.join(why)}")
+
+
 @app.command()
 def models(
     out: Annotated[Path, typer.Option("--out", help="Root holding data/processed.")] = Path("."),
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Effect models, dropout curves, trajectories, dose–response → OUT/reports/tables/models/."""
-    summary = _run_stage("models", params, out)
-    counts = ", ".join(f"{v} {k}" for k, v in summary["status"].items())
-    console.print(f"{summary['models']} models ({counts}): {summary['outputs']['tables']}")
-    for model, why in summary["not_fitted"].items():
-        console.print(f"  [yellow]{model}[/yellow]: {'; '.join(why)}")
+    _report_models(_run_stage("models", params, out))
+
+
+@app.command()
+def prediction(
+    out: Annotated[Path, typer.Option("--out", help="Root holding data/processed.")] = Path("."),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """How well the landmark window predicts poor outcome → OUT/reports/tables/prediction/."""
+    summary = _run_stage("prediction", params, out)
+    _report_models(summary)
+    h = summary["headline"]
+    if h:
+        console.print(
+            f"AUC {h['auc_baseline']:.3f} (baseline) → {h['auc_engagement']:.3f} (with early "
+            f"engagement); gain {h['auc_gain']:.3f} ({h['auc_gain_ci_low']:.3f} to "
+            f"{h['auc_gain_ci_high']:.3f})"
+        )
+
+
+@app.command("missing-data")
+def missing_data(
+    out: Annotated[Path, typer.Option("--out", help="Root holding data/processed.")] = Path("."),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """The main effect under complete cases, LOCF, MI and delta adjustment."""
+    _report_models(_run_stage("missing_data", params, out))
+
+
+@app.command()
+def metrics(
+    out: Annotated[Path, typer.Option("--out", help="Root holding reports/.")] = Path("."),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Collect the run's headline numbers → OUT/reports/metrics.json."""
+    summary = _run_stage("metrics", params, out)
+    console.print(f"{summary['metrics']} metrics: {summary['outputs']['metrics']}")
 
 
 @app.command()

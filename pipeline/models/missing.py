@@ -30,7 +30,7 @@ from pipeline.config import MissingDataParams, ModelsParams
 from pipeline.instruments import get_instrument
 from pipeline.models.analysis import CLUSTER, FLAGS_GROUP, _prepare_rows, adjustment
 from pipeline.models.effects import fit_logistic
-from pipeline.models.tidy import ModelCard, ModelError, Results
+from pipeline.models.tidy import ModelCard, ModelError, Results, captured_warnings
 from pipeline.outcomes import instrument_outcomes, poor_outcome_rule
 
 EXPOSURE = "disengagement_index"
@@ -125,8 +125,12 @@ def impute_final_scores(
         if values.isna().any():
             data[f"{c}_missing"] = values.isna().astype(float)
         data[c] = values.fillna(values.median())
-    # Constant or duplicated columns make the imputation regression rank-deficient.
-    data = data.loc[:, data.nunique() > 1].T.drop_duplicates().T
+    # Columns constant where the score is observed (the imputation model is fitted there) or
+    # duplicated make that regression rank-deficient.
+    observed = data["final"].notna()
+    keep = data.loc[observed].nunique() > 1
+    keep["final"] = True
+    data = data.loc[:, keep].T.drop_duplicates().T
     data, safe = _mice_frame(data, list(data.columns))
     mice = MICEData(data, k_pmm=20, rng=np.random.default_rng(params.seed))
     spec = get_instrument(instrument)
@@ -196,7 +200,6 @@ def sensitivity(
     record("last observation carried forward", 0.0, est, se, np.inf, card.n_analysed)
     cards.append(card)
 
-    imputed = impute_final_scores(rows, auxiliaries, params, instrument)
     sign = 1.0 if higher_is_worse else -1.0
     mi_card = ModelCard(
         model="missing data: multiple imputation",
@@ -209,6 +212,8 @@ def sensitivity(
         n_groups=int(rows[CLUSTER].nunique()),
         notes=[f"{int(missing.sum())} of {len(rows)} final scores imputed"],
     )
+    with captured_warnings(mi_card):
+        imputed = impute_final_scores(rows, auxiliaries, params, instrument)
     for delta in sorted({0.0, *params.delta_grid}):
         ests, variances = [], []
         for completed in imputed:

@@ -11,6 +11,7 @@ gain in AUC from adding engagement is a paired difference on the same resamples.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,10 +105,13 @@ def calibration_line(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """Calibration intercept (calibration-in-the-large, slope fixed at 1 via an offset) and
     slope (logistic regression of the outcome on the logit of the predicted risk)."""
     lp = np.log(np.clip(p, 1e-6, 1 - 1e-6) / (1 - np.clip(p, 1e-6, 1 - 1e-6)))
-    slope = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit().params[1]
-    intercept = (
-        sm.GLM(y, np.ones_like(lp), family=sm.families.Binomial(), offset=lp).fit().params[0]
-    )
+    binomial = sm.families.Binomial()
+    # Near-perfect predictions (a leak) separate the outcome: the line is then degenerate,
+    # and the AUC warning on the model card is the message that matters.
+    with warnings.catch_warnings(), np.errstate(over="ignore"):
+        warnings.simplefilter("ignore")
+        slope = sm.GLM(y, sm.add_constant(lp), family=binomial).fit().params[1]
+        intercept = sm.GLM(y, np.ones_like(lp), family=binomial, offset=lp).fit().params[0]
     return float(intercept), float(slope)
 
 

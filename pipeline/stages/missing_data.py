@@ -12,7 +12,7 @@ from pipeline.io import write_json
 from pipeline.models.missing import sensitivity
 from pipeline.models.tidy import ModelError, Results, failed_card
 from pipeline.stages.common import resolve, stage_timer
-from pipeline.stages.results import load_analysis_frame, write_results
+from pipeline.stages.results import load_analysis_frame, print_summary, write_results
 
 
 def run(params: Params, root: str | Path = ".") -> dict:
@@ -38,9 +38,7 @@ def run(params: Params, root: str | Path = ".") -> dict:
 
 def main() -> None:
     s = run(load_params())
-    print(f"{s['models']} analyses → {s['outputs']['tables']}")
-    for model, why in s["not_fitted"].items():
-        print(f"  {model}: {'; '.join(why)}")
+    print_summary(s)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pipeline.config import Params, load_params
 from pipeline.io import read_interim, write_json
 from pipeline.models.analysis import fit_all
 from pipeline.stages.common import resolve, stage_timer
-from pipeline.stages.results import write_results
+from pipeline.stages.results import print_summary, write_results
 
 
 def run(params: Params, root: str | Path = ".", show_progress: bool = False) -> dict:
@@ -43,12 +43,7 @@ def run(params: Params, root: str | Path = ".", show_progress: bool = False) -> 
 
 def main() -> None:
     s = run(load_params(), show_progress=True)
-    print(
-        f"{s['models']} models ({', '.join(f'{v} {k}' for k, v in s['status'].items())}) → "
-        f"{s['outputs']['tables']}, {s['outputs']['model_cards']}"
-    )
-    for model, why in s["not_fitted"].items():
-        print(f"  {model}: {'; '.join(why)}")
+    print_summary(s)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pipeline.config import Params, load_params
 from pipeline.io import write_json, write_parquet
 from pipeline.models.prediction import prediction_results
 from pipeline.stages.common import resolve, stage_timer
-from pipeline.stages.results import load_analysis_frame, write_results
+from pipeline.stages.results import load_analysis_frame, print_summary, write_results
 
 
 def run(params: Params, root: str | Path = ".") -> dict:
@@ -40,16 +40,14 @@ def run(params: Params, root: str | Path = ".") -> dict:
 
 def main() -> None:
     s = run(load_params())
+    print_summary(s)
     h = s["headline"]
     if h:
         print(
             f"AUC baseline {h['auc_baseline']:.3f}, with early engagement "
             f"{h['auc_engagement']:.3f} (gain {h['auc_gain']:.3f}, 95% CI "
-            f"{h['auc_gain_ci_low']:.3f} to {h['auc_gain_ci_high']:.3f}) → "
-            f"{s['outputs']['tables']}"
+            f"{h['auc_gain_ci_low']:.3f} to {h['auc_gain_ci_high']:.3f})"
         )
-    for model, why in s["not_fitted"].items():
-        print(f"  {model}: {'; '.join(why)}")
 
 
 if __name__ == "__main__":

@@ -40,3 +40,12 @@ def write_results(results: Results, reports_dir: Path, stage: str) -> dict:
         "not_fitted": {c.model: c.notes for c in results.cards if c.status == "not fitted"},
         "outputs": {"tables": str(tables_dir), "model_cards": str(cards_dir)},
     }
+
+
+def print_summary(summary: dict) -> None:
+    """One line per stage for ``python -m pipeline.stages.<name>`` (what ``dvc repro`` shows),
+    plus every model that could not be fitted and why."""
+    counts = ", ".join(f"{v} {k}" for k, v in summary["status"].items())
+    print(f"{summary['models']} models ({counts}) → {summary['outputs']['tables']}")
+    for model, why in summary["not_fitted"].items():
+        print(f"  {model}: {'; '.join(why)}")

@@ -79,11 +79,62 @@ def test_a_misspelt_block_feature_is_a_card_not_a_crash(processed_run, tmp_path)
     assert "alliance_maen" in why
 
 
-def test_table_columns_are_documented(run_twice):
-    reports, *_ = run_twice
+def test_table_columns_are_documented(later_stages):
+    reports, _ = later_stages
     page = (Path(__file__).resolve().parents[2] / "docs/models.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"`([a-z_0-9]+)`", page))
-    for csv in (reports / "tables/models").glob("*.csv"):
+    for csv in (reports / "tables").glob("*/*.csv"):
         columns = pd.read_csv(csv, nrows=0).columns
         base = {re.sub(r"_(unadjusted|adjusted)$", "", c) for c in columns}
         assert base <= documented, (csv.name, base - documented)
+
+
+@pytest.fixture(scope="module")
+def later_stages(run_twice, processed_run):
+    from pipeline.stages import metrics, missing_data, prediction
+
+    root, _ = processed_run
+    p = Params(
+        prediction={"repeats": 1, "bootstrap": 50, "permutation_repeats": 1},
+        missing_data={"imputations": 5, "burn_in": 2},
+    )
+    summaries = [stage.run(p, root) for stage in (prediction, missing_data, metrics)]
+    return root / "reports", summaries
+
+
+METRIC_NAMES = (
+    "n_episodes",
+    "n_finished_course",
+    "rate_reliable_improvement",
+    "rate_reliable_recovery",
+    "rate_reliable_deterioration",
+    "rate_dropout",
+    "auc_baseline",
+    "auc_engagement",
+    "auc_gain",
+    "brier_engagement",
+    "calibration_slope_engagement",
+    "or_index",
+    "hr_index",
+)
+
+
+def test_prediction_missing_data_and_metrics_outputs(later_stages):
+    reports, summaries = later_stages
+    assert all(not s["not_fitted"] for s in summaries[:2])
+    metrics = json.loads((reports / "metrics.json").read_text())
+    for name in METRIC_NAMES:
+        assert isinstance(metrics[name], int | float), name
+    for name in ("auc_baseline", "auc_engagement", "auc_gain"):
+        assert metrics[f"{name}_ci_low"] <= metrics[name] <= metrics[f"{name}_ci_high"]
+    assert 0 < metrics["rate_dropout"] < 1 and metrics["n_episodes"] == 600
+    for table in ("prediction_metrics", "prediction_gain", "prediction_calibration"):
+        assert (reports / "tables/prediction" / f"{table}.csv").exists()
+    sens = pd.read_csv(reports / "tables/missing_data/missing_data_sensitivity.csv")
+    assert {"complete cases", "last observation carried forward", "multiple imputation"} <= set(
+        sens["analysis"]
+    )
+    main = pd.read_csv(reports / "tables/models/poor_outcome.csv")
+    main = main[(main["model"] == "poor_outcome: index (adjusted)")].set_index("term")
+    cc = sens[sens["analysis"] == "complete cases"].iloc[0]
+    assert cc["estimate"] == pytest.approx(main.loc["disengagement_index", "estimate"])

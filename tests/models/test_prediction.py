@@ -1,0 +1,117 @@
+"""Predictive validity: no leakage by construction, AUC against the generator's oracle,
+calibration by hand, and a leaky feature caught."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from pipeline.config import Params, PredictionParams
+from pipeline.features.build import engagement_features
+from pipeline.features.window import build_window
+from pipeline.models import analysis
+from pipeline.models.prediction import (
+    calibration_curve,
+    calibration_line,
+    check_no_leakage,
+    prediction_results,
+    predictive_validity,
+)
+from pipeline.models.tidy import ModelError
+from pipeline.outcomes import outcome_table
+
+FAST = PredictionParams(repeats=1, bootstrap=50, permutation_repeats=1)
+P = Params(prediction=FAST.model_dump())
+
+
+def test_calibration_of_a_perfectly_calibrated_risk():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.05, 0.95, 20000)
+    y = (rng.random(20000) < p).astype(int)
+    intercept, slope = calibration_line(y, p)
+    assert intercept == pytest.approx(0, abs=0.05) and slope == pytest.approx(1, abs=0.05)
+    # Overconfident predictions (logit doubled) have slope about 1/2.
+    logit = np.log(p / (1 - p))
+    _, steep = calibration_line(y, 1 / (1 + np.exp(-2 * logit)))
+    assert steep == pytest.approx(0.5, abs=0.05)
+    curve = calibration_curve(y, p, 10)
+    assert curve["n"].sum() == 20000 and len(curve) == 10
+    assert np.allclose(curve["observed"], curve["mean_predicted"], atol=0.03)
+
+
+def test_outcome_table_columns_are_refused_as_predictors():
+    with pytest.raises(ModelError, match=r"sessions_attended_total.*leaks"):
+        check_no_leakage(
+            ["alliance_mean", "sessions_attended_total"],
+            {"alliance_mean"},
+            {"sessions_attended_total", "poor_outcome"},
+        )
+    check_no_leakage(["alliance_mean"], {"alliance_mean"}, {"poor_outcome"})
+
+
+@pytest.fixture(scope="module")
+def cohort_frame(default_cohort):
+    t = default_cohort.tables
+    extract = pd.Timestamp(P.synthetic.extract_date)
+    features = engagement_features(t, P.features, "PHQ-9", extract)
+    window = build_window(t["episodes"], t["sessions"], 42, extract)
+    outcomes = outcome_table(t, window, P.outcomes, extract)
+    frame = analysis.analysis_frame(features, outcomes, t["episodes"], P.models)
+    frame = frame.merge(
+        default_cohort.truth[["episode_id", "oracle_risk_landmark"]], on="episode_id"
+    )
+    return frame, features, outcomes
+
+
+@pytest.fixture(scope="module")
+def pipeline_result(cohort_frame):
+    frame, features, outcomes = cohort_frame
+    return prediction_results(frame, set(features.columns), set(outcomes.columns), P.models, FAST)
+
+
+def _oracle_auc(frame):
+    d = frame.dropna(subset=["poor_outcome", "oracle_risk_landmark"])
+    return roc_auc_score(d["poor_outcome"], d["oracle_risk_landmark"])
+
+
+def test_auc_is_below_the_oracle_and_within_a_plausible_distance(cohort_frame, pipeline_result):
+    frame, _, _ = cohort_frame
+    _, predictions, headline = pipeline_result
+    oracle = _oracle_auc(frame)
+    # The oracle knows the true latent state at the landmark: no window model can beat it.
+    assert headline["auc_engagement"] < oracle
+    assert headline["auc_engagement"] > oracle - 0.15
+    assert headline["auc_baseline"] < headline["auc_engagement"]
+    assert headline["auc_gain_ci_low"] > 0
+    assert 0.7 < headline["calibration_slope_engagement"] < 1.3
+    assert not predictions.isna().any().any()
+
+
+def test_a_leaky_feature_pushes_auc_above_the_oracle_and_is_flagged(cohort_frame, pipeline_result):
+    frame, _, _ = cohort_frame
+    results, _, _ = pipeline_result
+    used = " ".join(c.formula for c in results.cards)
+    assert "primary_last" not in used and "sessions_attended_total" not in used
+    leaky = predictive_validity(
+        frame,
+        ["primary_baseline"],
+        [],
+        {"attendance": ["attendance_rate"], "leak": ["primary_last", "sessions_attended_total"]},
+        FAST,
+    )
+    auc = leaky.metrics.set_index(["model", "metric"]).loc[("engagement (logistic)", "auc")]
+    assert auc["estimate"] > _oracle_auc(frame)
+    card = next(c for c in leaky.cards if c.model == "prediction: engagement (logistic)")
+    assert any("leakage" in w for w in card.warnings)
+    importance = leaky.importance.set_index(["model", "block"])["auc_drop"]
+    assert (
+        importance[("engagement (logistic)", "leak")]
+        > importance[("engagement (logistic)", "attendance")]
+    )
+
+
+def test_too_few_therapists_for_grouped_folds_is_a_clear_message(cohort_frame):
+    frame, _, _ = cohort_frame
+    few = frame.assign(cluster=np.where(frame.index % 2 == 0, "a", "b"))
+    with pytest.raises(ModelError, match="grouped folds"):
+        predictive_validity(few, ["primary_baseline"], [], {"a": ["attendance_rate"]}, FAST)
