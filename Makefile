@@ -25,7 +25,11 @@ run: $(STAMP)  ## run the DVC pipeline on the bundled synthetic cohort
 	@echo "  ground truth and calibration:     data/raw/synthetic_truth/"
 	@echo "  ingested tables + quarantine:     data/interim/ (ingest_report.json)"
 	@echo "  features and outcomes:            data/processed/"
-	@echo "  metrics:                          reports/"
+	@echo "  exact model tables (not to share): data/results/"
+	@echo "  clinician report:                 reports/clinician.html"
+	@echo "  technical report:                 reports/technical.html"
+	@echo "  model tables, cards (disclosure-controlled): reports/tables/, reports/model_cards/"
+	@echo "  headline metrics:                 reports/metrics.json (dvc metrics show)"
 	@echo "  calibration vs published figures: reports/synthetic_calibration.json"
 
 test: $(STAMP)  ## lint and run the whole test suite

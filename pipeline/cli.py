@@ -169,6 +169,18 @@ def metrics(
 
 
 @app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="Root holding reports/ and data/.")] = Path(
+        "."
+    ),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Clinician and technical HTML reports and plot data → OUT/reports/."""
+    summary = _run_stage("report", params, out)
+    console.print(f"Reports: {summary['outputs']['clinician']}, {summary['outputs']['technical']}")
+
+
+@app.command()
 def run(
     input_dir: Annotated[Path, typer.Option("--input", help="Folder of contract tables.")],
     out: Annotated[Path, typer.Option("--out", help="Output root for every stage's outputs.")],

@@ -27,6 +27,9 @@ class PathsParams(_Section):
     input_dir: str = "data/raw/synthetic"
     interim_dir: str = "data/interim"
     processed_dir: str = "data/processed"
+    results_dir: str = "data/results"
+    """Exact model tables and cards (for the analyst; never shared: reports/ has the
+    disclosure-controlled copies)."""
     reports_dir: str = "reports"
     logs_dir: str = "data/logs"
 
@@ -299,6 +302,15 @@ class MissingDataParams(_Section):
     """Shifts (instrument points; positive = worse) added to imputed final scores."""
 
 
+class DisclosureParams(_Section):
+    """Statistical disclosure control of everything meant for people (reports, metrics)."""
+
+    threshold: Annotated[int, Field(ge=2)] = 8
+    """Counts of 1 to threshold − 1 are suppressed; estimates resting on fewer are withheld."""
+    rounding_base: Annotated[int, Field(ge=1)] = 5
+    """Other counts are rounded to the nearest multiple of this."""
+
+
 class Params(_Section):
     paths: PathsParams = PathsParams()
     synthetic: SyntheticParams = SyntheticParams()
@@ -308,6 +320,7 @@ class Params(_Section):
     models: ModelsParams = ModelsParams()
     prediction: PredictionParams = PredictionParams()
     missing_data: MissingDataParams = MissingDataParams()
+    disclosure: DisclosureParams = DisclosureParams()
 
 
 class ParamsError(ValueError):

@@ -95,10 +95,19 @@ def write_parquet(df: pd.DataFrame, target: str | Path) -> Path:
     return _write_with(target, lambda p: pq.write_table(table, p, compression="zstd"))
 
 
-def write_csv(df: pd.DataFrame, target: str | Path) -> Path:
-    """UTF-8 CSV with a header row, ISO dates, empty cell = missing, minimal quoting."""
+def write_csv(df: pd.DataFrame, target: str | Path, float_format: str | None = None) -> Path:
+    """UTF-8 CSV with a header row, ISO dates, empty cell = missing, minimal quoting;
+    ``float_format`` (e.g. ``"%.10g"``) rounds floats so that last-bit differences between
+    machines' maths libraries do not change the file."""
     return _write_with(
-        target, lambda p: df.to_csv(p, index=False, lineterminator="\n", date_format="%Y-%m-%d")
+        target,
+        lambda p: df.to_csv(
+            p,
+            index=False,
+            lineterminator="\n",
+            date_format="%Y-%m-%d",
+            float_format=float_format,
+        ),
     )
 
 

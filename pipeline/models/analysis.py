@@ -17,7 +17,14 @@ from statsmodels.duration.survfunc import CumIncidenceRight
 from pipeline.config import ModelsParams
 from pipeline.models.descriptive import dose_response, kaplan_meier
 from pipeline.models.effects import EffectFit, fit_cox, fit_logistic, standardise
-from pipeline.models.tidy import TIDY_COLUMNS, ModelCard, ModelError, Results, failed_card
+from pipeline.models.tidy import (
+    TIDY_COLUMNS,
+    ModelCard,
+    ModelError,
+    Results,
+    captured_warnings,
+    failed_card,
+)
 from pipeline.models.trajectories import fit_trajectory, person_mean_centre
 
 CLUSTER = "cluster"
@@ -390,10 +397,22 @@ def dose_response_tables(frame: pd.DataFrame, params: ModelsParams) -> Results:
     improved = (
         d["primary_reliable_change"].eq(1).astype(float).where(d["primary_reliable_change"].notna())
     )
+    card = ModelCard(
+        model="dose-response",
+        formula="reliably_improved ~ log(sessions_attended)",
+        method="probit GLM on log sessions (Howard et al. 1986 style); descriptive",
+        n_input=len(frame),
+        n_analysed=0,
+        notes=[
+            "descriptive only: clients who improve stop sooner (good-enough level), so the "
+            "curve mixes cause and consequence and is not a causal dose effect"
+        ],
+    )
     try:
-        observed, curve = dose_response(
-            d["sessions_attended_total"], improved, params.dose_max_sessions
-        )
+        with captured_warnings(card):
+            observed, curve = dose_response(
+                d["sessions_attended_total"], improved, params.dose_max_sessions
+            )
     except ModelError as exc:
         card = failed_card(
             "dose-response",
@@ -403,17 +422,7 @@ def dose_response_tables(frame: pd.DataFrame, params: ModelsParams) -> Results:
             str(exc),
         )
         return Results(cards=[card])
-    card = ModelCard(
-        model="dose-response",
-        formula="reliably_improved ~ log(sessions_attended)",
-        method="probit GLM on log sessions (Howard et al. 1986 style); descriptive",
-        n_input=len(frame),
-        n_analysed=int(observed["episodes"].sum()),
-        notes=[
-            "descriptive only: clients who improve stop sooner (good-enough level), so the "
-            "curve mixes cause and consequence and is not a causal dose effect"
-        ],
-    )
+    card.n_analysed = int(observed["episodes"].sum())
     return Results({"dose_response_observed": observed, "dose_response_curve": curve}, [card])
 
 

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from pipeline import __version__
 from pipeline.config import PathsParams
 
@@ -33,10 +35,16 @@ def file_digest(path: Path) -> str:
 
 @contextmanager
 def stage_timer(summary: dict) -> Iterator[dict]:
-    """Record wall time and environment into ``summary`` (the stage's JSON summary)."""
+    """Record wall time and environment into ``summary`` (the stage's JSON summary).
+
+    BLAS runs single-threaded inside a stage: the models solve many small systems, where
+    threads only add synchronisation, and threaded BLAS in two processes at once (two
+    pipelines, or a pipeline beside the tests) can slow both by an order of magnitude.
+    """
     start = time.perf_counter()
     summary.setdefault("warnings", [])
-    yield summary
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield summary
     summary["seconds"] = round(time.perf_counter() - start, 3)
     summary["package_version"] = __version__
     summary["python"] = platform.python_version()

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from pipeline.config import Params, load_params
 from pipeline.io import read_json, write_json
 from pipeline.models.metrics import cohort_metrics, effect_metrics
+from pipeline.report.disclosure import count
 from pipeline.stages.common import resolve, stage_timer
-from pipeline.stages.results import load_analysis_frame
+from pipeline.stages.results import load_analysis_frame, read_results
+
+
+def disclose_counts(metrics: dict, params) -> dict:
+    """Counts of people (``n_*``) rounded or suppressed like every other shared count; a
+    suppressed count is reported as null with a ``<name>_suppressed`` flag."""
+    out = dict(metrics)
+    for key, value in metrics.items():
+        if key.startswith("n_"):
+            cell = count(value, params)
+            out[key] = cell.value
+            if cell.state == "suppressed":
+                out[f"{key}_suppressed"] = True
+    return out
 
 
 def run(params: Params, root: str | Path = ".") -> dict:
@@ -18,12 +30,9 @@ def run(params: Params, root: str | Path = ".") -> dict:
     summary: dict = {"stage": "metrics"}
     with stage_timer(summary):
         frame, _, _ = load_analysis_frame(paths, params)
-        tables = {
-            csv.stem: pd.read_csv(csv)
-            for stage in ("models", "missing_data")
-            for csv in sorted((paths["reports_dir"] / "tables" / stage).glob("*.csv"))
-        }
-        metrics = cohort_metrics(frame) | effect_metrics(tables)
+        tables = read_results(paths, "models", "missing_data")
+        metrics = disclose_counts(cohort_metrics(frame), params.disclosure)
+        metrics |= effect_metrics(tables)
         metrics |= read_json(paths["processed_dir"] / "prediction_headline.json")
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
         write_json(metrics, paths["reports_dir"] / "metrics.json")

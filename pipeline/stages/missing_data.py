@@ -31,7 +31,7 @@ def run(params: Params, root: str | Path = ".") -> dict:
         except ModelError as exc:
             card = failed_card("missing data", "", "", len(frame), str(exc))
             results = Results(cards=[card])
-        summary |= write_results(results, paths["reports_dir"], "missing_data")
+        summary |= write_results(results, paths, "missing_data", params)
     write_json(summary, paths["logs_dir"] / "missing_data.json")
     return summary
 

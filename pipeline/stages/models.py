@@ -36,7 +36,7 @@ def run(params: Params, root: str | Path = ".", show_progress: bool = False) -> 
             tables, features, outcomes, params.models, params.outcomes.primary_instrument, step
         )
         bar.close()
-        summary |= write_results(results, paths["reports_dir"], "models")
+        summary |= write_results(results, paths, "models", params)
     write_json(summary, paths["logs_dir"] / "models.json")
     return summary
 

@@ -29,7 +29,7 @@ def run(params: Params, root: str | Path = ".") -> dict:
             params.models,
             params.prediction,
         )
-        summary |= write_results(results, paths["reports_dir"], "prediction")
+        summary |= write_results(results, paths, "prediction", params)
         if predictions is not None:
             write_parquet(predictions, paths["processed_dir"] / "predictions.parquet")
         write_json(headline, paths["processed_dir"] / "prediction_headline.json")

@@ -6,7 +6,16 @@ them all (dvc.yaml lists each stage's real dependencies).
 
 from __future__ import annotations
 
-from pipeline.stages import features, ingest, metrics, missing_data, models, outcomes, prediction
+from pipeline.stages import (
+    features,
+    ingest,
+    metrics,
+    missing_data,
+    models,
+    outcomes,
+    prediction,
+    report,
+)
 
 ANALYSIS_STAGES = {
     "ingest": ingest.run,
@@ -16,4 +25,5 @@ ANALYSIS_STAGES = {
     "prediction": prediction.run,
     "missing_data": missing_data.run,
     "metrics": metrics.run,
+    "report": report.run,
 }

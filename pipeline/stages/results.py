@@ -10,6 +10,7 @@ from pipeline.config import Params
 from pipeline.io import atomic_directory, read_interim, write_csv, write_json
 from pipeline.models.analysis import analysis_frame
 from pipeline.models.tidy import Results, card_slug
+from pipeline.report.disclosure import safe_card, safe_result_table
 
 
 def load_analysis_frame(
@@ -22,23 +23,46 @@ def load_analysis_frame(
     return analysis_frame(features, outcomes, tables["episodes"], params.models), features, outcomes
 
 
-def write_results(results: Results, reports_dir: Path, stage: str) -> dict:
-    """Tables to ``reports/tables/<stage>/<name>.csv``, cards to
-    ``reports/model_cards/<stage>/<slug>.json``; returns the stage summary's entries."""
-    tables_dir = reports_dir / "tables" / stage
-    cards_dir = reports_dir / "model_cards" / stage
+def write_results(results: Results, paths: dict[str, Path], stage: str, params: Params) -> dict:
+    """Exact tables and cards to ``data/results/<stage>/{tables,model_cards}/`` (for the
+    analyst); disclosure-controlled copies to ``reports/tables/<stage>/`` and
+    ``reports/model_cards/<stage>/`` (for sharing). Each folder is replaced whole."""
+    exact_dir = paths["results_dir"] / stage
+    tables_dir = paths["reports_dir"] / "tables" / stage
+    cards_dir = paths["reports_dir"] / "model_cards" / stage
+    d = params.disclosure
+    with atomic_directory(exact_dir) as folder:
+        (folder / "tables").mkdir()
+        (folder / "model_cards").mkdir()
+        for name, table in sorted(results.tables.items()):
+            write_csv(table, folder / "tables" / f"{name}.csv", float_format="%.10g")
+        for card in results.cards:
+            write_json(card.as_dict(), folder / "model_cards" / f"{card_slug(card.model)}.json")
     with atomic_directory(tables_dir) as folder:
         for name, table in sorted(results.tables.items()):
-            write_csv(table, folder / f"{name}.csv")
+            write_csv(safe_result_table(table, d), folder / f"{name}.csv", float_format="%.10g")
     with atomic_directory(cards_dir) as folder:
         for card in results.cards:
-            write_json(card.as_dict(), folder / f"{card_slug(card.model)}.json")
+            write_json(safe_card(card.as_dict(), d), folder / f"{card_slug(card.model)}.json")
     status = pd.Series([c.status for c in results.cards], dtype=object).value_counts()
     return {
         "models": len(results.cards),
         "status": {str(k): int(v) for k, v in status.items()},
         "not_fitted": {c.model: c.notes for c in results.cards if c.status == "not fitted"},
-        "outputs": {"tables": str(tables_dir), "model_cards": str(cards_dir)},
+        "outputs": {
+            "tables": str(tables_dir),
+            "model_cards": str(cards_dir),
+            "exact": str(exact_dir),
+        },
+    }
+
+
+def read_results(paths: dict[str, Path], *stages: str) -> dict[str, pd.DataFrame]:
+    """The exact tables of the given model stages, by name."""
+    return {
+        csv.stem: pd.read_csv(csv)
+        for stage in stages
+        for csv in sorted((paths["results_dir"] / stage / "tables").glob("*.csv"))
     }
 
 

@@ -26,13 +26,14 @@ def run_twice(processed_run):
 
 def test_every_model_has_a_card_and_the_effect_tables_are_tidy(run_twice):
     reports, _, summary, _ = run_twice
-    cards = [json.loads(p.read_text()) for p in (reports / "model_cards/models").glob("*.json")]
+    exact = reports.parent / "data/results/models"
+    cards = [json.loads(p.read_text()) for p in (exact / "model_cards").glob("*.json")]
     assert len(cards) == summary["models"] >= 25
     for card in cards:
         assert card["status"] in {"fitted", "not converged", "not fitted"}
         assert card["n_analysed"] <= card["n_input"]
     for name in EFFECT_TABLES:
-        table = pd.read_csv(reports / "tables/models" / f"{name}.csv")
+        table = pd.read_csv(exact / "tables" / f"{name}.csv")
         assert list(table.columns[: len(TIDY_COLUMNS)]) == TIDY_COLUMNS
         assert (table["ci_low"] <= table["estimate"]).all()
         assert (table["estimate"] <= table["ci_high"]).all()
@@ -134,7 +135,7 @@ def test_prediction_missing_data_and_metrics_outputs(later_stages):
     assert {"complete cases", "last observation carried forward", "multiple imputation"} <= set(
         sens["analysis"]
     )
-    main = pd.read_csv(reports / "tables/models/poor_outcome.csv")
+    main = pd.read_csv(reports.parent / "data/results/models/tables/poor_outcome.csv")
     main = main[(main["model"] == "poor_outcome: index (adjusted)")].set_index("term")
     cc = sens[sens["analysis"] == "complete cases"].iloc[0]
     assert cc["estimate"] == pytest.approx(main.loc["disengagement_index", "estimate"])

@@ -1,0 +1,430 @@
+"""Build the report context from the pipeline's outputs: every number passes disclosure
+control here, every sentence is generated from the numbers, and nothing claims causation.
+
+Pure functions: the stage entry (``pipeline/stages/report.py``) reads files and renders.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.proportion import proportion_confint
+
+from pipeline.config import Params
+from pipeline.report import figures
+from pipeline.report.disclosure import Cell, count, rate, suppress_table
+
+LEVERS = {  # feature → (panel title, higher means more engaged)
+    "attendance_rate": ("Attendance", True),
+    "alliance_mean": ("Alliance (SRS)", True),
+    "goal_owned_share": ("Own goals", True),
+    "homework_completion_rate": ("Homework done", True),
+}
+FLAG_LABELS = {
+    "flag_missed_first_appointment": "Missed the first appointment",
+    "flag_two_plus_no_shows": "Two or more no-shows",
+    "flag_alliance_below_cutoff": "Low alliance rating",
+    "flag_no_client_goal": "No goal of their own",
+    "flag_homework_under_half": "Under half of homework done",
+}
+GROUP_LABELS = {"0": "no early signs", "1": "one early sign", "2+": "two or more early signs"}
+
+
+def pct(cell: Cell, digits: int = 0) -> str:
+    return cell.text(f"{{:.{digits}%}}")
+
+
+def ratio_text(row: pd.Series | None) -> str | None:
+    if row is None:
+        return None
+    return f"{row['estimate']:.1f} (95% CI {row['ci_low']:.1f} to {row['ci_high']:.1f})"
+
+
+def _row(table: pd.DataFrame, model: str, term: str, min_n: int) -> pd.Series | None:
+    rows = table[(table["model"] == model) & (table["term"] == term)]
+    if rows.empty:
+        return None
+    r = rows.iloc[0]
+    if r.get("status", "fitted") != "fitted" or r["n_analysed"] < min_n:
+        return None
+    return r
+
+
+def rate_with_ci(events: int, n: int, params: Params) -> dict:
+    cell = rate(events, n, params.disclosure)
+    if not cell.shown:
+        return {"cell": cell, "ci_low": None, "ci_high": None}
+    low, high = proportion_confint(events, n, method="wilson")
+    return {"cell": cell, "ci_low": float(low), "ci_high": float(high)}
+
+
+def rates_by(frame: pd.DataFrame, by: pd.Series, outcome: str, params: Params) -> list[dict]:
+    out = []
+    for label, g in frame.groupby(by, sort=False, observed=True):
+        y = g[outcome].dropna()
+        r = rate_with_ci(int(y.sum()), len(y), params)
+        out.append({"label": str(label), "n": count(len(y), params.disclosure), **r})
+    return out
+
+
+def lever_rates(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Share with a poor outcome by thirds (low / middle / high) of each lever: aggregate
+    rates with Wilson 95% intervals, withheld where they rest on too few people."""
+    pop = frame[frame["poor_outcome"].notna()]
+    rows = []
+    for feature, (panel, _) in LEVERS.items():
+        if feature not in pop or pop[feature].notna().sum() < 3 * params.disclosure.threshold:
+            continue
+        thirds = pd.qcut(pop[feature].rank(method="first"), 3, labels=["low", "middle", "high"])
+        for r in rates_by(pop, thirds, "poor_outcome", params):
+            rows.append(
+                {
+                    "panel": panel,
+                    "label": r["label"],
+                    "n": r["n"].value,
+                    "rate": r["cell"].value,
+                    "ci_low": r["ci_low"],
+                    "ci_high": r["ci_high"],
+                }
+            )
+    order = {"low": 0, "middle": 1, "high": 2}
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["_order"] = out["label"].map(order)
+    return out.sort_values(["panel", "_order"]).drop(columns="_order").reset_index(drop=True)
+
+
+def incidence_for_plot(ci: pd.DataFrame, km: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Cumulative incidence by group in weeks, cut where fewer than the threshold remain at
+    risk (the tail of a curve would otherwise describe a handful of people)."""
+    rows = []
+    for group, g in ci.groupby("group", sort=True):
+        k = km[km["group"] == group].set_index("time")["n_at_risk"]
+        at_risk = k.reindex(g["time"], method="ffill").fillna(k.max() if len(k) else 0)
+        keep = at_risk.to_numpy() >= params.disclosure.threshold
+        g = g[keep]
+        rows.append(
+            pd.DataFrame(
+                {
+                    "group": str(group),
+                    "week": g["time"].to_numpy() / 7.0,
+                    "incidence": g["incidence_dropout"].to_numpy(),
+                    "ci_low": g["ci_low"].to_numpy(),
+                    "ci_high": g["ci_high"].to_numpy(),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def incidence_at(curves: pd.DataFrame, week: float) -> dict[str, float]:
+    out = {}
+    for group, g in curves.groupby("group"):
+        g = g[g["week"] <= week]
+        if len(g) and curves[curves["group"] == group]["week"].max() >= week:
+            out[str(group)] = float(g["incidence"].iloc[-1])
+    return out
+
+
+def quarantine_table(ingest_report: dict, params: Params) -> list[dict]:
+    rows = []
+    for table, t in ingest_report["tables"].items():
+        for rule, n in sorted(t.get("quarantined_by_rule", {}).items()):
+            rows.append(
+                {
+                    "table": table,
+                    "rule": rule.replace("_", " "),
+                    "rows": count(n, params.disclosure),
+                }
+            )
+    return rows
+
+
+def summary_sentences(ctx: dict) -> list[str]:
+    """The plain-language key findings, each built from the numbers it states."""
+    s = []
+    g = ctx["poor_by_group"]
+    if g.get("2+") and g.get("0") and g["2+"]["cell"].shown and g["0"]["cell"].shown:
+        s.append(
+            f"{pct(g['2+']['cell'])} of clients with two or more early signs of disengagement "
+            f"finished without reliable improvement, compared with {pct(g['0']['cell'])} of "
+            "clients with none."
+        )
+    if ctx["or_flags_2plus"] is not None:
+        s.append(
+            "Allowing for how severe their symptoms were at the start and for case mix, their "
+            f"odds of a poor outcome were about {ctx['or_flags_2plus']['estimate']:.1f} times "
+            f"as high (95% CI {ctx['or_flags_2plus']['ci_low']:.1f} to "
+            f"{ctx['or_flags_2plus']['ci_high']:.1f})."
+        )
+    if ctx["or_missed_first"] is not None:
+        r = ctx["or_missed_first"]
+        more = "more" if r["ci_low"] > 1 else "not clearly more"
+        s.append(
+            f"Clients who missed their first appointment were {more} likely to finish without "
+            f"reliable improvement: odds about {r['estimate']:.1f} times as high (95% CI "
+            f"{r['ci_low']:.1f} to {r['ci_high']:.1f})."
+        )
+    inc = ctx["incidence_12w"]
+    if "2+" in inc and "0" in inc:
+        s.append(
+            f"Twelve weeks after the first six weeks, about {inc['2+']:.0%} of clients with two "
+            f"or more early signs had dropped out, compared with {inc['0']:.0%} of those with "
+            "none."
+        )
+    p = ctx["prediction"]
+    if p:
+        s.append(
+            f"Early engagement improved the prediction of who would not improve: the AUC rose "
+            f"from {p['auc_baseline']:.2f} (starting severity and case mix alone) to "
+            f"{p['auc_engagement']:.2f} (95% CI for the gain {p['auc_gain_ci_low']:.2f} to "
+            f"{p['auc_gain_ci_high']:.2f})."
+        )
+    m = ctx["missing"]
+    if m:
+        s.append(
+            f"{pct(m['share_missing'])} of clients had no final score. Estimating what their "
+            f"scores might have been (multiple imputation) gave a similar association (odds "
+            f"ratio {m['mi']['estimate']:.1f} per SD of the disengagement index, against "
+            f"{m['cc']['estimate']:.1f} without them)."
+        )
+    return s
+
+
+def build_context(
+    frame: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    metrics: dict,
+    ingest_report: dict,
+    params: Params,
+) -> dict:
+    """Everything both reports show, disclosure-controlled."""
+    d = params.disclosure
+    t = d.threshold
+    po = tables.get("poor_outcome", pd.DataFrame(columns=["model", "term"]))
+    ctx: dict = {"threshold": t, "rounding_base": d.rounding_base}
+
+    # --- cohort at a glance
+    finished = frame[frame["finished_course"].astype(bool)]
+    n_fin = len(finished)
+
+    def fin_rate(col: str, value=True) -> Cell:
+        v = finished[col].dropna()
+        hits = int((v == value).sum()) if v.dtype != bool else int(v.sum())
+        return rate(hits, len(v), d)
+
+    started = frame[frame["ended"] & (frame["sessions_attended_total"] >= 1)]
+    ctx["glance"] = [
+        ("Episodes of care (referrals offered treatment)", count(len(frame), d).text()),
+        ("Appointments scheduled", count(metrics.get("n_sessions", np.nan), d).text()),
+        ("Finished a course of treatment (2+ sessions)", count(n_fin, d).text()),
+        (
+            "Still in treatment six weeks after the first appointment",
+            count(int(frame["in_treatment_at_landmark"].sum()), d).text(),
+        ),
+        (
+            "Dropped out (of ended episodes with a session)",
+            pct(rate(int(started["dropout"].sum()), len(started), d)),
+        ),
+        ("Reliable improvement (finished courses)", pct(fin_rate("nhs_reliable_improvement"))),
+        (
+            "Reliable recovery (finished courses at caseness)",
+            pct(fin_rate("nhs_reliable_recovery")),
+        ),
+        ("Reliable deterioration (finished courses)", pct(fin_rate("nhs_reliable_deterioration"))),
+    ]
+
+    # --- poor outcome by flags group
+    pop = frame[frame["poor_outcome"].notna()]
+    by_group = {r["label"]: r for r in rates_by(pop, pop["flags_group"], "poor_outcome", params)}
+    ctx["poor_by_group"] = by_group
+    ctx["poor_by_group_rows"] = [
+        {"label": GROUP_LABELS.get(k, k), **by_group[k]} for k in ("0", "1", "2+") if k in by_group
+    ]
+    ctx["or_flags_2plus"] = _row(po, "poor_outcome: flags group (adjusted)", "flags_group_2+", t)
+    ctx["or_missed_first"] = _row(
+        po,
+        "poor_outcome: flag_missed_first_appointment (adjusted)",
+        "flag_missed_first_appointment",
+        t,
+    )
+    flag_rows = []
+    for flag, label in FLAG_LABELS.items():
+        r = _row(po, f"poor_outcome: {flag} (adjusted)", flag, t)
+        if r is not None:
+            flag_rows.append({"label": label, **r[["estimate", "ci_low", "ci_high"]].to_dict()})
+    ctx["flag_rows"] = flag_rows
+
+    # --- levers
+    levers = lever_rates(frame, params)
+    ctx["lever_rates"] = levers
+    side = tables.get("poor_outcome_side_by_side", pd.DataFrame())
+    lever_terms = {
+        "Open communication": ("alliance_mean", "a higher alliance rating"),
+        "Clear goals": ("goal_owned_share", "more goals of their own"),
+        "Small wins": ("homework_completion_rate", "more homework done"),
+        "Realistic obstacles": ("barrier_share", "more sessions with an obstacle raised"),
+    }
+    lever_text = []
+    for lever, (term, words) in lever_terms.items():
+        rows = side[side["term"] == term] if len(side) else side
+        if rows is None or rows.empty or rows.iloc[0]["n_analysed_adjusted"] < t:
+            continue
+        r = rows.iloc[0]
+        direction = "lower" if r["estimate_adjusted"] < 1 else "higher"
+        lever_text.append(
+            {
+                "lever": lever,
+                "text": f"Clients with {words} (one standard deviation more) had {direction} "
+                f"odds of a poor outcome: odds ratio {r['estimate_adjusted']:.2f} (95% CI "
+                f"{r['ci_low_adjusted']:.2f} to {r['ci_high_adjusted']:.2f}).",
+            }
+        )
+    ctx["levers"] = lever_text
+
+    # --- dropout curves and numbers at risk
+    ci = tables.get("dropout_cumulative_incidence")
+    km = tables.get("dropout_km")
+    curves = incidence_for_plot(ci, km, params) if ci is not None and km is not None else None
+    ctx["incidence_curves"] = curves
+    ctx["incidence_12w"] = incidence_at(curves, 12) if curves is not None else {}
+    at_risk = tables.get("dropout_at_risk")
+    if at_risk is not None:
+        wide = at_risk.pivot(index="group", columns="week", values="n_at_risk").fillna(0)
+        ctx["at_risk"] = {
+            "weeks": list(wide.columns),
+            "rows": [
+                (GROUP_LABELS.get(str(g), str(g)), [count(v, d).text() for v in wide.loc[g]])
+                for g in wide.index
+            ],
+        }
+    else:
+        ctx["at_risk"] = None
+
+    # --- prediction
+    ctx["prediction"] = {k: metrics[k] for k in metrics if k.startswith(("auc", "brier", "calib"))}
+    cal = tables.get("prediction_calibration")
+    if cal is not None:
+        cal = cal[cal["n"] >= t]
+        ctx["calibration"] = cal
+        top = cal[cal["model"] == "engagement (logistic)"].sort_values("bin")
+        if len(top) >= 4:
+            ctx["of_100"] = {
+                "high": round(100 * float(top.tail(2)["observed"].mean())),
+                "low": round(100 * float(top.head(2)["observed"].mean())),
+            }
+    # --- missing data
+    sens = tables.get("missing_data_sensitivity")
+    miss = tables.get("missing_by_group")
+    if sens is not None and miss is not None:
+        allrow = miss[miss["group"] == "all"].iloc[0]
+        cc = sens[sens["analysis"] == "complete cases"].iloc[0]
+        mi = sens[(sens["analysis"] == "multiple imputation") & (sens["delta"] == 0)].iloc[0]
+        ctx["missing"] = {
+            "share_missing": rate(int(allrow["missing_final_score"]), int(allrow["episodes"]), d),
+            "cc": cc,
+            "mi": mi,
+            "locf": sens[sens["analysis"] == "last observation carried forward"].iloc[0],
+            "by_group": [
+                {
+                    "label": GROUP_LABELS.get(str(r["group"]), str(r["group"])),
+                    "episodes": count(r["episodes"], d).text(),
+                    "missing": count(r["missing_final_score"], d).text(),
+                    "share": pct(rate(r["missing_final_score"], r["episodes"], d)),
+                }
+                for _, r in miss.iterrows()
+            ],
+            "tipping": tables.get("missing_data_tipping_point"),
+        }
+    else:
+        ctx["missing"] = None
+
+    # --- dose-response (bars on too few episodes withheld)
+    obs = tables.get("dose_response_observed")
+    if obs is not None:
+        ctx["dose_observed"] = obs[obs["episodes"] >= t]
+        ctx["dose_curve"] = tables.get("dose_response_curve")
+
+    ctx["quarantine"] = quarantine_table(ingest_report, params)
+    ctx["quarantine_total"] = count(ingest_report["totals"]["rows_quarantined"], d).text()
+    ctx["rows_read"] = count(ingest_report["totals"]["rows_read"], d).text()
+    ctx["summary"] = summary_sentences(ctx)
+    return ctx
+
+
+def make_figures(ctx: dict) -> dict[str, figures.Figure]:
+    """All figures of the reports from the (already disclosure-controlled) context."""
+    out = {}
+    lr = ctx["lever_rates"].dropna(subset=["rate"]) if len(ctx["lever_rates"]) else None
+    if lr is not None and len(lr):
+        out["levers"] = figures.rate_bars(
+            lr,
+            "Finished without reliable improvement, by early engagement (thirds)",
+            "Poor outcome (%)",
+            "Bar charts: the share of clients who finished without reliable improvement, for "
+            "the lowest, middle and highest third of attendance, alliance, goal ownership and "
+            "homework completion in the first six weeks. "
+            + "; ".join(
+                f"{p} {lab}: {r:.0%}"
+                for p, lab, r in zip(lr["panel"], lr["label"], lr["rate"], strict=True)
+            ),
+        )
+    if ctx["flag_rows"]:
+        rows = pd.DataFrame(ctx["flag_rows"])
+        out["flags"] = figures.forest(
+            rows,
+            "Early signs of disengagement and poor outcome (adjusted)",
+            "Odds ratio of finishing without reliable improvement (log scale)",
+            "Odds ratios with 95% intervals: "
+            + "; ".join(f"{r['label']} {r['estimate']:.1f}" for _, r in rows.iterrows()),
+        )
+    curves = ctx["incidence_curves"]
+    if curves is not None and len(curves):
+        inc = ctx["incidence_12w"]
+        out["dropout"] = figures.incidence_curves(
+            curves,
+            "Dropout after the first six weeks, by early signs of disengagement",
+            "Curves of the cumulative percentage who dropped out, by number of early signs "
+            "(0, 1, 2 or more), with 95% bands. At 12 weeks: "
+            + ", ".join(f"{g} signs {v:.0%}" for g, v in inc.items()),
+        )
+    if ctx.get("calibration") is not None and len(ctx["calibration"]):
+        cal = ctx["calibration"]
+        out["calibration"] = figures.calibration(
+            cal[cal["model"].str.contains("logistic")],
+            "Observed against predicted risk of poor outcome in tenths of predicted risk, for "
+            "the model with and without early engagement; points near the diagonal are well "
+            "calibrated.",
+        )
+    if ctx.get("dose_observed") is not None and len(ctx["dose_observed"]):
+        obs = ctx["dose_observed"]
+        out["dose"] = figures.dose_response(
+            obs,
+            ctx["dose_curve"],
+            "Bars: share reliably improved by number of sessions attended; line: fitted curve. "
+            f"Highest observed share {obs['share_improved'].max():.0%} at "
+            f"{int(obs.loc[obs['share_improved'].idxmax(), 'sessions'])} sessions.",
+        )
+    return out
+
+
+def plot_data(ctx: dict) -> dict[str, pd.DataFrame]:
+    """Disclosure-controlled plot data for DVC plots (``dvc plots diff``)."""
+    out = {}
+    if len(ctx["lever_rates"]):
+        out["poor_outcome_by_lever"] = ctx["lever_rates"][
+            ["panel", "label", "rate", "ci_low", "ci_high"]
+        ]
+    if ctx["incidence_curves"] is not None:
+        out["dropout_incidence"] = ctx["incidence_curves"]
+    if ctx.get("calibration") is not None:
+        out["calibration"] = ctx["calibration"][["model", "bin", "mean_predicted", "observed"]]
+    if ctx.get("dose_observed") is not None:
+        out["dose_response"] = ctx["dose_observed"][["sessions", "share_improved"]]
+    return out
+
+
+def disclosed_table(counts: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """A table of exact counts made safe (primary + secondary suppression, rounding)."""
+    return suppress_table(counts, params.disclosure).map(lambda c: c.text())

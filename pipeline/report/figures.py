@@ -1,0 +1,194 @@
+"""Figures for the reports: aggregate only, one style, colour-blind-safe, inline SVG.
+
+Every function takes data that has already passed disclosure control (no point rests on fewer
+people than the threshold) and returns an SVG string with a text alternative. No figure
+plots an individual client. SVG output is made deterministic (fixed hash salt, no date).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+# Okabe–Ito: distinguishable with the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#E69F00", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442"]
+GROUP_COLOURS = {"0": PALETTE[0], "1": PALETTE[1], "2+": PALETTE[2]}
+STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "svg.hashsalt": "engagement-report",
+    "svg.fonttype": "none",  # text stays text: searchable, accessible, small
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    svg: str
+    alt: str
+    """Text alternative: what the figure shows, in words."""
+
+
+def _svg(fig) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]  # drop the XML prolog: the SVG is inlined in HTML
+
+
+def forest(rows: pd.DataFrame, title: str, xlabel: str, alt: str) -> Figure:
+    """Ratios with 95% intervals on a log axis; ``rows``: label, estimate, ci_low, ci_high
+    (withheld rows already removed)."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(rows) + 1.2))
+        y = np.arange(len(rows))[::-1]
+        ax.errorbar(
+            rows["estimate"],
+            y,
+            xerr=[rows["estimate"] - rows["ci_low"], rows["ci_high"] - rows["estimate"]],
+            fmt="o",
+            color=PALETTE[0],
+            ecolor=PALETTE[0],
+            capsize=3,
+        )
+        ax.axvline(1, color="0.3", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_yticks(y, rows["label"])
+        ax.set_xlabel(xlabel)
+        ax.set_title(title, loc="left")
+        ax.grid(axis="y", visible=False)
+        return Figure(_svg(fig), alt)
+
+
+def incidence_curves(curves: pd.DataFrame, title: str, alt: str) -> Figure:
+    """Cumulative incidence of dropout by flags group with 95% bands; ``curves``: group,
+    week, incidence, ci_low, ci_high (already cut where fewer than threshold remain)."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        for group, g in curves.groupby("group", sort=True):
+            colour = GROUP_COLOURS.get(str(group), PALETTE[3])
+            ax.step(
+                g["week"],
+                100 * g["incidence"],
+                where="post",
+                color=colour,
+                label=f"{group} flag{'s' if group != '1' else ''}",
+            )
+            ax.fill_between(
+                g["week"],
+                100 * g["ci_low"],
+                100 * g["ci_high"],
+                step="post",
+                color=colour,
+                alpha=0.2,
+                linewidth=0,
+            )
+        ax.set_xlabel("Weeks after the end of the first six weeks")
+        ax.set_ylabel("Dropped out (%)")
+        ax.set_ylim(bottom=0)
+        ax.legend(title="Early disengagement", frameon=False)
+        ax.set_title(title, loc="left")
+        return Figure(_svg(fig), alt)
+
+
+def rate_bars(rates: pd.DataFrame, title: str, ylabel: str, alt: str) -> Figure:
+    """Percentages with 95% intervals by category, in panels; ``rates``: panel, label,
+    rate, ci_low, ci_high (withheld rates removed)."""
+    panels = list(dict.fromkeys(rates["panel"]))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            1, len(panels), figsize=(2.3 * len(panels) + 0.6, 3.2), sharey=True, squeeze=False
+        )
+        for ax, panel in zip(axes[0], panels, strict=True):
+            d = rates[rates["panel"] == panel]
+            x = np.arange(len(d))
+            ax.bar(x, 100 * d["rate"], color=PALETTE[: len(d)], width=0.7)
+            ax.errorbar(
+                x,
+                100 * d["rate"],
+                yerr=[100 * (d["rate"] - d["ci_low"]), 100 * (d["ci_high"] - d["rate"])],
+                fmt="none",
+                ecolor="0.2",
+                capsize=3,
+            )
+            ax.set_xticks(x, d["label"], rotation=0)
+            ax.set_title(panel, fontsize=10)
+            ax.grid(axis="x", visible=False)
+        axes[0][0].set_ylabel(ylabel)
+        fig.suptitle(title, x=0.02, ha="left", fontsize=11)
+        return Figure(_svg(fig), alt)
+
+
+def dose_response(observed: pd.DataFrame, curve: pd.DataFrame, alt: str) -> Figure:
+    """Share reliably improved by sessions attended (bars, withheld bars removed) and the
+    fitted probit curve with its band."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+        ax.bar(
+            observed["sessions"],
+            100 * observed["share_improved"],
+            color=PALETTE[5],
+            width=0.7,
+            label="observed",
+        )
+        ax.plot(
+            curve["sessions"],
+            100 * curve["share_improved"],
+            color=PALETTE[0],
+            label="fitted curve (probit on log sessions)",
+        )
+        ax.fill_between(
+            curve["sessions"],
+            100 * curve["ci_low"],
+            100 * curve["ci_high"],
+            color=PALETTE[0],
+            alpha=0.15,
+            linewidth=0,
+        )
+        ax.set_xlabel("Sessions attended")
+        ax.set_ylabel("Reliably improved (%)")
+        ax.set_ylim(0, 100)
+        ax.legend(frameon=False, loc="lower right")
+        ax.set_title("Improvement by number of sessions (descriptive)", loc="left")
+        return Figure(_svg(fig), alt)
+
+
+def calibration(bins: pd.DataFrame, alt: str) -> Figure:
+    """Observed vs predicted risk by bin of predicted risk (bins resting on too few people
+    removed), with the line of perfect calibration."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(4.2, 4.0))
+        ax.plot(
+            [0, 100],
+            [0, 100],
+            color="0.5",
+            linestyle="--",
+            linewidth=1,
+            label="perfect calibration",
+        )
+        for i, (model, g) in enumerate(bins.groupby("model", sort=False)):
+            ax.plot(
+                100 * g["mean_predicted"],
+                100 * g["observed"],
+                marker="o",
+                color=PALETTE[i],
+                label=model,
+            )
+        ax.set_xlabel("Predicted risk of poor outcome (%)")
+        ax.set_ylabel("Observed (%)")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 100)
+        ax.legend(frameon=False, fontsize=8)
+        ax.set_title("Calibration", loc="left")
+        return Figure(_svg(fig), alt)

@@ -1,0 +1,191 @@
+"""Stage ``report``: the clinician and technical HTML reports and the DVC plot data.
+
+Everything written here has passed disclosure control (``pipeline/report/disclosure.py``).
+The HTML is self-contained (inline CSS and SVG, no scripts, no network requests).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+import subprocess
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+import yaml
+
+from pipeline import __version__
+from pipeline.config import Params, load_params
+from pipeline.instruments import INSTRUMENTS, get_instrument
+from pipeline.io import atomic_directory, read_interim, read_json, write_csv, write_json, write_text
+from pipeline.report.build import build_context, make_figures, pct, plot_data
+from pipeline.report.disclosure import safe_card, safe_result_table
+from pipeline.stages.common import resolve, stage_timer
+from pipeline.stages.results import load_analysis_frame, read_results
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "report" / "templates"
+LIBRARIES = ("pandas", "numpy", "statsmodels", "scikit-learn", "matplotlib", "pandera", "dvc")
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def _input_hashes(root: Path) -> list[tuple[str, str]]:
+    lock = root / "dvc.lock"
+    if not lock.exists():
+        return []
+    stages = yaml.safe_load(lock.read_text(encoding="utf-8")).get("stages", {})
+    ingest = stages.get("ingest", {})
+    return [
+        (f"input {d['path']}", d.get("md5", "?"))
+        for d in ingest.get("deps", [])
+        if not str(d["path"]).startswith("pipeline")
+    ]
+
+
+def _html_table(table: pd.DataFrame, params: Params) -> str:
+    safe = safe_result_table(table, params.disclosure)
+    return safe.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0)
+
+
+def render(
+    ctx: dict, params: Params, tables: dict, cards: list[dict], metrics: dict, provenance: list
+) -> tuple[str, str]:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    css = (TEMPLATES / "base.css").read_text(encoding="utf-8")
+    figures = make_figures(ctx)
+    tip = ctx["missing"]["tipping"] if ctx["missing"] else None
+    tipping_text = None
+    if tip is not None and tip["tipping_delta"].isna().all():
+        grid = tip["grid_limit"].abs().max()
+        tipping_text = (
+            f"the conclusion held even if their scores had been up to {grid:g} points better "
+            "or worse than estimated"
+        )
+    common = {
+        "css": css,
+        "figures": figures,
+        "generated": ctx["generated"],
+        "threshold": ctx["threshold"],
+        "rounding_base": ctx["rounding_base"],
+        "pct": pct,
+    }
+    clinician = env.get_template("clinician.html.j2").render(
+        **common,
+        **{k: v for k, v in ctx.items() if k not in common},
+        tipping_text=tipping_text,
+    )
+    sections = [
+        ("Poor outcome: logistic models", ["poor_outcome_side_by_side", "poor_outcome"]),
+        ("Dropout: Cox models and curves", ["dropout_side_by_side", "dropout", "dropout_at_risk"]),
+        ("Symptom trajectories", ["trajectory", "trajectory_variance"]),
+        ("Dose–response (descriptive)", ["dose_response_observed", "dose_response_curve"]),
+        (
+            "Predictive validity",
+            [
+                "prediction_gain",
+                "prediction_metrics",
+                "prediction_importance",
+                "prediction_calibration",
+            ],
+        ),
+        (
+            "Missing final scores: sensitivity",
+            ["missing_by_group", "missing_data_sensitivity", "missing_data_tipping_point"],
+        ),
+    ]
+    model_sections = [
+        (title, [(n, _html_table(tables[n], params)) for n in names if n in tables])
+        for title, names in sections
+    ]
+    technical = env.get_template("technical.html.j2").render(
+        **common,
+        metrics=sorted(metrics.items()),
+        model_sections=model_sections,
+        cards=[safe_card(c, params.disclosure) for c in cards],
+        window_days=params.features.window_days,
+        poor_outcome=params.outcomes.poor_outcome,
+        instrument=get_instrument(params.outcomes.primary_instrument),
+        alliance_cutoff=params.features.alliance_cutoff,
+        instruments=[get_instrument(n) for n in INSTRUMENTS],
+        quarantine=ctx["quarantine"],
+        quarantine_total=ctx["quarantine_total"],
+        rows_read=ctx["rows_read"],
+        provenance=provenance,
+        params_yaml=yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False),
+    )
+    return clinician, technical
+
+
+def run(params: Params, root: str | Path = ".", generated: str | None = None) -> dict:
+    root = Path(root)
+    paths = resolve(params.paths, root)
+    summary: dict = {"stage": "report"}
+    with stage_timer(summary):
+        frame, _, _ = load_analysis_frame(paths, params)
+        interim, ingest_report, _ = read_interim(paths["interim_dir"])
+        tables = read_results(paths, "models", "prediction", "missing_data")
+        metrics = read_json(paths["reports_dir"] / "metrics.json")
+        cards = [
+            read_json(p)
+            for stage in ("models", "prediction", "missing_data")
+            for p in sorted((paths["results_dir"] / stage / "model_cards").glob("*.json"))
+        ]
+        ctx = build_context(
+            frame, tables, metrics | {"n_sessions": len(interim["sessions"])}, ingest_report, params
+        )
+        ctx["generated"] = generated or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        ctx["source"] = (
+            "the bundled synthetic cohort"
+            if Path(params.paths.input_dir) == Path(params.paths.raw_dir)
+            else "the service's export"
+        )
+        ctx["synthetic"] = Path(params.paths.input_dir) == Path(params.paths.raw_dir)
+        provenance = [
+            ("package version", __version__),
+            ("git commit", _git_commit(root)),
+            ("python", platform.python_version()),
+            *[(f"library {lib}", importlib.metadata.version(lib)) for lib in LIBRARIES],
+            *_input_hashes(root),
+            ("generated", ctx["generated"]),
+        ]
+        clinician, technical = render(ctx, params, tables, cards, metrics, provenance)
+        write_text(clinician, paths["reports_dir"] / "clinician.html")
+        write_text(technical, paths["reports_dir"] / "technical.html")
+        with atomic_directory(paths["reports_dir"] / "plots") as folder:
+            for name, data in plot_data(ctx).items():
+                write_csv(data, folder / f"{name}.csv", float_format="%.6g")
+        summary["outputs"] = {
+            "clinician": str(paths["reports_dir"] / "clinician.html"),
+            "technical": str(paths["reports_dir"] / "technical.html"),
+            "plots": str(paths["reports_dir"] / "plots"),
+        }
+        summary["summary_sentences"] = ctx["summary"]
+    write_json(summary, paths["logs_dir"] / "report.json")
+    return summary
+
+
+def main() -> None:
+    s = run(load_params())
+    print(f"Reports → {s['outputs']['clinician']}, {s['outputs']['technical']}")
+
+
+if __name__ == "__main__":
+    main()
