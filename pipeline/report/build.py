@@ -128,17 +128,49 @@ def incidence_at(curves: pd.DataFrame, week: float) -> dict[str, float]:
 
 
 def quarantine_table(ingest_report: dict, params: Params) -> list[dict]:
-    rows = []
-    for table, t in ingest_report["tables"].items():
-        for rule, n in sorted(t.get("quarantined_by_rule", {}).items()):
-            rows.append(
-                {
-                    "table": table,
-                    "rule": rule.replace("_", " "),
-                    "rows": count(n, params.disclosure),
-                }
-            )
-    return rows
+    """Records set aside by table and rule. The table is published with its total, so it
+    goes through secondary suppression: a lone small count cannot be recovered by
+    subtraction."""
+    rows = [
+        (table, rule, n)
+        for table, t in ingest_report["tables"].items()
+        for rule, n in sorted(t.get("quarantined_by_rule", {}).items())
+    ]
+    if not rows:
+        return []
+    exact = pd.DataFrame({"rows": [n for *_, n in rows]}, index=[f"{t}|{r}" for t, r, _ in rows])
+    safe = suppress_table(exact, params.disclosure)
+    return [
+        {"table": t, "rule": r.replace("_", " "), "rows": safe.loc[f"{t}|{r}", "rows"]}
+        for t, r, _ in rows
+    ]
+
+
+def missing_rows(miss: pd.DataFrame, params: Params) -> list[dict]:
+    """Missing final scores by flags group with the total row, secondary-suppressed."""
+    groups = miss[miss["group"] != "all"].set_index("group")
+    exact = pd.DataFrame(
+        {
+            "missing": groups["missing_final_score"],
+            "present": groups["episodes"] - groups["missing_final_score"],
+        }
+    )
+    safe = suppress_table(exact, params.disclosure)
+    out = []
+    for group in [*groups.index, "Total"]:
+        row = safe.loc[group]
+        source = miss.set_index("group").loc["all" if group == "Total" else group]
+        share = rate(source["missing_final_score"], source["episodes"], params.disclosure)
+        hidden = not (row["missing"].shown and row["present"].shown)
+        out.append(
+            {
+                "label": "all" if group == "Total" else GROUP_LABELS.get(str(group), str(group)),
+                "episodes": row["Total"].text(),
+                "missing": row["missing"].text(),
+                "share": "withheld" if hidden and share.shown else pct(share),
+            }
+        )
+    return out
 
 
 def summary_sentences(ctx: dict) -> list[str]:
@@ -326,15 +358,7 @@ def build_context(
             "cc": cc,
             "mi": mi,
             "locf": sens[sens["analysis"] == "last observation carried forward"].iloc[0],
-            "by_group": [
-                {
-                    "label": GROUP_LABELS.get(str(r["group"]), str(r["group"])),
-                    "episodes": count(r["episodes"], d).text(),
-                    "missing": count(r["missing_final_score"], d).text(),
-                    "share": pct(rate(r["missing_final_score"], r["episodes"], d)),
-                }
-                for _, r in miss.iterrows()
-            ],
+            "by_group": missing_rows(miss, params),
             "tipping": tables.get("missing_data_tipping_point"),
         }
     else:

@@ -45,7 +45,9 @@ class Cell:
             return fmt.format(self.value)
         if self.state == "missing":
             return MISSING_MARK
-        return f"< {self.threshold}"  # suppressed count, or an estimate resting on one
+        if self.state == "withheld":  # an estimate resting on too few people
+            return "withheld"
+        return f"< {self.threshold}"  # a suppressed count
 
     def __str__(self) -> str:
         return self.text()
