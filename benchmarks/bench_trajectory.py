@@ -3,6 +3,9 @@
     python benchmarks/bench_trajectory.py                 # 5k, 20k, 100k clients
     python benchmarks/bench_trajectory.py 5000 20000      # other sizes
 
+Also times the three-level model of the pipeline (clients within therapists, 60 clients per
+therapist, client intercept and slope as variance components) at 5k and 20k clients.
+
 statsmodels MixedLM evaluates the likelihood group by group, so its cost grows at least
 linearly with the number of clients and is known to be one to two orders of magnitude slower
 than lme4. Each size simulates ~8 PHQ-9 scores per client from a known random intercept and
@@ -30,6 +33,10 @@ from pipeline.models.trajectories import fit_trajectory, person_mean_centre
 SCORES_PER_CLIENT = 8
 WITHIN_EFFECT = -0.15
 CAP_SECONDS = 1800
+
+
+CLIENTS_PER_THERAPIST = 60
+THREE_LEVEL_SIZES = (5_000, 20_000)
 
 
 def simulate(n_clients: int, seed: int = 1) -> pd.DataFrame:
@@ -60,9 +67,22 @@ def simulate(n_clients: int, seed: int = 1) -> pd.DataFrame:
     return person_mean_centre(d, "alliance_score", "episode_id")
 
 
-def fit(n_clients: int) -> dict:
+def fit(n_clients: int, three_level: bool = False) -> dict:
     data = simulate(n_clients)
-    result = fit_trajectory(data, TRAJECTORY_FORMULA, "episode_id", "~weeks", "benchmark")
+    if three_level:
+        result = fit_trajectory(
+            data,
+            TRAJECTORY_FORMULA,
+            "cluster",
+            "1",
+            "benchmark",
+            vc_formula={
+                "client intercept": "0 + C(episode_id)",
+                "client slope": "0 + C(episode_id):weeks",
+            },
+        )
+    else:
+        result = fit_trajectory(data, TRAJECTORY_FORMULA, "episode_id", "~weeks", "benchmark")
     row = result.coefficients.set_index("term").loc["alliance_score_within"]
     return {
         "rows": len(data),
@@ -74,10 +94,15 @@ def fit(n_clients: int) -> dict:
 
 
 def main(sizes: list[int]) -> None:
+    from threadpoolctl import threadpool_limits
+
     rows = []
-    for n in sizes:
-        result = measure(lambda n=n: fit(n), timeout=CAP_SECONDS)
-        rows.append({"clients": n, **result})
+    runs = [(n, False) for n in sizes] + [(n, True) for n in THREE_LEVEL_SIZES]
+    for n, three in runs:
+        with threadpool_limits(limits=1, user_api="blas"):  # as inside the pipeline's stages
+            result = measure(lambda n=n, three=three: fit(n, three), timeout=CAP_SECONDS)
+        model = "clients within therapists" if three else "client intercept and slope"
+        rows.append({"clients": n, "model": model, **result})
         print(rows[-1], flush=True)
         save("trajectory", rows)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from scipy import stats
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.tools.sm_exceptions import PerfectSeparationError
 
@@ -150,6 +151,28 @@ def fit_logistic(
     )
 
 
+def proportional_hazards_check(result, time, event, terms) -> list[str]:
+    """Proportional-hazards diagnostic for the card: for each term, the correlation of its
+    Schoenfeld residuals with log time among events (Grambsch–Therneau style, unscaled);
+    a clear trend means the hazard ratio changes over follow-up."""
+    with np.errstate(all="ignore"):
+        residuals = np.asarray(result.schoenfeld_residuals)
+    events = event == 1
+    notes = []
+    for j, term in enumerate(terms):
+        r = residuals[events, j]
+        t = np.log(np.maximum(time[events], 0.5))
+        ok = np.isfinite(r)
+        if ok.sum() < 10 or np.std(r[ok]) == 0:
+            continue
+        rho, p = stats.pearsonr(t[ok], r[ok])
+        flag = " — the hazard ratio may change over time" if p < 0.01 else ""
+        notes.append(
+            f"PH check {term}: corr(Schoenfeld residual, log time) = {rho:.3f}, p = {p:.3g}{flag}"
+        )
+    return notes
+
+
 def fit_cox(
     data: pd.DataFrame,
     time: str,
@@ -190,6 +213,9 @@ def fit_cox(
     )
     card.status = "fitted" if card.converged else "not converged"
     card.log_likelihood = float(result.llf)
+    card.notes += proportional_hazards_check(
+        result, analysed[time].to_numpy(float), analysed[event].to_numpy(float), x.columns
+    )
     return EffectFit(
         tidy(
             model,

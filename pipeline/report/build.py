@@ -272,7 +272,7 @@ def build_context(
     by_group = {r["label"]: r for r in rates_by(pop, pop["flags_group"], "poor_outcome", params)}
     ctx["poor_by_group"] = by_group
     ctx["poor_by_group_rows"] = [
-        {"label": GROUP_LABELS.get(k, k), **by_group[k]} for k in ("0", "1", "2+") if k in by_group
+        {**by_group[k], "label": GROUP_LABELS.get(k, k)} for k in ("0", "1", "2+") if k in by_group
     ]
     ctx["or_flags_2plus"] = _row(po, "poor_outcome: flags group (adjusted)", "flags_group_2+", t)
     ctx["or_missed_first"] = _row(

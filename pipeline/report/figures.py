@@ -11,6 +11,7 @@ import io
 from dataclasses import dataclass
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -64,6 +65,11 @@ def forest(rows: pd.DataFrame, title: str, xlabel: str, alt: str) -> Figure:
         )
         ax.axvline(1, color="0.3", linewidth=1)
         ax.set_xscale("log")
+        low = min(float(rows["ci_low"].min()), 0.9)
+        high = max(float(rows["ci_high"].max()), 1.1)
+        ticks = [t for t in (0.25, 0.5, 1, 2, 4, 8, 16, 32) if low / 1.5 <= t <= high * 1.5]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_yticks(y, rows["label"])
         ax.set_xlabel(xlabel)
         ax.set_title(title, loc="left")

@@ -109,3 +109,20 @@ def test_population_size_is_the_input_n_when_rows_were_selected_before():
     fit = fit_logistic(d.iloc[:5000], "y", ["x"], "therapist", population=6000)
     assert fit.card.n_input == 6000 and fit.card.n_analysed == 5000
     assert any("1000 row(s)" in n for n in fit.card.notes)
+
+
+def test_proportional_hazards_check_flags_a_changing_hazard_ratio():
+    rng = np.random.default_rng(8)
+    n = 3000
+    x = (rng.random(n) < 0.5).astype(float)
+    # Proportional: exponential times, HR 2. Non-proportional: the flagged group's hazard is
+    # high early and low late (a crossing), via a Weibull shape that differs by group.
+    t_ph = rng.exponential(1 / np.exp(0.7 * x))
+    shape = np.where(x == 1, 0.5, 2.0)
+    t_nph = rng.weibull(shape)
+    g = rng.integers(0, 40, n)
+    ph = fit_cox(pd.DataFrame({"t": t_ph, "e": 1.0, "x": x, "g": g}), "t", "e", ["x"], "g")
+    nph = fit_cox(pd.DataFrame({"t": t_nph, "e": 1.0, "x": x, "g": g}), "t", "e", ["x"], "g")
+    assert any(n.startswith("PH check x") for n in ph.card.notes)
+    assert not any("may change over time" in n for n in ph.card.notes)
+    assert any("may change over time" in n for n in nph.card.notes)
