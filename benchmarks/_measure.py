@@ -15,7 +15,11 @@ from pathlib import Path
 
 def _child(fn: Callable[[], dict], queue) -> None:
     start = time.perf_counter()
-    extra = fn() or {}
+    try:
+        extra = fn() or {}
+    except Exception as exc:  # report the failure instead of leaving the parent waiting
+        queue.put({"seconds": None, "error": f"{type(exc).__name__}: {exc}"})
+        return
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     queue.put({"seconds": round(seconds, 2), "peak_rss_mb": round(peak_kib / 1024, 1), **extra})

@@ -56,9 +56,12 @@ def simulate(n_clients: int, seed: int = 1) -> pd.DataFrame:
         + WITHIN_EFFECT * (alliance - trait[client])
         + rng.normal(0, 2.5, n_clients * k)
     )
+    therapist = client // CLIENTS_PER_THERAPIST
+    score = score + rng.normal(0, 0.4, therapist.max() + 1)[therapist]
     d = pd.DataFrame(
         {
             "episode_id": client.astype(str),
+            "cluster": therapist.astype(str),
             "weeks": weeks,
             "alliance_score": alliance,
             "score": score,
@@ -93,19 +96,21 @@ def fit(n_clients: int, three_level: bool = False) -> dict:
     }
 
 
-def main(sizes: list[int]) -> None:
+def main(sizes: list[int], three_level_only: bool = False) -> None:
     from threadpoolctl import threadpool_limits
 
     rows = []
-    runs = [(n, False) for n in sizes] + [(n, True) for n in THREE_LEVEL_SIZES]
+    runs = [] if three_level_only else [(n, False) for n in sizes]
+    runs += [(n, True) for n in THREE_LEVEL_SIZES]
     for n, three in runs:
         with threadpool_limits(limits=1, user_api="blas"):  # as inside the pipeline's stages
             result = measure(lambda n=n, three=three: fit(n, three), timeout=CAP_SECONDS)
         model = "clients within therapists" if three else "client intercept and slope"
         rows.append({"clients": n, "model": model, **result})
         print(rows[-1], flush=True)
-        save("trajectory", rows)
+        save("trajectory_three_level" if three_level_only else "trajectory", rows)
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [5_000, 20_000, 100_000])
+    args = [a for a in sys.argv[1:] if a != "--three-level-only"]
+    main([int(a) for a in args] or [5_000, 20_000, 100_000], "--three-level-only" in sys.argv)

@@ -281,7 +281,7 @@ def cumulative_incidence(data: pd.DataFrame, group: str) -> pd.DataFrame:
             rows.append(
                 pd.DataFrame(
                     {"group": [label], "time": [0.0], "incidence_dropout": [0.0]}
-                    | {"ci_low": [0.0], "ci_high": [0.0]}
+                    | {"ci_low": [0.0], "ci_high": [0.0], "n_at_risk": [len(g)]}
                 )
             )
             continue
@@ -298,6 +298,9 @@ def cumulative_incidence(data: pd.DataFrame, group: str) -> pd.DataFrame:
                     "incidence_dropout": est,
                     "ci_low": np.clip(est - 1.959964 * se, 0, 1),
                     "ci_high": np.clip(est + 1.959964 * se, 0, 1),
+                    "n_at_risk": [
+                        int((g["dropout_time_days"].to_numpy() >= t).sum()) for t in ci.times
+                    ],
                 }
             )
         )

@@ -60,9 +60,16 @@ def dose_response(
     d["n_capped"] = d["n"].clip(upper=max_sessions)
     observed = (
         d.groupby("n_capped")["y"]
-        .agg(["mean", "size"])
+        .agg(["mean", "size", "sum"])
         .reset_index()
-        .rename(columns={"n_capped": "sessions", "mean": "share_improved", "size": "episodes"})
+        .rename(
+            columns={
+                "n_capped": "sessions",
+                "mean": "share_improved",
+                "size": "episodes",
+                "sum": "improved",
+            }
+        )
     )
     x = sm.add_constant(np.log(d["n"].to_numpy(float)))
     fit = sm.GLM(

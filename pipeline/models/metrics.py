@@ -7,13 +7,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.config import DisclosureParams
+from pipeline.report.disclosure import rate
 
-def _rate(values: pd.Series) -> float | None:
+
+def _rate(values: pd.Series, params: DisclosureParams) -> float | None:
+    """A disclosure-controlled proportion (None if withheld or undefined), 3 decimals."""
     v = values.dropna().astype(float)
-    return float(v.mean()) if len(v) else None
+    cell = rate(float(v.sum()), float(len(v)), params)
+    return round(cell.value, 3) if cell.shown else None
 
 
-def cohort_metrics(frame: pd.DataFrame) -> dict:
+def cohort_metrics(frame: pd.DataFrame, params: DisclosureParams) -> dict:
     """Counts and NHS Talking Therapies rates. Improvement, deterioration and recovery rates
     are among finished courses (≥ 2 attended sessions) where the measure is defined (paired
     PHQ-9/GAD-7 if present, else the primary instrument); dropout among ended episodes with
@@ -36,11 +41,11 @@ def cohort_metrics(frame: pd.DataFrame) -> dict:
         "n_finished_course": len(finished),
         "n_in_treatment_at_landmark": int(frame["in_treatment_at_landmark"].sum()),
         "n_poor_outcome_defined": int(frame["poor_outcome"].notna().sum()),
-        "rate_reliable_improvement": _rate(improvement),
-        "rate_reliable_recovery": _rate(finished[col["recovery"]]),
-        "rate_reliable_deterioration": _rate(deterioration),
-        "rate_dropout": _rate(started["dropout"]),
-        "rate_poor_outcome": _rate(frame["poor_outcome"]),
+        "rate_reliable_improvement": _rate(improvement, params),
+        "rate_reliable_recovery": _rate(finished[col["recovery"]], params),
+        "rate_reliable_deterioration": _rate(deterioration, params),
+        "rate_dropout": _rate(started["dropout"], params),
+        "rate_poor_outcome": _rate(frame["poor_outcome"], params),
     }
 
 

@@ -63,7 +63,8 @@ def rubin(estimates: np.ndarray, variances: np.ndarray) -> Pooled:
     df = (m - 1) * (1 + 1 / r) ** 2 if r > 0 else np.inf
     se = float(np.sqrt(t))
     crit = stats.t.ppf(0.975, df) if np.isfinite(df) else Z
-    p = 2 * stats.t.sf(abs(qbar) / se, df) if np.isfinite(df) else 2 * stats.norm.sf(qbar / se)
+    z = abs(qbar) / se
+    p = 2 * stats.t.sf(z, df) if np.isfinite(df) else 2 * stats.norm.sf(z)
     fmi = (r + 2 / (df + 3)) / (r + 1) if np.isfinite(df) else 0.0
     return Pooled(float(qbar), se, float(df), qbar - crit * se, qbar + crit * se, float(p), fmi)
 
@@ -109,7 +110,11 @@ def _mice_frame(rows: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, d
 
 
 def impute_final_scores(
-    rows: pd.DataFrame, auxiliaries: list[str], params: MissingDataParams, instrument: str
+    rows: pd.DataFrame,
+    auxiliaries: list[str],
+    params: MissingDataParams,
+    instrument: str,
+    case_mix: list[str] = (),
 ) -> list[np.ndarray]:
     """``params.imputations`` completed copies of the final score by chained equations with
     predictive mean matching (statsmodels MICEData), ``params.burn_in`` cycles apart.
@@ -120,6 +125,12 @@ def impute_final_scores(
     PMM draws observed scores, so imputed scores stay on the instrument's scale.
     """
     data = rows[["final", "baseline_score", EXPOSURE]].copy()
+    # The analysis model's covariates belong in the imputation model (else the adjusted
+    # association is biased towards the null); categorical ones one-hot.
+    for c in case_mix:
+        data = data.join(
+            pd.get_dummies(rows[c].astype(str), prefix=c, drop_first=True, dtype=float)
+        )
     for c in auxiliaries:
         values = rows[c].astype(float)
         if values.isna().any():
@@ -213,7 +224,8 @@ def sensitivity(
         notes=[f"{int(missing.sum())} of {len(rows)} final scores imputed"],
     )
     with captured_warnings(mi_card):
-        imputed = impute_final_scores(rows, auxiliaries, params, instrument)
+        case_mix = [c for c in adjust if c != "primary_baseline"]
+        imputed = impute_final_scores(rows, auxiliaries, params, instrument, case_mix)
     for delta in sorted({0.0, *params.delta_grid}):
         ests, variances = [], []
         for completed in imputed:
@@ -261,17 +273,19 @@ def tipping_point(table: pd.DataFrame) -> pd.DataFrame:
     def holds(r) -> bool:
         return r["ci_low"] > 1 if harmful else r["ci_high"] < 1
 
+    holds_at_0 = bool(holds(mi[mi["delta"] == 0].iloc[0]))
     rows = []
     for side, candidates in (
         ("negative", mi[mi["delta"] < 0].sort_values("delta", ascending=False)),
         ("positive", mi[mi["delta"] > 0].sort_values("delta")),
     ):
         changed = [r for _, r in candidates.iterrows() if not holds(r)]
-        first = changed[0] if changed else None
+        # No conclusion at δ = 0 means there is nothing to tip.
+        first = changed[0] if changed and holds_at_0 else None
         rows.append(
             {
                 "direction": side,
-                "conclusion_holds_at_delta_0": bool(holds(mi[mi["delta"] == 0].iloc[0])),
+                "conclusion_holds_at_delta_0": holds_at_0,
                 "tipping_delta": None if first is None else float(first["delta"]),
                 "estimate_at_tipping": None if first is None else float(first["estimate"]),
                 "grid_limit": float(candidates["delta"].iloc[-1]) if len(candidates) else None,

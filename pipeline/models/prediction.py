@@ -132,7 +132,12 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int) -> pd.DataFrame:
     d = pd.DataFrame({"bin": order + 1, "p": p, "y": y})
     return (
         d.groupby("bin")
-        .agg(n=("y", "size"), mean_predicted=("p", "mean"), observed=("y", "mean"))
+        .agg(
+            n=("y", "size"),
+            events=("y", "sum"),
+            mean_predicted=("p", "mean"),
+            observed=("y", "mean"),
+        )
         .reset_index()
     )
 
@@ -294,7 +299,7 @@ def predictive_validity(
             for name, p in oof.items()
         ],
         ignore_index=True,
-    )[["model", "bin", "n", "mean_predicted", "observed"]]
+    )[["model", "bin", "n", "events", "mean_predicted", "observed"]]
     importance = (
         pd.concat(drops)
         .groupby(["model", "block"], sort=False)["drop"]

@@ -192,9 +192,14 @@ def summary_sentences(ctx: dict) -> list[str]:
         )
     if ctx["or_missed_first"] is not None:
         r = ctx["or_missed_first"]
-        more = "more" if r["ci_low"] > 1 else "not clearly more"
+        if r["ci_low"] > 1:
+            how = "more likely"
+        elif r["ci_high"] < 1:
+            how = "less likely"
+        else:
+            how = "not clearly more or less likely"
         s.append(
-            f"Clients who missed their first appointment were {more} likely to finish without "
+            f"Clients who missed their first appointment were {how} to finish without "
             f"reliable improvement: odds about {r['estimate']:.1f} times as high (95% CI "
             f"{r['ci_low']:.1f} to {r['ci_high']:.1f})."
         )
@@ -207,17 +212,25 @@ def summary_sentences(ctx: dict) -> list[str]:
         )
     p = ctx["prediction"]
     if p:
+        if p["auc_gain_ci_low"] > 0:
+            verb = "improved"
+        elif p["auc_gain_ci_high"] < 0:
+            verb = "worsened"
+        else:
+            verb = "did not clearly change"
         s.append(
-            f"Early engagement improved the prediction of who would not improve: the AUC rose "
-            f"from {p['auc_baseline']:.2f} (starting severity and case mix alone) to "
-            f"{p['auc_engagement']:.2f} (95% CI for the gain {p['auc_gain_ci_low']:.2f} to "
+            f"Adding early engagement {verb} the prediction of who would not improve: the AUC "
+            f"went from {p['auc_baseline']:.2f} (starting severity and case mix alone) to "
+            f"{p['auc_engagement']:.2f} (95% CI for the change {p['auc_gain_ci_low']:.2f} to "
             f"{p['auc_gain_ci_high']:.2f})."
         )
     m = ctx["missing"]
     if m:
+        ratio = m["mi"]["estimate"] / m["cc"]["estimate"]
+        similar = "a similar" if 0.8 <= ratio <= 1.25 else "a different"
         s.append(
             f"{pct(m['share_missing'])} of clients had no final score. Estimating what their "
-            f"scores might have been (multiple imputation) gave a similar association (odds "
+            f"scores might have been (multiple imputation) gave {similar} association (odds "
             f"ratio {m['mi']['estimate']:.1f} per SD of the disengagement index, against "
             f"{m['cc']['estimate']:.1f} without them)."
         )
@@ -304,12 +317,17 @@ def build_context(
         if rows is None or rows.empty or rows.iloc[0]["n_analysed_adjusted"] < t:
             continue
         r = rows.iloc[0]
-        direction = "lower" if r["estimate_adjusted"] < 1 else "higher"
+        if r["ci_high_adjusted"] < 1:
+            direction = "lower odds"
+        elif r["ci_low_adjusted"] > 1:
+            direction = "higher odds"
+        else:
+            direction = "no clear difference in the odds"
         lever_text.append(
             {
                 "lever": lever,
                 "text": f"Clients with {words} (one standard deviation more) had {direction} "
-                f"odds of a poor outcome: odds ratio {r['estimate_adjusted']:.2f} (95% CI "
+                f"of a poor outcome: odds ratio {r['estimate_adjusted']:.2f} (95% CI "
                 f"{r['ci_low_adjusted']:.2f} to {r['ci_high_adjusted']:.2f}).",
             }
         )
@@ -338,7 +356,7 @@ def build_context(
     ctx["prediction"] = {k: metrics[k] for k in metrics if k.startswith(("auc", "brier", "calib"))}
     cal = tables.get("prediction_calibration")
     if cal is not None:
-        cal = cal[cal["n"] >= t]
+        cal = cal[[rate(e, n, d).shown for e, n in zip(cal["events"], cal["n"], strict=True)]]
         ctx["calibration"] = cal
         top = cal[cal["model"] == "engagement (logistic)"].sort_values("bin")
         if len(top) >= 4:
@@ -367,7 +385,8 @@ def build_context(
     # --- dose-response (bars on too few episodes withheld)
     obs = tables.get("dose_response_observed")
     if obs is not None:
-        ctx["dose_observed"] = obs[obs["episodes"] >= t]
+        shown = [rate(k, n, d).shown for k, n in zip(obs["improved"], obs["episodes"], strict=True)]
+        ctx["dose_observed"] = obs[shown]
         ctx["dose_curve"] = tables.get("dose_response_curve")
 
     ctx["quarantine"] = quarantine_table(ingest_report, params)

@@ -161,53 +161,108 @@ COUNT_COLUMNS = (
     "n_imputed",
     "missing_final_score",
     "n_groups",
+    "events",
+    "improved",
 )
-"""Columns (and suffixed variants such as ``n_analysed_adjusted``) that count people."""
+"""Columns (and ``_adjusted``/``_unadjusted`` variants) that count people."""
 BASIS_COLUMNS = ("n_analysed", "n_at_risk", "episodes", "n")
 """The count a row's estimates rest on, in order of preference."""
+SHARES = {
+    "observed": ("events", "n"),
+    "share_improved": ("improved", "episodes"),
+    "share_missing": ("missing_final_score", "episodes"),
+}
+"""Proportions published in result tables: (numerator, denominator) count columns. A share
+is withheld when its numerator or complement is a suppressible count."""
+COUNT_FREE = {
+    "trajectory_variance",  # standard deviations of a model fitted to thousands of scores
+    "prediction_gain",
+    "prediction_importance",
+    "missing_data_tipping_point",
+    "dose_response_curve",  # a fitted curve; its data are in dose_response_observed
+}
+"""Tables with no per-row count of people: checked by name, so a new table cannot skip
+disclosure control by accident."""
+SIGNIFICANT = "%.4g"
+"""Shared result tables carry 4 significant digits: enough to read, too few to recover an
+exact count from a fraction."""
 
 
 def _count_columns(columns) -> list[str]:
-    return [
-        c
-        for c in columns
-        if c in COUNT_COLUMNS or any(c.startswith(f"{k}_") for k in ("n_analysed", "n_input"))
-    ]
+    return [c for c in columns if _strip_suffix(c) in COUNT_COLUMNS]
+
+
+def _strip_suffix(column: str) -> str:
+    for suffix in ("_adjusted", "_unadjusted"):
+        if column.endswith(suffix):
+            return column.removesuffix(suffix)
+    return column
 
 
 def _count_text(n, params: DisclosureParams) -> str:
     cell = count(n, params)
     if cell.state == "missing":
         return ""
-    return cell.text("{:.0f}").replace(" ", "") if cell.shown else f"<{params.threshold}"
+    return cell.text("{:.0f}").replace(",", "") if cell.shown else f"<{params.threshold}"
 
 
-def safe_result_table(table: pd.DataFrame, params: DisclosureParams) -> pd.DataFrame:
-    """A tidy result table made shareable: each row's estimates are withheld (empty) when the
-    count they rest on is below the threshold; count columns become rounded counts or
-    "<8" (suppressed), distinct from an empty cell (missing)."""
+def safe_result_table(
+    table: pd.DataFrame, params: DisclosureParams, name: str | None = None
+) -> pd.DataFrame:
+    """A result table made shareable.
+
+    - Each row's estimates are withheld (the text ``withheld``, distinct from an empty cell,
+      not available) when the count they rest on is below the threshold; suffixed columns
+      (``estimate_adjusted``) rest on their own suffixed count.
+    - Shares are withheld when their numerator or complement is a suppressible count.
+    - Count columns become rounded counts or ``<8`` (suppressed).
+    - Intercepts are dropped: with an odds ratio they give back a 2 × 2 table.
+    - A table with no count column must be listed in ``COUNT_FREE``.
+    """
     out = table.copy()
+    if "term" in out:
+        out = out[~out["term"].isin(["const", "Intercept"])]
     counts = _count_columns(out.columns)
-    basis = next((c for c in BASIS_COLUMNS if c in out), None)
-    if basis is not None:
-        small = pd.to_numeric(out[basis], errors="coerce") < params.threshold
-        numeric = [
-            c
-            for c in out.columns
-            if c not in counts and pd.api.types.is_float_dtype(out[c]) and c != "time"
-        ]
-        out.loc[small, numeric] = np.nan
+    if not counts and name not in COUNT_FREE:
+        raise ValueError(
+            f"disclosure: table {name!r} has no count column; add one or list it in COUNT_FREE"
+        )
+    t = params.threshold
+    withheld = pd.DataFrame(False, index=out.index, columns=out.columns)
+    for suffix in ("", "_adjusted", "_unadjusted"):
+        basis = next((c + suffix for c in BASIS_COLUMNS if c + suffix in out), None)
+        if basis is None:
+            continue
+        small = pd.to_numeric(out[basis], errors="coerce") < t
+        for c in out.columns:
+            if c in counts or c == "time" or not pd.api.types.is_float_dtype(out[c]):
+                continue
+            if suffix and not c.endswith(suffix):
+                continue
+            if not suffix and c.endswith(("_adjusted", "_unadjusted")):
+                continue
+            withheld[c] |= small
+    for share, (num, den) in SHARES.items():
+        if share in out and num in out and den in out:
+            k, n = out[num].astype(float), out[den].astype(float)
+            withheld[share] |= ((k > 0) & (k < t)) | ((n - k > 0) & (n - k < t)) | (n < t)
+    values = out.astype(object)
+    for c in out.columns:
+        if c not in counts and pd.api.types.is_float_dtype(out[c]):
+            values[c] = [("" if pd.isna(v) else SIGNIFICANT % v) for v in out[c]]
+        values.loc[withheld[c], c] = "withheld"
     for c in counts:
-        out[c] = [_count_text(v, params) for v in table[c]]
-    return out
+        values[c] = [_count_text(v, params) for v in out[c]]
+    return values
 
 
-_INTEGER = __import__("re").compile(r"(?<![\w.])(\d+)(?![\w.])")
+_INTEGER = __import__("re").compile(r"(?<![\w.,+\-])(\d+)(?![\w,]|\.\d)")
 
 
 def scrub_text(text: str, params: DisclosureParams) -> str:
     """Every whole number in free text (a note such as "3 row(s) dropped") shown as a
-    disclosure-controlled count; decimals (estimates) are left alone."""
+    disclosure-controlled count; decimals, scientific notation and parts of names are left
+    alone (over-protecting a number that is not a count is the safe error)."""
     return _INTEGER.sub(lambda m: _count_text(int(m.group(1)), params), text)
 
 

@@ -19,7 +19,7 @@ def disclose_counts(metrics: dict, params) -> dict:
     for key, value in metrics.items():
         if key.startswith("n_"):
             cell = count(value, params)
-            out[key] = cell.value
+            out[key] = None if cell.value is None else int(cell.value)
             if cell.state == "suppressed":
                 out[f"{key}_suppressed"] = True
     return out
@@ -31,7 +31,7 @@ def run(params: Params, root: str | Path = ".") -> dict:
     with stage_timer(summary):
         frame, _, _ = load_analysis_frame(paths, params)
         tables = read_results(paths, "models", "missing_data")
-        metrics = disclose_counts(cohort_metrics(frame), params.disclosure)
+        metrics = disclose_counts(cohort_metrics(frame, params.disclosure), params.disclosure)
         metrics |= effect_metrics(tables)
         metrics |= read_json(paths["processed_dir"] / "prediction_headline.json")
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}

@@ -56,9 +56,9 @@ def _input_hashes(root: Path) -> list[tuple[str, str]]:
     ]
 
 
-def _html_table(table: pd.DataFrame, params: Params) -> str:
-    safe = safe_result_table(table, params.disclosure)
-    return safe.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0)
+def _html_table(name: str, table: pd.DataFrame, params: Params) -> str:
+    safe = safe_result_table(table, params.disclosure, name)
+    return safe.to_html(index=False, na_rep="", border=0)
 
 
 def render(
@@ -73,12 +73,22 @@ def render(
     figures = make_figures(ctx)
     tip = ctx["missing"]["tipping"] if ctx["missing"] else None
     tipping_text = None
-    if tip is not None and tip["tipping_delta"].isna().all():
-        grid = tip["grid_limit"].abs().max()
-        tipping_text = (
-            f"the conclusion held even if their scores had been up to {grid:g} points better "
-            "or worse than estimated"
-        )
+    if tip is not None and tip["conclusion_holds_at_delta_0"].all():
+        if tip["tipping_delta"].isna().all():
+            limits = tip.set_index("direction")["grid_limit"]
+            tipping_text = (
+                f"the conclusion held even if their scores had been up to "
+                f"{abs(limits.get('negative', 0)):g} points better or "
+                f"{abs(limits.get('positive', 0)):g} points worse than estimated"
+            )
+        else:
+            nearest = tip.dropna(subset=["tipping_delta"])["tipping_delta"]
+            d = nearest.iloc[int(nearest.abs().argmin())]
+            side = "better" if d < 0 else "worse"
+            tipping_text = (
+                f"the conclusion would change if their scores had been {abs(d):g} points "
+                f"{side} than estimated"
+            )
     common = {
         "css": css,
         "figures": figures,
@@ -91,6 +101,7 @@ def render(
         **common,
         **{k: v for k, v in ctx.items() if k not in common},
         tipping_text=tipping_text,
+        plausible_auc_max=params.prediction.plausible_auc_max,
     )
     sections = [
         ("Poor outcome: logistic models", ["poor_outcome_side_by_side", "poor_outcome"]),
@@ -112,7 +123,7 @@ def render(
         ),
     ]
     model_sections = [
-        (title, [(n, _html_table(tables[n], params)) for n in names if n in tables])
+        (title, [(n, _html_table(n, tables[n], params)) for n in names if n in tables])
         for title, names in sections
     ]
     technical = env.get_template("technical.html.j2").render(
@@ -171,7 +182,7 @@ def run(params: Params, root: str | Path = ".", generated: str | None = None) ->
         write_text(technical, paths["reports_dir"] / "technical.html")
         with atomic_directory(paths["reports_dir"] / "plots") as folder:
             for name, data in plot_data(ctx).items():
-                write_csv(data, folder / f"{name}.csv", float_format="%.6g")
+                write_csv(data, folder / f"{name}.csv", float_format="%.3g")
         summary["outputs"] = {
             "clinician": str(paths["reports_dir"] / "clinician.html"),
             "technical": str(paths["reports_dir"] / "technical.html"),

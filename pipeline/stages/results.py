@@ -40,7 +40,7 @@ def write_results(results: Results, paths: dict[str, Path], stage: str, params: 
             write_json(card.as_dict(), folder / "model_cards" / f"{card_slug(card.model)}.json")
     with atomic_directory(tables_dir) as folder:
         for name, table in sorted(results.tables.items()):
-            write_csv(safe_result_table(table, d), folder / f"{name}.csv", float_format="%.10g")
+            write_csv(safe_result_table(table, d, name), folder / f"{name}.csv")
     with atomic_directory(cards_dir) as folder:
         for card in results.cards:
             write_json(safe_card(card.as_dict(), d), folder / f"{card_slug(card.model)}.json")

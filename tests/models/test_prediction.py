@@ -34,6 +34,9 @@ def test_calibration_of_a_perfectly_calibrated_risk():
     logit = np.log(p / (1 - p))
     _, steep = calibration_line(y, 1 / (1 + np.exp(-2 * logit)))
     assert steep == pytest.approx(0.5, abs=0.05)
+    # Risks too low by 0.5 on the logit scale: calibration-in-the-large about +0.5.
+    shifted, _ = calibration_line(y, 1 / (1 + np.exp(-(logit - 0.5))))
+    assert shifted == pytest.approx(0.5, abs=0.06)
     curve = calibration_curve(y, p, 10)
     assert curve["n"].sum() == 20000 and len(curve) == 10
     assert np.allclose(curve["observed"], curve["mean_predicted"], atol=0.03)

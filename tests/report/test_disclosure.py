@@ -67,3 +67,54 @@ def test_safe_frame_withholds_estimates_on_small_counts_and_flags_why():
     assert np.isnan(safe.loc[0, "share"]) and safe.loc[1, "share"] == 0.5
     assert safe["n_flag"].tolist() == ["suppressed", "shown", "shown"]
     assert safe.loc[1, "n"] == 40 and np.isnan(safe.loc[0, "n"])
+
+
+def test_result_tables_withhold_by_their_own_count_and_drop_intercepts():
+    from pipeline.report.disclosure import safe_result_table
+
+    side = pd.DataFrame(
+        {
+            "term": ["x", "y"],
+            "estimate_unadjusted": [2.0, 3.0],
+            "n_analysed_unadjusted": [100, 100],
+            "estimate_adjusted": [2.5, 3.5],
+            "n_analysed_adjusted": [100, 5],
+        }
+    )
+    safe = safe_result_table(side, D, "poor_outcome_side_by_side")
+    assert safe.loc[1, "estimate_adjusted"] == "withheld"
+    assert safe.loc[1, "estimate_unadjusted"] == "3"
+    assert safe.loc[1, "n_analysed_adjusted"] == "<8"
+    tidy = pd.DataFrame(
+        {"term": ["const", "x"], "estimate": [0.494163, 1.7], "n_analysed": [1373, 1373]}
+    )
+    assert list(safe_result_table(tidy, D, "poor_outcome")["term"]) == ["x"]
+
+
+def test_shares_that_reveal_a_small_count_are_withheld_and_rounded():
+    from pipeline.report.disclosure import safe_result_table
+
+    cal = pd.DataFrame({"bin": [1, 2], "n": [211, 210], "events": [1, 105],
+                        "observed": [1 / 211, 0.5], "mean_predicted": [0.01, 0.49]})  # fmt: skip
+    safe = safe_result_table(cal, D, "prediction_calibration")
+    assert safe.loc[0, "observed"] == "withheld" and safe.loc[1, "observed"] == "0.5"
+    assert safe.loc[0, "events"] == "<8" and safe.loc[0, "n"] == "210"
+
+
+def test_a_table_without_counts_must_be_declared():
+    import pytest
+
+    from pipeline.report.disclosure import safe_result_table
+
+    with pytest.raises(ValueError, match="COUNT_FREE"):
+        safe_result_table(pd.DataFrame({"estimate": [1.0]}), D, "new_table")
+    safe_result_table(pd.DataFrame({"sd": [1.0]}), D, "trajectory_variance")
+
+
+def test_scrubbing_counts_in_free_text():
+    from pipeline.report.disclosure import scrub_text
+
+    assert scrub_text("3 row(s) dropped", D) == "<8 row(s) dropped"
+    assert scrub_text("dropped 4.", D) == "dropped <8."
+    assert scrub_text("112 rows; p = 3e-12; r = 0.123", D) == "110 rows; p = 3e-12; r = 0.123"
+    assert scrub_text("flags_group_2+ and x1", D) == "flags_group_2+ and x1"

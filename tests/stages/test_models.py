@@ -131,7 +131,9 @@ def test_prediction_missing_data_and_metrics_outputs(later_stages):
     assert 0 < metrics["rate_dropout"] < 1 and metrics["n_episodes"] == 600
     for table in ("prediction_metrics", "prediction_gain", "prediction_calibration"):
         assert (reports / "tables/prediction" / f"{table}.csv").exists()
-    sens = pd.read_csv(reports / "tables/missing_data/missing_data_sensitivity.csv")
+    sens = pd.read_csv(
+        reports.parent / "data/results/missing_data/tables/missing_data_sensitivity.csv"
+    )
     assert {"complete cases", "last observation carried forward", "multiple imputation"} <= set(
         sens["analysis"]
     )
