@@ -46,6 +46,20 @@ def cluster_key(episodes: pd.DataFrame, params: ModelsParams) -> pd.Series:
     return key.fillna("episode:" + episodes["episode_id"].astype("string"))
 
 
+def cluster_note(key: pd.Series, params: ModelsParams) -> str:
+    """What the cluster-robust errors cluster on, for the model cards: how many episodes
+    have their therapist, fall back to the site, or stand alone."""
+    kinds = key.str.split(":", n=1).str[0].value_counts()
+    note = (
+        f"clusters: {params.cluster} for {kinds.get('c', 0)} episode(s), "
+        f"{params.fallback_cluster} for {kinds.get('f', 0)}, the episode alone for "
+        f"{kinds.get('episode', 0)}"
+    )
+    if kinds.get("c", 0) == 0:
+        note += f" (no '{params.cluster}' in this export: check models.cluster)"
+    return note
+
+
 def pool_rare_levels(values: pd.Series, min_count: int) -> pd.Series:
     """Categories with fewer than ``min_count`` rows become one pooled level (rare levels
     give unstable, nearly separated coefficients). Missing stays missing."""
@@ -75,6 +89,7 @@ def analysis_frame(
     frame = features.merge(
         outcomes.drop(columns=["window_complete"]), on="episode_id", validate="one_to_one"
     ).merge(ep, on="episode_id", validate="one_to_one")
+    frame.attrs["cluster_note"] = cluster_note(ep[CLUSTER], params)
     count = frame["flags_count"].where(frame["flags_assessed"] > 0)
     frame[FLAGS_GROUP] = pd.Categorical(
         np.select([count == 0, count == 1, count >= 2], FLAGS_GROUPS, default=None),
@@ -184,6 +199,8 @@ def _battery(
             result = _attempt(fit, model, formula, method, int(frame[needed[0]].notna().sum()))
             table = result.coefficients.assign(block=block, adjusted=adjusted)
             tables.append(table)
+            if "cluster_note" in frame.attrs:
+                result.card.notes.append(frame.attrs["cluster_note"])
             cards.append(result.card)
             own = [t for t in table["term"] if any(t.startswith(e) for e in exposure)]
             terms[block] = sorted(set(terms.get(block, [])) | set(own))

@@ -132,7 +132,7 @@ def rate_bars(rates: pd.DataFrame, title: str, ylabel: str, alt: str) -> Figure:
             ax.set_title(panel, fontsize=10)
             ax.grid(axis="x", visible=False)
         axes[0][0].set_ylabel(ylabel)
-        fig.suptitle(title, x=0.02, ha="left", fontsize=11)
+        fig.suptitle(title, x=0.02, y=1.04, ha="left", fontsize=11)
         return Figure(_svg(fig), alt)
 
 

@@ -134,6 +134,8 @@ def test_adjusted_and_unadjusted_rest_on_the_same_people(frame):
     assert "primary_baseline" in set(full.loc[full["adjusted"], "term"])
     assert "primary_baseline" not in set(full.loc[~full["adjusted"], "term"])
     assert {c.status for c in r.cards} == {"fitted"}
+    # Every card says what the robust errors cluster on.
+    assert all(any(n.startswith("clusters: therapist_id for") for n in c.notes) for c in r.cards)
 
 
 def test_an_absent_block_or_a_separated_flag_is_reported_not_raised(frame):
