@@ -315,9 +315,8 @@ def cumulative_incidence(data: pd.DataFrame, group: str) -> pd.DataFrame:
                     "incidence_dropout": est,
                     "ci_low": np.clip(est - 1.959964 * se, 0, 1),
                     "ci_high": np.clip(est + 1.959964 * se, 0, 1),
-                    "n_at_risk": [
-                        int((g["dropout_time_days"].to_numpy() >= t).sum()) for t in ci.times
-                    ],
+                    "n_at_risk": len(g)
+                    - np.searchsorted(np.sort(g["dropout_time_days"].to_numpy()), ci.times),
                 }
             )
         )

@@ -69,6 +69,17 @@ def _clusters(
     return pd.factorize(data[cluster])[0]
 
 
+def _ratio_fit(model: str, terms, result, card: ModelCard, converged: bool, scale: str):
+    """Record convergence and likelihood on the card; tidy rows on the ratio scale."""
+    card.converged = converged
+    card.status = "fitted" if converged else "not converged"
+    card.log_likelihood = float(result.llf)
+    rows = tidy(
+        model, terms, result.params, result.bse, result.pvalues, card, scale, transform=np.exp
+    )
+    return EffectFit(rows, card)
+
+
 def _collinear(model: str, exc: Exception) -> str:
     return (
         f"{model}: the model could not be fitted ({exc}); two predictors are probably "
@@ -130,25 +141,10 @@ def fit_logistic(
     if any("separation" in w.lower() for w in card.warnings):
         raise ModelError(separated)
     _check_separation(model, result.params.drop("const"), "odds")
-    card.converged = bool(result.converged)
-    card.status = "fitted" if card.converged else "not converged"
     card.optimizer = "IRLS"
-    card.log_likelihood = float(result.llf)
     if not np.all(np.isfinite(result.bse)):
         raise ModelError(f"{model}: standard errors are not finite (collinear predictors?)")
-    return EffectFit(
-        tidy(
-            model,
-            x.columns,
-            result.params,
-            result.bse,
-            result.pvalues,
-            card,
-            scale="odds ratio",
-            transform=np.exp,
-        ),
-        card,
-    )
+    return _ratio_fit(model, x.columns, result, card, bool(result.converged), "odds ratio")
 
 
 def proportional_hazards_check(result, time, event, terms) -> list[str]:
@@ -208,24 +204,10 @@ def fit_cox(
             raise ModelError(_collinear(model, exc)) from None
     _check_separation(model, pd.Series(np.asarray(result.params), index=x.columns), "hazards")
     card.optimizer = "Newton-Raphson (PHReg)"
-    card.converged = bool(np.all(np.isfinite(result.params))) and not any(
-        "ConvergenceWarning" in w for w in card.warnings
-    )
-    card.status = "fitted" if card.converged else "not converged"
-    card.log_likelihood = float(result.llf)
     card.notes += proportional_hazards_check(
         result, analysed[time].to_numpy(float), analysed[event].to_numpy(float), x.columns
     )
-    return EffectFit(
-        tidy(
-            model,
-            x.columns,
-            result.params,
-            result.bse,
-            result.pvalues,
-            card,
-            scale="hazard ratio",
-            transform=np.exp,
-        ),
-        card,
+    converged = bool(np.all(np.isfinite(result.params))) and not any(
+        "ConvergenceWarning" in w for w in card.warnings
     )
+    return _ratio_fit(model, x.columns, result, card, converged, "hazard ratio")

@@ -34,12 +34,6 @@ def pct(cell: Cell, digits: int = 0) -> str:
     return cell.text(f"{{:.{digits}%}}")
 
 
-def ratio_text(row: pd.Series | None) -> str | None:
-    if row is None:
-        return None
-    return f"{row['estimate']:.1f} (95% CI {row['ci_low']:.1f} to {row['ci_high']:.1f})"
-
-
 def _row(table: pd.DataFrame, model: str, term: str, min_n: int) -> pd.Series | None:
     rows = table[(table["model"] == model) & (table["term"] == term)]
     if rows.empty:
@@ -173,6 +167,15 @@ def missing_rows(miss: pd.DataFrame, params: Params) -> list[dict]:
     return out
 
 
+def _by_interval(low: float, high: float, null: float, above: str, below: str, neither: str):
+    """Wording that follows a 95% interval: above or below the null value, or neither."""
+    if low > null:
+        return above
+    if high < null:
+        return below
+    return neither
+
+
 def summary_sentences(ctx: dict) -> list[str]:
     """The plain-language key findings, each built from the numbers it states."""
     s = []
@@ -192,12 +195,14 @@ def summary_sentences(ctx: dict) -> list[str]:
         )
     if ctx["or_missed_first"] is not None:
         r = ctx["or_missed_first"]
-        if r["ci_low"] > 1:
-            how = "more likely"
-        elif r["ci_high"] < 1:
-            how = "less likely"
-        else:
-            how = "not clearly more or less likely"
+        how = _by_interval(
+            r["ci_low"],
+            r["ci_high"],
+            1,
+            "more likely",
+            "less likely",
+            "not clearly more or less likely",
+        )
         s.append(
             f"Clients who missed their first appointment were {how} to finish without "
             f"reliable improvement: odds about {r['estimate']:.1f} times as high (95% CI "
@@ -212,12 +217,14 @@ def summary_sentences(ctx: dict) -> list[str]:
         )
     p = ctx["prediction"]
     if p:
-        if p["auc_gain_ci_low"] > 0:
-            verb = "improved"
-        elif p["auc_gain_ci_high"] < 0:
-            verb = "worsened"
-        else:
-            verb = "did not clearly change"
+        verb = _by_interval(
+            p["auc_gain_ci_low"],
+            p["auc_gain_ci_high"],
+            0,
+            "improved",
+            "worsened",
+            "did not clearly change",
+        )
         s.append(
             f"Adding early engagement {verb} the prediction of who would not improve: the AUC "
             f"went from {p['auc_baseline']:.2f} (starting severity and case mix alone) to "
@@ -317,12 +324,14 @@ def build_context(
         if rows is None or rows.empty or rows.iloc[0]["n_analysed_adjusted"] < t:
             continue
         r = rows.iloc[0]
-        if r["ci_high_adjusted"] < 1:
-            direction = "lower odds"
-        elif r["ci_low_adjusted"] > 1:
-            direction = "higher odds"
-        else:
-            direction = "no clear difference in the odds"
+        direction = _by_interval(
+            r["ci_low_adjusted"],
+            r["ci_high_adjusted"],
+            1,
+            "higher odds",
+            "lower odds",
+            "no clear difference in the odds",
+        )
         lever_text.append(
             {
                 "lever": lever,
@@ -466,8 +475,3 @@ def plot_data(ctx: dict) -> dict[str, pd.DataFrame]:
     if ctx.get("dose_observed") is not None:
         out["dose_response"] = ctx["dose_observed"][["sessions", "share_improved"]]
     return out
-
-
-def disclosed_table(counts: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """A table of exact counts made safe (primary + secondary suppression, rounding)."""
-    return suppress_table(counts, params.disclosure).map(lambda c: c.text())

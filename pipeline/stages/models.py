@@ -9,23 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 from tqdm import tqdm
 
 from pipeline.config import Params, load_params
-from pipeline.io import read_interim, write_json
+from pipeline.io import write_json
 from pipeline.models.analysis import fit_all
 from pipeline.stages.common import resolve, stage_timer
-from pipeline.stages.results import print_summary, write_results
+from pipeline.stages.results import load_inputs, print_summary, write_results
 
 
 def run(params: Params, root: str | Path = ".", show_progress: bool = False) -> dict:
     paths = resolve(params.paths, root)
     summary: dict = {"stage": "models"}
     with stage_timer(summary):
-        tables, _, _ = read_interim(paths["interim_dir"])
-        features = pd.read_parquet(paths["processed_dir"] / "features.parquet")
-        outcomes = pd.read_parquet(paths["processed_dir"] / "outcomes.parquet")
+        tables, _, features, outcomes = load_inputs(paths)
         bar = tqdm(total=4, desc="models", disable=not show_progress, leave=False)
 
         def step(label: str) -> None:

@@ -19,11 +19,12 @@ import yaml
 from pipeline import __version__
 from pipeline.config import Params, load_params
 from pipeline.instruments import INSTRUMENTS, get_instrument
-from pipeline.io import atomic_directory, read_interim, read_json, write_csv, write_json, write_text
+from pipeline.io import atomic_directory, read_json, write_csv, write_json, write_text
+from pipeline.models.analysis import analysis_frame
 from pipeline.report.build import build_context, make_figures, pct, plot_data
 from pipeline.report.disclosure import safe_card, safe_result_table
 from pipeline.stages.common import resolve, stage_timer
-from pipeline.stages.results import load_analysis_frame, read_results
+from pipeline.stages.results import load_inputs, read_results
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "report" / "templates"
 LIBRARIES = ("pandas", "numpy", "statsmodels", "scikit-learn", "matplotlib", "pandera", "dvc")
@@ -150,8 +151,8 @@ def run(params: Params, root: str | Path = ".", generated: str | None = None) ->
     paths = resolve(params.paths, root)
     summary: dict = {"stage": "report"}
     with stage_timer(summary):
-        frame, _, _ = load_analysis_frame(paths, params)
-        interim, ingest_report, _ = read_interim(paths["interim_dir"])
+        interim, ingest_report, features, outcomes = load_inputs(paths)
+        frame = analysis_frame(features, outcomes, interim["episodes"], params.models)
         tables = read_results(paths, "models", "prediction", "missing_data")
         metrics = read_json(paths["reports_dir"] / "metrics.json")
         cards = [

@@ -13,13 +13,22 @@ from pipeline.models.tidy import Results, card_slug
 from pipeline.report.disclosure import safe_card, safe_result_table
 
 
+def load_inputs(
+    paths: dict[str, Path],
+) -> tuple[dict[str, pd.DataFrame], dict, pd.DataFrame, pd.DataFrame]:
+    """What every model stage reads: the interim tables, the ingest report, the features
+    and the outcomes."""
+    tables, report, _ = read_interim(paths["interim_dir"])
+    features = pd.read_parquet(paths["processed_dir"] / "features.parquet")
+    outcomes = pd.read_parquet(paths["processed_dir"] / "outcomes.parquet")
+    return tables, report, features, outcomes
+
+
 def load_analysis_frame(
     paths: dict[str, Path], params: Params
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The per-episode analysis frame, and the features and outcomes it was built from."""
-    tables, _, _ = read_interim(paths["interim_dir"])
-    features = pd.read_parquet(paths["processed_dir"] / "features.parquet")
-    outcomes = pd.read_parquet(paths["processed_dir"] / "outcomes.parquet")
+    tables, _, features, outcomes = load_inputs(paths)
     return analysis_frame(features, outcomes, tables["episodes"], params.models), features, outcomes
 
 
