@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test lint lock notebooks clean-env
+.PHONY: setup run test lint lock notebooks notebooks-sync clean-env
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (found " + sys.version.split()[0] + ")"'
@@ -35,6 +35,12 @@ run: $(STAMP)  ## run the DVC pipeline on the bundled synthetic cohort
 test: $(STAMP)  ## lint and run the whole test suite
 	ruff check .
 	python -m pytest
+
+notebooks: $(STAMP)  ## open the teaching notebooks in JupyterLab
+	jupyter lab notebooks/
+
+notebooks-sync: $(STAMP)  ## rewrite each notebooks/*.ipynb from its .py, without outputs
+	jupytext --to ipynb notebooks/[0-9][0-9]_*.py
 
 lint: $(STAMP)
 	ruff check .

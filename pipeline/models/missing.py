@@ -97,6 +97,18 @@ def _log_effect(rows: pd.DataFrame, outcome: str, predictors: list[str], name: s
     return log_est, se, fit.card
 
 
+def effect_with_outcome(frame: pd.DataFrame, outcome: str, models: ModelsParams) -> float:
+    """The main effect (adjusted odds ratio per SD of the index) on the sensitivity
+    analysis's population and unit, with ``outcome`` as the outcome column: e.g. the
+    synthetic generator's complete-data outcome, which every missing-data method is trying
+    to recover."""
+    pop = frame[frame["in_treatment_at_landmark"]]
+    adjust = adjustment(pop, models)
+    rows = _prepare_rows(pop, [outcome, CLUSTER], [EXPOSURE], adjust, reference="poor_outcome")
+    log_or, _, _ = _log_effect(rows, outcome, [EXPOSURE, *adjust], f"{outcome} ~ index")
+    return float(np.exp(log_or))
+
+
 def _mice_frame(rows: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
     """Numeric frame with formula-safe names for MICEData; categorical columns one-hot."""
     numeric = rows[columns].copy()

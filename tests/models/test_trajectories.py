@@ -4,7 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.models.replication import BTHEB_FORMULA, BTHEB_PUBLISHED, btheb_long
+from pipeline.models.replication import (
+    BTHEB_FORMULA,
+    BTHEB_PUBLISHED,
+    as_printed,
+    btheb_long,
+    btheb_reproduction,
+)
 from pipeline.models.tidy import ModelError
 from pipeline.models.trajectories import fit_trajectory, person_mean_centre
 
@@ -14,27 +20,20 @@ def btheb():
     return btheb_long()
 
 
-def _printed(value: float, published: float) -> float:
-    """Round to the number of decimals the publication printed."""
-    decimals = len(str(published).split(".")[1])
-    return round(value, decimals)
+def test_as_printed_rounds_to_the_published_decimals():
+    assert as_printed(5.943675, 5.94) == 5.94
+    assert as_printed(0.2563, 0.256) == 0.256
+    assert as_printed(-2.3749, -2.37) == -2.37
+    assert as_printed(-2.376, -2.37) == -2.38  # one digit further off: no match
+    assert as_printed(6.95004, 7.0) == 7.0
 
 
 def test_beat_the_blues_published_fixed_effects_and_sds(btheb):
     fit = fit_trajectory(btheb, BTHEB_FORMULA, "subject", model="btheb")
-    est = fit.coefficients.set_index("term")["estimate"]
-    for term in (
-        "Intercept",
-        "bdi_pre",
-        "time",
-        "treatment[T.BtheB]",
-        "drug[T.Yes]",
-        "length[T.>6m]",
-    ):
-        assert _printed(est[term], BTHEB_PUBLISHED[term]) == BTHEB_PUBLISHED[term], term
-    sd = fit.variance.set_index("component")["sd"]
-    assert _printed(sd["subject: intercept"], 6.95) == BTHEB_PUBLISHED["subject_sd"]
-    assert _printed(sd["residual"], 5.01) == BTHEB_PUBLISHED["residual_sd"]
+    table = btheb_reproduction(fit)
+    assert set(table.index) == set(BTHEB_PUBLISHED)  # every published figure is checked
+    assert table["matches"].all(), table
+    assert (table["as_printed"] == pd.Series(BTHEB_PUBLISHED)).all()
     assert fit.card.converged and fit.card.n_groups == 97
     assert fit.card.n_analysed == 280 and fit.card.n_input == 400  # 120 missed visits
 
