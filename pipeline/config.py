@@ -217,6 +217,10 @@ class ModelsParams(_Section):
     """Disengagement flags, each modelled on its own (present vs absent)."""
     therapist_level: bool = True
     """Also fit the trajectory model with therapist as a third level (documented if it fails)."""
+    trajectory_max_episodes: Annotated[int, Field(ge=100)] | None = 20000
+    """Above this many episodes the mixed models are fitted on a random sample of whole
+    clusters (therapists' caseloads) of about this size; null fits every episode."""
+    trajectory_sample_seed: int = 20261127
     at_risk_weeks: tuple[int, ...] = (0, 4, 8, 12, 16, 20, 26)
     """Weeks after the landmark at which numbers at risk are tabulated."""
     dose_max_sessions: Annotated[int, Field(ge=2)] = 20
@@ -311,7 +315,62 @@ class DisclosureParams(_Section):
     """Other counts are rounded to the nearest multiple of this."""
 
 
+class DaskParams(_Section):
+    """The ``dask`` engine (``engine: dask``; docs/scaling.md): where it runs and how the
+    data are split. None of these changes an output, only where and how fast it is made."""
+
+    scheduler_address: str | None = None
+    """None = start a local cluster with the settings below; otherwise the address of a
+    running scheduler to connect to, e.g. ``tcp://10.0.0.5:8786`` (dask-jobqueue,
+    Kubernetes, ``dask scheduler``). Its workers must run this package's version."""
+    connect_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30
+    """Seconds to wait for the scheduler to answer, and for its first worker to join."""
+    n_workers: Annotated[int, Field(ge=1)] | None = None
+    """Local cluster: worker processes (None = one per core, as Dask chooses)."""
+    threads_per_worker: Annotated[int, Field(ge=1)] = 1
+    """Local cluster: threads per worker (the per-bucket work is pandas, mostly holding the
+    GIL, so single-threaded worker processes are the sensible default)."""
+    processes: bool = True
+    """Local cluster: workers in separate processes (False = threads of this process)."""
+    memory_limit: str = "auto"
+    """Local cluster: memory per worker, ``auto`` (the machine's memory shared evenly) or a
+    size such as ``4GiB``; a worker past it spills to disk, then is restarted."""
+    partitions: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    """Episode buckets the data are split into; None = one per ``episodes_per_partition``
+    episodes. A partitioned export (python -m pipeline.engine.partition) keeps its own."""
+    episodes_per_partition: Annotated[int, Field(ge=1)] = 20_000
+    """Bucket size when ``partitions`` is None (every table's rows of those episodes)."""
+
+    @field_validator("scheduler_address")
+    @classmethod
+    def _looks_like_an_address(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+            raise ValueError(
+                f"{value!r} is not a scheduler address; write it as tcp://host:port "
+                "(e.g. tcp://10.0.0.5:8786), or null to start a local cluster"
+            )
+        return value
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        if value == "auto":
+            return value
+        from dask.utils import parse_bytes
+
+        try:
+            parse_bytes(value)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"{value!r} is not a memory size; use auto or a size such as 4GiB or 500MB"
+            ) from None
+        return value
+
+
 class Params(_Section):
+    engine: Literal["pandas", "dask"] = "pandas"
+    """How ingest and features run: ``pandas`` in one process, or ``dask`` split into
+    episode buckets on a Dask cluster (``dask:``). Both write the same outputs."""
     paths: PathsParams = PathsParams()
     synthetic: SyntheticParams = SyntheticParams()
     ingest: IngestParams = IngestParams()
@@ -321,6 +380,7 @@ class Params(_Section):
     prediction: PredictionParams = PredictionParams()
     missing_data: MissingDataParams = MissingDataParams()
     disclosure: DisclosureParams = DisclosureParams()
+    dask: DaskParams = DaskParams()
 
 
 class ParamsError(ValueError):

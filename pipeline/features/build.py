@@ -22,6 +22,18 @@ def engagement_features(
 ) -> pd.DataFrame:
     """Features from records inside each episode's landmark window only (never mutates
     ``tables``; optional tables may be absent from the mapping)."""
+    return with_cohort_index(episode_features(tables, params, primary_instrument, extract_date))
+
+
+def episode_features(
+    tables: dict[str, pd.DataFrame],
+    params: FeaturesParams,
+    primary_instrument: str,
+    extract_date: pd.Timestamp,
+) -> pd.DataFrame:
+    """Every feature but the cohort-wide index: each episode's row depends only on that
+    episode's own records, so any split of the tables by episode gives the same rows (what
+    the Dask engine runs per bucket)."""
     sessions = tables["sessions"]
     window = build_window(tables["episodes"], sessions, params.window_days, extract_date)
     blocks = [
@@ -42,6 +54,12 @@ def engagement_features(
     for block in blocks:
         out = out.merge(block, on="episode_id", how="left", validate="one_to_one")
     flags = disengagement_flags(out, params.alliance_cutoff)
-    out = pd.concat([out, flags], axis=1)
+    return pd.concat([out, flags], axis=1)
+
+
+def with_cohort_index(features: pd.DataFrame) -> pd.DataFrame:
+    """Add the disengagement index, standardised over the whole cohort's complete windows
+    (so it needs every episode's row at once)."""
+    out = features.copy()
     out["disengagement_index"] = disengagement_index(out, out["window_complete"])
     return out

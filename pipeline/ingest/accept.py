@@ -11,7 +11,7 @@ import pandas as pd
 from pipeline.config import IngestParams
 from pipeline.contract import OPTIONAL_TABLES, REQUIRED_TABLES, column_specs
 from pipeline.ingest.check import check_table, configured_extract, parent_keys
-from pipeline.ingest.identifiers import find_identifiers
+from pipeline.ingest.identifiers import IdentifierFinding, find_identifiers
 from pipeline.ingest.quarantine import quarantine_frame, reconcile
 from pipeline.ingest.read import InputError, RawTable, check_headers, read_table
 from pipeline.ingest.rekey import rekey_frame
@@ -22,6 +22,10 @@ class IdentifierError(InputError):
     """The input contains (or names) direct identifiers; nothing is written."""
 
 
+MALFORMED_COLUMN = "(malformed line)"
+"""How identifier findings in the raw text of malformed lines name their column."""
+
+
 @dataclass
 class IngestResult:
     tables: dict[str, pd.DataFrame]
@@ -29,26 +33,35 @@ class IngestResult:
     report: dict
 
 
-def refuse_identifiers(raw: RawTable) -> None:
-    """Raise IdentifierError listing every identifier-like column or value (masked).
-
-    Scans every column (contract or not) and the raw text of malformed lines, which would
-    otherwise reach the quarantine unread."""
+def identifier_findings(raw: RawTable) -> list[IdentifierFinding]:
+    """Every identifier-like column or value of one table: every column (contract or not)
+    and the raw text of malformed lines, which would otherwise reach the quarantine unread."""
     frame = raw.all_columns if raw.all_columns is not None else raw.data
     findings = find_identifiers(raw.path.name, frame, raw.lines)
     if len(raw.malformed):
         findings += find_identifiers(
             raw.path.name,
-            pd.DataFrame({"(malformed line)": raw.malformed["text"].astype("str")}),
+            pd.DataFrame({MALFORMED_COLUMN: raw.malformed["text"].astype("str")}),
             raw.malformed["line"].reset_index(drop=True),
         )
+    return findings
+
+
+def identifier_refusal(findings: list[IdentifierFinding]) -> IdentifierError:
+    """The error that stops a run on identifier findings (values masked)."""
+    lines = "\n".join(f"  - {f.message()}" for f in findings)
+    return IdentifierError(
+        "The input appears to contain direct identifiers, which must be removed before "
+        f"analysis (nothing was written):\n{lines}\nRemove or pseudonymise these columns "
+        "or values in the export, then run again."
+    )
+
+
+def refuse_identifiers(raw: RawTable) -> None:
+    """Raise IdentifierError listing every identifier-like column or value (masked)."""
+    findings = identifier_findings(raw)
     if findings:
-        lines = "\n".join(f"  - {f.message()}" for f in findings)
-        raise IdentifierError(
-            "The input appears to contain direct identifiers, which must be removed before "
-            f"analysis (nothing was written):\n{lines}\nRemove or pseudonymise these columns "
-            "or values in the export, then run again."
-        )
+        raise identifier_refusal(findings)
 
 
 def _id_columns(table: str) -> list[str]:
@@ -63,6 +76,9 @@ class TableResult:
     counts: dict
     extract_date: pd.Timestamp | None = None
     """The extract date in force once this table was processed (known from sessions on)."""
+    problem_summary: pd.DataFrame | None = None
+    """Only when a required table accepted nothing and the caller asked not to stop
+    (``require_rows=False``): rows and first line per (rule, column)."""
 
 
 def process_table(
@@ -71,15 +87,23 @@ def process_table(
     parents: dict[str, pd.DataFrame],
     extract: pd.Timestamp | None,
     rekey_key: bytes | None,
+    require_rows: bool = True,
 ) -> TableResult:
-    """Identifier guard, checks, quarantine and reconciliation for one table."""
+    """Identifier guard, checks, quarantine and reconciliation for one table.
+
+    A required table with no acceptable row stops the run, unless ``require_rows`` is False
+    (one bucket of a partitioned export may rightly have none; the Dask engine checks the
+    whole table, with ``problem_summary``)."""
     refuse_identifiers(raw)
     result = check_table(raw.name, raw, params, parents, extract)
     held = quarantine_frame(result)
     counts = reconcile(result, held)
     accepted = result.accepted
+    summary = None
     if raw.name in REQUIRED_TABLES and accepted.empty:
-        raise InputError(_nothing_accepted(result))
+        if require_rows:
+            raise InputError(_nothing_accepted(result))
+        summary = problem_summary(result.problems)
     keys = parent_keys(result)
     if keys is not None:
         parents[raw.name] = keys
@@ -96,28 +120,37 @@ def process_table(
         "empty_lines_skipped": len(raw.empty_lines),
         "line_numbers_exact": raw.line_numbers_exact,
     }
-    return TableResult(raw.name, accepted, held, counts, result.extract)
+    return TableResult(raw.name, accepted, held, counts, result.extract, summary)
+
+
+def problem_summary(problems: pd.DataFrame) -> pd.DataFrame:
+    """Rows quarantined and the first line, per (rule, column)."""
+    return (
+        problems.drop_duplicates(["row", "rule"])
+        .groupby(["rule", "column"])
+        .agg(rows=("row", "size"), line=("line", "min"))
+    )
 
 
 def _nothing_accepted(result) -> str:
     """Why no row of a required table could be used, with the most common rules."""
-    name = result.raw.path.name
-    if result.n_read == 0:
-        return f"{name}: the file has a header but no rows; a required table cannot be empty."
-    top = (
-        result.problems.drop_duplicates(["row", "rule"])
-        .groupby(["rule", "column"])
-        .agg(rows=("row", "size"), line=("line", "min"))
-        .sort_values("rows", ascending=False)
-        .head(3)
+    return nothing_accepted_message(
+        result.raw.path.name, result.n_read, problem_summary(result.problems)
     )
+
+
+def nothing_accepted_message(name: str, n_read: int, summary: pd.DataFrame) -> str:
+    """The message for a required table none of whose ``n_read`` rows is usable."""
+    if n_read == 0:
+        return f"{name}: the file has a header but no rows; a required table cannot be empty."
+    top = summary.sort_values("rows", ascending=False).head(3)
     reasons = "; ".join(
         f"{r.rows} row(s) broke {rule} in column {col} (e.g. line {r.line})"
         for (rule, col), r in top.iterrows()
     )
     hint = " Dates must be written YYYY-MM-DD." if "unparseable_date" in reasons else ""
     return (
-        f"{name}: none of its {result.n_read} row(s) meets the contract, so there is "
+        f"{name}: none of its {n_read} row(s) meets the contract, so there is "
         f"nothing to analyse: {reasons or 'malformed lines'}.{hint}"
     )
 

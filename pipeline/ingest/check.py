@@ -84,11 +84,7 @@ def check_table(
     ``extract`` None means: infer it from sessions (the latest appointment that passed the
     column rules and is not coded as a future booking).
     """
-    typed, problems, markers = parse_table(
-        table, raw.data, params.aliases, tuple(params.missing_markers)
-    )
-    bad = np.zeros(len(typed), dtype=bool)
-    bad[problems["row"].to_numpy(dtype=int)] = True
+    typed, problems, markers, bad = column_checked(table, raw, params)
     if extract is None and table == "sessions":
         extract = infer_extract_date(typed["scheduled_date"][~bad], raw.path.name)
     # Cross-table rules see only rows that passed the column rules.
@@ -104,6 +100,27 @@ def check_table(
     problems["line"] = raw.lines.to_numpy()[problems["row"].to_numpy(dtype=int)]
     bad[problems["row"].to_numpy(dtype=int)] = True
     return CheckedTable(table, raw, typed, problems, ~bad, markers, extract)
+
+
+def column_checked(
+    table: str, raw: RawTable, params: IngestParams
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], np.ndarray]:
+    """Column rules only: typed table, problems, markers read as missing, and which rows
+    broke a column rule."""
+    typed, problems, markers = parse_table(
+        table, raw.data, params.aliases, tuple(params.missing_markers)
+    )
+    bad = np.zeros(len(typed), dtype=bool)
+    bad[problems["row"].to_numpy(dtype=int)] = True
+    return typed, problems, markers, bad
+
+
+def latest_appointment(raw: RawTable, params: IngestParams) -> pd.Timestamp | None:
+    """The latest appointment date in a sessions table that passes the column rules (what
+    ``infer_extract_date`` takes the extract date from); None if there is none."""
+    typed, _, _, bad = column_checked("sessions", raw, params)
+    latest = typed["scheduled_date"][~bad].max()
+    return None if pd.isna(latest) else pd.Timestamp(latest)
 
 
 def infer_extract_date(dates: pd.Series, file: str) -> pd.Timestamp:

@@ -156,6 +156,40 @@ def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str,
     return text, problems
 
 
+def _typed_column(
+    raw: pd.Series,
+    spec: ColumnSpec,
+    aliases: dict[str, dict[str, str]],
+    missing_markers: tuple[str, ...],
+):
+    """One column cleaned (markers read as missing) and parsed: (values, problem frames,
+    markers read as missing)."""
+    # A marker that spells an allowed value of this column ("None" for homework "none")
+    # is that value, not a missing cell.
+    meaningful = set(spec.allowed or ()) | set(aliases.get(spec.name, {}))
+    if spec.kind == "boolean":
+        meaningful |= set(aliases.get("boolean", {}))
+    meaningful = {_normalise_one(v) for v in meaningful}
+    column_markers = tuple(m for m in missing_markers if _normalise_one(m) not in meaningful)
+    cleaned, n_markers = clean_text(raw, column_markers)
+    values, found = _parse_column(cleaned, spec, aliases)
+    return values, found, n_markers
+
+
+def parse_column(
+    table: str,
+    raw: pd.DataFrame,
+    column: str,
+    aliases: dict[str, dict[str, str]],
+    missing_markers: tuple[str, ...] = (),
+) -> pd.Series:
+    """One column typed exactly as ``parse_table`` types it (trimmed, markers missing),
+    without any rule: what the Dask engine hashes to place a row in its episode's bucket."""
+    spec = next(s for s in column_specs(table) if s.name == column)
+    values, _, _ = _typed_column(raw[column], spec, aliases, missing_markers)
+    return pd.Series(values).reset_index(drop=True)
+
+
 def parse_table(
     table: str,
     raw: pd.DataFrame,
@@ -170,17 +204,9 @@ def parse_table(
     typed, problems, markers = {}, [], {}
     specs = [s for s in column_specs(table) if s.name in raw.columns]
     for spec in specs:
-        # A marker that spells an allowed value of this column ("None" for homework "none")
-        # is that value, not a missing cell.
-        meaningful = set(spec.allowed or ()) | set(aliases.get(spec.name, {}))
-        if spec.kind == "boolean":
-            meaningful |= set(aliases.get("boolean", {}))
-        meaningful = {_normalise_one(v) for v in meaningful}
-        column_markers = tuple(m for m in missing_markers if _normalise_one(m) not in meaningful)
-        cleaned, n_markers = clean_text(raw[spec.name], column_markers)
+        values, found, n_markers = _typed_column(raw[spec.name], spec, aliases, missing_markers)
         if n_markers:
             markers[spec.name] = n_markers
-        values, found = _parse_column(cleaned, spec, aliases)
         typed[spec.name] = values
         problems += found
     df = pd.DataFrame(typed)

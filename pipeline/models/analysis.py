@@ -354,9 +354,44 @@ def trajectory_frame(
     return person_mean_centre(d, "alliance_score", "episode_id").reset_index(drop=True)
 
 
+def sample_clusters(
+    long: pd.DataFrame, max_episodes: int | None, seed: int
+) -> tuple[pd.DataFrame, str | None]:
+    """At most about ``max_episodes`` episodes for the mixed models, as a random sample of
+    whole clusters (therapists' caseloads, drawn in random order until the sample holds
+    ``max_episodes``); the long table unchanged (and no note) when it is small enough.
+
+    Sampling whole clusters keeps every client's scores and every sampled therapist's
+    clients together, so the within- and between-client effects and the therapist variance
+    are estimated without bias; the intervals are those of the sample (wider than a full
+    fit's), which is honest. A national export has far more clients than these models need
+    for precise fixed effects, and MixedLM's time grows linearly with them.
+    """
+    episodes = long["episode_id"].nunique()
+    if max_episodes is None or episodes <= max_episodes:
+        return long, None
+    per_cluster = long.groupby(CLUSTER, sort=True)["episode_id"].nunique()
+    order = np.random.default_rng(seed).permutation(per_cluster.index.to_numpy())
+    cumulative = per_cluster.reindex(order).cumsum().to_numpy()
+    keep = order[: int(np.searchsorted(cumulative, max_episodes)) + 1]
+    sample = long[long[CLUSTER].isin(set(keep))].reset_index(drop=True)
+    note = (
+        f"fitted on a random sample of whole clusters: {len(keep)} of {len(per_cluster)} "
+        f"clusters, {sample['episode_id'].nunique()} of {episodes} episodes "
+        f"(models.trajectory_max_episodes = {max_episodes}, seed {seed}); intervals are "
+        "the sample's"
+    )
+    return sample, note
+
+
 def trajectory_models(long: pd.DataFrame, params: ModelsParams) -> Results:
     """Random intercept and slope per client; then therapist as a further level (clients'
-    intercepts and slopes as variance components within therapists), compared."""
+    intercepts and slopes as variance components within therapists), compared. Above
+    ``params.trajectory_max_episodes`` episodes both are fitted on one random sample of
+    whole clusters (``sample_clusters``), said on their cards."""
+    long, sampled = sample_clusters(
+        long, params.trajectory_max_episodes, params.trajectory_sample_seed
+    )
     tables, variance, cards = [], [], []
     method = "MixedLM, maximum likelihood"
     main = "trajectory: client intercept and slope"
@@ -400,6 +435,9 @@ def trajectory_models(long: pd.DataFrame, params: ModelsParams) -> Results:
             cards.append(three.card)
         except ModelError as exc:
             cards.append(failed_card(name, TRAJECTORY_FORMULA, method, len(long), str(exc)))
+    if sampled:
+        for card in cards:
+            card.notes.append(sampled)
     out = Results(cards=cards)
     if tables:
         out.tables["trajectory"] = pd.concat(tables, ignore_index=True)

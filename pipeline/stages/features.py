@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline.config import Params, load_params
 from pipeline.features.build import engagement_features
-from pipeline.io import read_interim, write_json, write_parquet
+from pipeline.io import INTERIM_TABLES, read_interim, read_json, write_json, write_parquet
 from pipeline.stages.common import resolve, stage_timer
 
 
@@ -14,10 +16,13 @@ def run(params: Params, root: str | Path = ".") -> dict:
     paths = resolve(params.paths, root)
     summary: dict = {"stage": "features"}
     with stage_timer(summary):
-        tables, report, extract = read_interim(paths["interim_dir"])
-        features = engagement_features(
-            tables, params.features, params.outcomes.primary_instrument, extract
-        )
+        if params.engine == "dask":
+            features, report = _features_dask(params, paths["interim_dir"], summary)
+        else:
+            tables, report, extract = read_interim(paths["interim_dir"])
+            features = engagement_features(
+                tables, params.features, params.outcomes.primary_instrument, extract
+            )
         write_parquet(features, paths["processed_dir"] / "features.parquet")
         summary |= {
             "episodes": len(features),
@@ -28,6 +33,37 @@ def run(params: Params, root: str | Path = ".") -> dict:
         }
     write_json(summary, paths["logs_dir"] / "features.json")
     return summary
+
+
+def _features_dask(params: Params, interim: Path, summary: dict) -> tuple[pd.DataFrame, dict]:
+    """The same table as the pandas engine, computed per episode bucket on a Dask cluster."""
+    import pyarrow.parquet as pq
+
+    from pipeline.engine.buckets import n_partitions
+    from pipeline.engine.cluster import dask_client, describe
+    from pipeline.engine.features import features_partitioned
+
+    report = read_json(interim / "ingest_report.json")
+    files = {t: (interim / f"{t}.parquet").resolve() for t in INTERIM_TABLES}  # read by workers
+    files = {t: p for t, p in files.items() if p.exists()}
+    if "episodes" not in files:
+        raise FileNotFoundError(2, "No such file", str(interim / "episodes.parquet"))
+    k = n_partitions(
+        pq.ParquetFile(files["episodes"]).metadata.num_rows,
+        params.dask.partitions,
+        params.dask.episodes_per_partition,
+    )
+    with dask_client(params.dask) as client:
+        summary["dask"] = describe(client, params.dask) | {"partitions": k}
+        features = features_partitioned(
+            client,
+            files,
+            k,
+            params.features,
+            params.outcomes.primary_instrument,
+            pd.Timestamp(report["extract_date"]),
+        )
+    return features, report
 
 
 def main() -> None:

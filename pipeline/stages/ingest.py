@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from pipeline.config import Params, load_params
-from pipeline.ingest.accept import build_report, ingest_tables
-from pipeline.ingest.read import find_tables
+from pipeline.engine.partition import Layout, is_partitioned, read_layout, write_partitioned
+from pipeline.ingest.accept import TableResult, build_report, ingest_tables
+from pipeline.ingest.read import InputError, find_tables
 from pipeline.ingest.rekey import key_from_environment
 from pipeline.io import atomic_directory, write_json, write_parquet
 from pipeline.stages.common import file_digest, resolve, stage_timer
@@ -15,6 +20,8 @@ from pipeline.stages.common import file_digest, resolve, stage_timer
 def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = None) -> dict:
     """Ingest ``input_dir`` (default ``paths.input_dir``) into ``paths.interim_dir``.
 
+    With ``engine: dask`` the input may also be a partitioned export
+    (``python -m pipeline.engine.partition``); the outputs are the same either way.
     Raises ``InputError`` for whole-input problems; nothing is written then.
     """
     paths = resolve(params.paths, root)
@@ -22,22 +29,102 @@ def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = N
     summary: dict = {"stage": "ingest", "input_dir": str(source)}
     with stage_timer(summary):
         key = key_from_environment(params.ingest.rekey_key_env) if params.ingest.rekey else None
-        files = find_tables(source)
-        counts, extract = [], None
-        with atomic_directory(paths["interim_dir"]) as out:
-            # One table in memory at a time; any error discards the staging folder.
-            for result in ingest_tables(files, params.ingest, key):
-                write_parquet(result.accepted, out / f"{result.name}.parquet")
-                write_parquet(result.quarantine, out / "quarantine" / f"{result.name}.parquet")
-                counts.append(result.counts | {"name": result.name})
-                extract = result.extract_date
-            report = build_report(counts, files, params.ingest, extract, key is not None)
-            report["input_files"] = {p.name: file_digest(p) for p in files.values()}
-            write_json(report, out / "ingest_report.json")
+        if params.engine == "dask":
+            report = _ingest_dask(params, paths, source, key, summary)
+        else:
+            report = _ingest(params, paths, source, key)
         summary["totals"] = report["totals"]
         summary["outputs"] = {"interim_dir": str(paths["interim_dir"])}
     write_json(summary, paths["logs_dir"] / "ingest.json")
     return summary
+
+
+def _ingest(params: Params, paths: dict, source: Path, key: bytes | None) -> dict:
+    """The pandas engine: the whole export in this process, one table at a time."""
+    if is_partitioned(source):
+        raise InputError(
+            f"{source} is a partitioned export, which only the dask engine reads: set "
+            "engine: dask, or point paths.input_dir at the flat export."
+        )
+    files = find_tables(source)
+    with atomic_directory(paths["interim_dir"]) as out:
+        # One table in memory at a time; any error discards the staging folder.
+        results = ingest_tables(files, params.ingest, key)
+        return _write(out, results, files, params, key, lambda: _digests(files))
+
+
+def _write(
+    out: Path,
+    results: Iterable[TableResult],
+    files: dict[str, Path],
+    params: Params,
+    key: bytes | None,
+    digests: Callable[[], dict[str, str]],
+) -> dict:
+    """Write each table and its quarantine as it comes, then the ingest report."""
+    counts, extract = [], None
+    for result in results:
+        write_parquet(result.accepted, out / f"{result.name}.parquet")
+        write_parquet(result.quarantine, out / "quarantine" / f"{result.name}.parquet")
+        counts.append(result.counts | {"name": result.name})
+        extract = result.extract_date
+    report = build_report(counts, files, params.ingest, extract, key is not None)
+    report["input_files"] = digests()
+    write_json(report, out / "ingest_report.json")
+    return report
+
+
+def _digests(files: dict[str, Path]) -> dict[str, str]:
+    return {p.name: file_digest(p) for p in files.values()}
+
+
+@contextmanager
+def _partitioned(params: Params, source: Path, scratch: Path) -> Iterator[Layout]:
+    """The input as a partitioned export: as it is, or a flat export converted into a
+    temporary folder beside the outputs. Paths are absolute: workers read the buckets
+    themselves (those of a remote cluster through a shared filesystem)."""
+    if is_partitioned(source):
+        yield read_layout(source.resolve())
+        return
+    scratch.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".ingest-partitioned-", dir=scratch.resolve()))
+    try:
+        write_partitioned(
+            source,
+            tmp / "export",
+            params.dask.partitions,
+            params.dask.episodes_per_partition,
+            params.ingest,
+        )
+        yield read_layout(tmp / "export")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _ingest_dask(
+    params: Params, paths: dict, source: Path, key: bytes | None, summary: dict
+) -> dict:
+    """The dask engine: the same outputs, computed per episode bucket on a Dask cluster."""
+    from pipeline.engine.cluster import dask_client, describe
+    from pipeline.engine.ingest import ingest_partitioned
+
+    with (
+        dask_client(params.dask) as client,  # first: a wrong address fails before any work
+        _partitioned(params, source, paths["interim_dir"].parent) as layout,
+        atomic_directory(paths["interim_dir"]) as out,
+    ):
+        summary["dask"] = describe(client, params.dask) | {
+            "partitions": layout.partitions,
+            "input": "partitioned export" if is_partitioned(source) else "flat export",
+        }
+        if is_partitioned(source) and params.dask.partitions not in (None, layout.partitions):
+            summary["warnings"].append(
+                f"dask.partitions is {params.dask.partitions} but the partitioned export has "
+                f"{layout.partitions} buckets; its own were used."
+            )
+        # closing(): the workers' results are released even if writing fails
+        with closing(ingest_partitioned(client, layout, params.ingest, key)) as results:
+            return _write(out, results, layout.files, params, key, lambda: layout.digests)
 
 
 def main() -> None:

@@ -183,3 +183,29 @@ def test_card_slugs_are_file_names():
         "poor-outcome-flags-group-adjusted"
     )
     assert card_slug("poor_outcome: 2+ flags") == "poor-outcome-2plus-flags"
+
+
+def test_trajectory_sample_keeps_whole_clusters_and_is_reproducible():
+    from pipeline.models.analysis import sample_clusters
+
+    rng = np.random.default_rng(0)
+    long = pd.DataFrame(
+        {
+            "episode_id": np.repeat([f"e{i}" for i in range(300)], 3),
+            "cluster": np.repeat([f"t{i % 30}" for i in range(300)], 3),
+            "score": rng.normal(size=900),
+        }
+    )
+    same, note = sample_clusters(long, 1000, seed=1)
+    assert note is None and same is long  # small enough: untouched
+    sample, note = sample_clusters(long, 100, seed=1)
+    episodes = sample["episode_id"].nunique()
+    assert 100 <= episodes < 110  # whole caseloads of 10 until at least 100 episodes
+    # Whole clusters, and every score of every sampled episode.
+    kept = set(sample["cluster"])
+    assert len(sample) == len(long[long["cluster"].isin(kept)]) == 3 * episodes
+    assert f"{episodes} of 300 episodes" in note and "10 of 30 clusters" in note
+    again, _ = sample_clusters(long, 100, seed=1)
+    pd.testing.assert_frame_equal(sample, again)
+    other, _ = sample_clusters(long, 100, seed=2)
+    assert set(other["cluster"]) != kept
