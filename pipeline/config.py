@@ -217,7 +217,7 @@ class ModelsParams(_Section):
     """Disengagement flags, each modelled on its own (present vs absent)."""
     therapist_level: bool = True
     """Also fit the trajectory model with therapist as a third level (documented if it fails)."""
-    trajectory_max_episodes: Annotated[int, Field(ge=100)] | None = 20000
+    trajectory_max_episodes: Annotated[int, Field(ge=100)] | None = 10000
     """Above this many episodes the mixed models are fitted on a random sample of whole
     clusters (therapists' caseloads) of about this size; null fits every episode."""
     trajectory_sample_seed: int = 20261127
@@ -231,6 +231,9 @@ class PredictionParams(_Section):
     """Predictive validity: learners, grouped cross-validation, bootstrap, feature blocks."""
 
     seed: int = 20261127
+    max_episodes: Annotated[int, Field(ge=100)] | None = 30000
+    """Above this many episodes, predictive validity is estimated on a random sample of
+    whole clusters of about this size (same seed); null uses every episode."""
     folds: Annotated[int, Field(ge=2)] = 5
     repeats: Annotated[int, Field(ge=1)] = 3
     bootstrap: Annotated[int, Field(ge=50)] = 500
@@ -287,6 +290,9 @@ class MissingDataParams(_Section):
     burn_in: Annotated[int, Field(ge=1)] = 10
     """Chained-equation cycles before the first imputed dataset and between datasets."""
     seed: int = 20261127
+    max_episodes: Annotated[int, Field(ge=100)] | None = 30000
+    """Above this many episodes, the sensitivity analysis runs on a random sample of whole
+    clusters of about this size (same seed); null uses every episode."""
     auxiliaries: tuple[str, ...] = (
         "attendance_rate",
         "alliance_mean",

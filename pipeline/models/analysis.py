@@ -355,17 +355,18 @@ def trajectory_frame(
 
 
 def sample_clusters(
-    long: pd.DataFrame, max_episodes: int | None, seed: int
+    long: pd.DataFrame, max_episodes: int | None, seed: int, setting: str
 ) -> tuple[pd.DataFrame, str | None]:
-    """At most about ``max_episodes`` episodes for the mixed models, as a random sample of
-    whole clusters (therapists' caseloads, drawn in random order until the sample holds
-    ``max_episodes``); the long table unchanged (and no note) when it is small enough.
+    """About ``max_episodes`` episodes as a random sample of whole clusters (therapists'
+    caseloads, drawn in random order until the sample holds ``max_episodes``); ``long`` (one
+    or more rows per episode, with ``episode_id`` and the cluster key) unchanged, and no
+    note, when it is small enough. ``setting`` names the param, for the note.
 
-    Sampling whole clusters keeps every client's scores and every sampled therapist's
-    clients together, so the within- and between-client effects and the therapist variance
-    are estimated without bias; the intervals are those of the sample (wider than a full
-    fit's), which is honest. A national export has far more clients than these models need
-    for precise fixed effects, and MixedLM's time grows linearly with them.
+    Used where an analysis's cost grows with the cohort but its precision stops mattering
+    long before national scale (mixed models, cross-validated prediction, multiple
+    imputation). Sampling whole clusters keeps every client's rows and every sampled
+    therapist's clients together, so the estimates are unbiased for the whole cohort and
+    the clustering is intact; the intervals are the sample's (wider than a full fit's).
     """
     episodes = long["episode_id"].nunique()
     if max_episodes is None or episodes <= max_episodes:
@@ -378,8 +379,7 @@ def sample_clusters(
     note = (
         f"fitted on a random sample of whole clusters: {len(keep)} of {len(per_cluster)} "
         f"clusters, {sample['episode_id'].nunique()} of {episodes} episodes "
-        f"(models.trajectory_max_episodes = {max_episodes}, seed {seed}); intervals are "
-        "the sample's"
+        f"({setting} = {max_episodes}, seed {seed}); intervals are the sample's"
     )
     return sample, note
 
@@ -390,7 +390,10 @@ def trajectory_models(long: pd.DataFrame, params: ModelsParams) -> Results:
     ``params.trajectory_max_episodes`` episodes both are fitted on one random sample of
     whole clusters (``sample_clusters``), said on their cards."""
     long, sampled = sample_clusters(
-        long, params.trajectory_max_episodes, params.trajectory_sample_seed
+        long,
+        params.trajectory_max_episodes,
+        params.trajectory_sample_seed,
+        "models.trajectory_max_episodes",
     )
     tables, variance, cards = [], [], []
     method = "MixedLM, maximum likelihood"

@@ -28,6 +28,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from pipeline.config import ModelsParams, PredictionParams
+from pipeline.models.analysis import sample_clusters
 from pipeline.models.tidy import ModelCard, ModelError, Results, failed_card
 
 OUTCOME = "poor_outcome"
@@ -323,8 +324,12 @@ def prediction_results(
     models: ModelsParams,
     params: PredictionParams,
 ) -> tuple[Results, pd.DataFrame | None, dict]:
-    """Run ``predictive_validity`` with the leakage guard; return the tables and cards, the
-    out-of-fold predictions, and the headline metrics."""
+    """Run ``predictive_validity`` with the leakage guard (on a random sample of whole
+    clusters above ``params.max_episodes``); return the tables and cards, the out-of-fold
+    predictions, and the headline metrics."""
+    frame, sampled = sample_clusters(
+        frame, params.max_episodes, params.seed, "prediction.max_episodes"
+    )
     categorical = [c for c in models.case_mix if c in frame and frame[c].notna().any()]
     baseline = [c for c in params.baseline if c in frame]
     blocks = {
@@ -339,6 +344,9 @@ def prediction_results(
             outcome_columns,
         )
         r = predictive_validity(frame, baseline, categorical, blocks, params)
+        if sampled:
+            for card in r.cards:
+                card.notes.append(sampled)
     except ModelError as exc:
         card = failed_card("prediction", OUTCOME, "sklearn", len(frame), str(exc))
         return Results(cards=[card]), None, {}

@@ -196,16 +196,17 @@ def test_trajectory_sample_keeps_whole_clusters_and_is_reproducible():
             "score": rng.normal(size=900),
         }
     )
-    same, note = sample_clusters(long, 1000, seed=1)
+    same, note = sample_clusters(long, 1000, 1, "max")
     assert note is None and same is long  # small enough: untouched
-    sample, note = sample_clusters(long, 100, seed=1)
+    sample, note = sample_clusters(long, 100, 1, "max")
     episodes = sample["episode_id"].nunique()
     assert 100 <= episodes < 110  # whole caseloads of 10 until at least 100 episodes
     # Whole clusters, and every score of every sampled episode.
     kept = set(sample["cluster"])
     assert len(sample) == len(long[long["cluster"].isin(kept)]) == 3 * episodes
     assert f"{episodes} of 300 episodes" in note and "10 of 30 clusters" in note
-    again, _ = sample_clusters(long, 100, seed=1)
+    assert "(max = 100, seed 1)" in note
+    again, _ = sample_clusters(long, 100, 1, "max")
     pd.testing.assert_frame_equal(sample, again)
-    other, _ = sample_clusters(long, 100, seed=2)
+    other, _ = sample_clusters(long, 100, 2, "max")
     assert set(other["cluster"]) != kept

@@ -118,3 +118,18 @@ def test_too_few_therapists_for_grouped_folds_is_a_clear_message(cohort_frame):
     few = frame.assign(cluster=np.where(frame.index % 2 == 0, "a", "b"))
     with pytest.raises(ModelError, match="grouped folds"):
         predictive_validity(few, ["primary_baseline"], [], {"a": ["attendance_rate"]}, FAST)
+
+
+def test_above_max_episodes_a_sample_of_whole_caseloads_is_used_and_said(cohort_frame):
+    frame, features, outcomes = cohort_frame
+    capped = FAST.model_copy(update={"max_episodes": 1500})
+    results, predictions, _ = prediction_results(
+        frame, set(features.columns), set(outcomes.columns), P.models, capped
+    )
+    clusters = set(frame.loc[frame["episode_id"].isin(predictions["episode_id"]), "cluster"])
+    in_sample = frame[frame["cluster"].isin(clusters)]
+    assert 1500 <= len(in_sample) < 1500 + 120  # whole caseloads of about 60 episodes
+    # Whole caseloads: every analysed episode of a sampled therapist is predicted.
+    kept = in_sample[in_sample["poor_outcome"].notna()]
+    assert set(kept["episode_id"]) == set(predictions["episode_id"])
+    assert all("prediction.max_episodes = 1500" in c.notes[-1] for c in results.cards)
