@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test lint lock notebooks notebooks-sync clean-env
+.PHONY: setup run test lint lock notebooks notebooks-sync bench-scale clean-env
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (found " + sys.version.split()[0] + ")"'
@@ -41,6 +41,9 @@ notebooks: $(STAMP)  ## open the teaching notebooks in JupyterLab
 
 notebooks-sync: $(STAMP)  ## rewrite each notebooks/*.ipynb from its .py, without outputs
 	jupytext --to ipynb notebooks/[0-9][0-9]_*.py
+
+bench-scale: $(STAMP)  ## time every stage at 10k, 100k and 1M episodes (not a test; ~30 min)
+	python benchmarks/bench_scale.py
 
 lint: $(STAMP)
 	ruff check .

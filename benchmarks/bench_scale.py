@@ -4,6 +4,7 @@ reference for the attendance block.
     python benchmarks/bench_scale.py                       # 10k, 100k and 1M episodes
     python benchmarks/bench_scale.py 10000 1750000         # chosen sizes (episodes)
     python benchmarks/bench_scale.py --engine dask 100000  # ingest and features on Dask
+    python benchmarks/bench_scale.py --stages ingest,features --name scale_10m 1760000
 
 For each size a synthetic cohort is generated and written as Parquet (the `synthesize`
 stage; timed, but not part of the pipeline a service runs), then every stage runs in a
@@ -78,7 +79,9 @@ def run_stage(name: str, n_episodes: int, engine: str, root: Path):
     return run
 
 
-def one_size(n_episodes: int, engine: str, timeout: float) -> dict:
+def one_size(
+    n_episodes: int, engine: str, timeout: float, stages: tuple[str, ...] = STAGES
+) -> dict:
     with tempfile.TemporaryDirectory(dir="/tmp", prefix=f"scale-{n_episodes}-") as tmp:
         root = Path(tmp)
         result: dict = {"episodes": n_episodes, "engine": engine, "stages": {}}
@@ -89,7 +92,7 @@ def one_size(n_episodes: int, engine: str, timeout: float) -> dict:
         if rows:
             result["sessions_per_episode"] = round(rows["sessions"] / n_episodes, 2)
         print(f"[{n_episodes:,}] synthesize {synth}", flush=True)
-        for name in STAGES:
+        for name in stages:
             m = measure(run_stage(name, n_episodes, engine, root), timeout)
             result["stages"][name] = m
             print(f"[{n_episodes:,}] {name}: {m}", flush=True)
@@ -108,11 +111,13 @@ def one_size(n_episodes: int, engine: str, timeout: float) -> dict:
             }
             print(f"[{n_episodes:,}] attendance {result['attendance']}", flush=True)
         seconds = {k: v.get("seconds") for k, v in result["stages"].items()}
-        if all(seconds.get(s) is not None for s in STAGES):
-            result["pipeline_seconds"] = round(sum(seconds.values()), 1)
+        if all(seconds.get(s) is not None for s in ("ingest", "features")):
             result["ingest_plus_features_seconds"] = round(
                 seconds["ingest"] + seconds["features"], 1
             )
+        if all(seconds.get(s) is not None for s in STAGES):
+            result["pipeline_seconds"] = round(sum(seconds.values()), 1)
+        if seconds and all(v is not None for v in seconds.values()):
             result["peak_rss_mb"] = max(v["peak_rss_mb"] for v in result["stages"].values())
         return result
 
@@ -155,11 +160,12 @@ def markdown(results: list[dict]) -> str:
         )
     lines += ["", "Targets (issue 9): " + ", ".join(f"{k} = {v}" for k, v in TARGETS.items())]
     for r in results:
-        if "pipeline_seconds" in r:
+        if "ingest_plus_features_seconds" in r:
             lines.append(
-                f"- {r['episodes']:,} episodes ({r['engine']}): ingest + features "
-                f"{r['ingest_plus_features_seconds']} s, pipeline {r['pipeline_seconds']} s, "
-                f"peak {r['peak_rss_mb']:,.0f} MB"
+                f"- {r['episodes']:,} episodes, {r.get('sessions') or 0:,} sessions "
+                f"({r['engine']}): ingest + features {r['ingest_plus_features_seconds']} s"
+                + (f", pipeline {r['pipeline_seconds']} s" if "pipeline_seconds" in r else "")
+                + f", peak {r.get('peak_rss_mb', 0):,.0f} MB"
             )
     return "\n".join(lines) + "\n"
 
@@ -170,8 +176,15 @@ def main() -> None:
     parser.add_argument("--engine", default="pandas", choices=["pandas", "dask"])
     parser.add_argument("--timeout", type=float, default=3600, help="per step, seconds")
     parser.add_argument("--name", default="scale", help="results file name")
+    parser.add_argument(
+        "--stages", default=",".join(STAGES), help="comma-separated stages to run (in order)"
+    )
     args = parser.parse_args()
-    results = [one_size(n, args.engine, args.timeout) for n in args.sizes]
+    stages = tuple(s for s in args.stages.split(",") if s)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        parser.error(f"unknown stage(s): {', '.join(unknown)} (known: {', '.join(STAGES)})")
+    results = [one_size(n, args.engine, args.timeout, stages) for n in args.sizes]
     path = save(args.name, [{"targets": TARGETS}, *results])
     md = path.with_suffix(".md")
     md.write_text(markdown(results), encoding="utf-8")

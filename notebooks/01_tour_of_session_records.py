@@ -207,6 +207,8 @@ reasons.to_frame()
 planted = study.messy_rows.query("kind != 'alias'")
 held = sum(len(q) for q in study.quarantine.values())
 print(f"rows broken on purpose: {len(planted)}; rows quarantined: {held}")
+by_table = planted.groupby("table").size()
+assert by_table.to_dict() == {t: len(q) for t, q in study.quarantine.items() if len(q)}
 planted.groupby(["table", "kind"]).size().rename("rows").to_frame()
 
 # %% [markdown]
@@ -228,9 +230,12 @@ study.quarantine["sessions"].iloc[0]
 # 3. Open `study.export_dir / "sessions.csv"` in a text editor, change one `status` to
 #    `walked_out`, and run `engage validate` on the folder (from a terminal:
 #    `engage validate <folder>`). What does the message tell the service to do?
-# 4. `params.yaml → ingest.aliases` maps local codes to contract categories. Add a code
-#    and re-run `synthetic_study()` on an edited export with
-#    `pipeline.stages.ingest.run(params, root, input_dir=...)`. Where does the recoding
-#    show up in `study.ingest_report`?
+# 4. `params.yaml → ingest.aliases` maps local codes to contract categories. Copy
+#    `study.export_dir` somewhere, replace some `attended` statuses with a code of your
+#    own, add that code to `study.params.ingest.aliases` (via `model_copy`), then run
+#    `pipeline.stages.ingest.run(params, root, input_dir=<your copy>)` and read the result
+#    back with `pipeline.tutorial.load_study(root, params)`. (Calling `synthetic_study()`
+#    again would regenerate the export and overwrite your edit.) Where does the recoding
+#    show up in the ingest report?
 # 5. Why does the pipeline quarantine a session whose `duration_min` is recorded for a
 #    missed appointment, rather than setting the duration to missing?

@@ -211,8 +211,8 @@ assert gain["whole episode"] > gain["window"] + 0.02
 #   end up attending;
 # - it is not evidence that attending more *causes* better outcomes either, because people
 #   who are not improving leave, and people who recover early stop coming: the outcome
-#   shapes the exposure (reverse causation, the same immortal-time problem notebook 5
-#   shows on real data).
+#   shapes the exposure (reverse causation; notebook 5 shows it on real data, together
+#   with its cousin, immortal time).
 #
 # The oracle shows how much is knowable at the landmark. Attendance alone gets little of
 # it; the full set of window features (all four blocks, notebook 3) gets much closer.
@@ -240,8 +240,11 @@ except ModelError as refused:
 # %% [markdown]
 # 4. A cross-validated AUC above `prediction.plausible_auc_max` (0.80) puts a leakage
 #    warning on the model card: published early-engagement models reach about 0.60–0.75.
-#    (The synthetic cohort is more predictable than real services, so the honest model
-#    above may trip it too; that is why the oracle is the better yardstick here.)
+#    Notice that this alarm would **not** have caught the leak above (the leaky model
+#    stays under 0.80), while the honest full model of notebook 3 (about 0.88 on this
+#    cleaner-than-real cohort) trips it. An AUC threshold is a weak test for leakage in
+#    both directions; the real defences are 1–3: build features so that they cannot see
+#    the future, and refuse columns that do.
 #
 # Re-running the features with a different window changes what "early" means. The
 # pipeline computes it from `params.yaml`, so `dvc exp run -S features.window_days=28`
@@ -262,11 +265,15 @@ pd.DataFrame(
 # ## Exercises
 #
 # 1. Repeat the leak demonstration with `sessions_attended_total` from the outcome table
-#    as the only engagement predictor (you will need to bypass the guard by building the
-#    frame yourself). How far above the oracle does it go?
-# 2. Change the window to 28 and to 84 days and re-run the honest prediction. What do you
-#    gain by waiting longer, and what do you lose? (Think about who is still in treatment
-#    at the landmark, and how late a warning is useful to a clinician.)
+#    as the only engagement predictor (`predictive_validity` does not run the guard; the
+#    pipeline's `prediction_results` does). How much does the AUC rise over baseline, and
+#    does it cross `plausible_auc_max`?
+# 2. Build the study with a 28-day and with an 84-day window
+#    (`synthetic_study(params=p)` where `p` has `features.window_days` and
+#    `synthetic.landmark_days` changed, so that outcomes and the landmark follow), and
+#    re-run the honest prediction. What do you gain by waiting longer, and what do you
+#    lose? (Think about who is still in treatment at the landmark, and how late a
+#    warning is useful to a clinician.)
 # 3. Pick an episode with an **incomplete** window. Why would including it bias the
 #    attendance rate, and in which direction?
 # 4. The disengagement index needs at least two available z-scores. Find an episode

@@ -40,7 +40,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from pipeline.models.effects import fit_logistic
+from pipeline.models.effects import fit_logistic, standardise
 from pipeline.models.replication import (
     BTHEB_FORMULA,
     BTHEB_VISITS,
@@ -51,6 +51,7 @@ from pipeline.models.replication import (
     btheb_reproduction,
     btheb_wide,
 )
+from pipeline.models.tidy import term_row
 from pipeline.models.trajectories import fit_trajectory
 
 pd.set_option("display.width", 120)
@@ -98,30 +99,42 @@ print("monotone dropout:", monotone)
 # Is missing at 8 months related to how depressed people were? Two checks, each a logistic
 # regression fitted with the package's `fit_logistic` (odds ratios per SD):
 #
-# 1. on **baseline** BDI and arm: if missingness depends on baseline, a complete-case
-#    comparison is no longer a comparison of randomised groups;
+# 1. on **baseline** BDI and arm. Missingness that depends on baseline severity alone is
+#    harmless to an analysis that adjusts for baseline (as the published model does); it
+#    matters if it differs between the arms, or if the analysis ignores baseline.
 # 2. on the **2-month** BDI (among those seen at 2 months): if people who were doing worse
 #    early are more likely to leave, missingness depends on the outcome's own history.
-#    That is "missing at random" (MAR) given earlier scores, which a mixed model can
-#    handle and a completers-only analysis cannot.
+#    That is "missing at random" (MAR) given earlier scores: a likelihood-based mixed model
+#    fitted to all the scores handles it (if the model is right); a completers-only
+#    analysis does not, because it discards the very scores that explain the dropout.
 
 # %%
-dropped = wide.assign(
-    missing_8m=wide["bdi.8m"].isna().astype(float),
-    bdi_pre_sd=(wide["bdi.pre"] - wide["bdi.pre"].mean()) / wide["bdi.pre"].std(),
-    bdi_2m_sd=(wide["bdi.2m"] - wide["bdi.2m"].mean()) / wide["bdi.2m"].std(),
-    btheb=(wide["treatment"] == "BtheB").astype(float),
+dropped = standardise(
+    wide.assign(
+        missing_8m=wide["bdi.8m"].isna().astype(float),
+        btheb=(wide["treatment"] == "BtheB").astype(float),
+    ),
+    ["bdi.pre", "bdi.2m"],  # per SD; the 0/1 columns are left as they are
 )
-on_baseline = fit_logistic(dropped, "missing_8m", ["bdi_pre_sd", "btheb"], None, "missing at 8m")
-on_early = fit_logistic(dropped, "missing_8m", ["bdi_2m_sd", "btheb"], None, "missing at 8m")
+on_baseline = fit_logistic(dropped, "missing_8m", ["bdi.pre", "btheb"], None, "missing at 8m")
+on_early = fit_logistic(dropped, "missing_8m", ["bdi.2m", "btheb"], None, "missing at 8m")
+baseline_or, early_or = term_row(on_baseline, "bdi.pre"), term_row(on_early, "bdi.2m")
+print(
+    f"missing at 8 months, odds ratio per SD of baseline BDI: {baseline_or['estimate']:.2f} "
+    f"({baseline_or['ci_low']:.2f} to {baseline_or['ci_high']:.2f}); per SD of 2-month BDI: "
+    f"{early_or['estimate']:.2f} ({early_or['ci_low']:.2f} to {early_or['ci_high']:.2f})"
+)
 pd.concat([on_baseline.coefficients, on_early.coefficients]).query("term != 'const'")[
     ["term", "estimate", "ci_low", "ci_high", "p_value", "n_analysed"]
 ].round(3)
 
 # %% [markdown]
-# With 100 patients these intervals are wide; the point is the habit. Look at the
-# direction and size of the odds ratios, not only at the p-values: "not significant" in a
-# small trial is not evidence that data are missing completely at random.
+# Missingness at 8 months shows no relation to baseline severity here (odds ratio close to
+# 1), but there is a hint that patients with a higher BDI at 2 months were more likely to
+# be gone by 8 months. With 100 patients these intervals are wide; the point is the
+# habit. Look at the direction and size of the odds ratios, not only at the p-values: "not
+# significant" in a small trial is not evidence that data are missing completely at
+# random.
 #
 # ## The published model, reproduced
 #
@@ -145,10 +158,15 @@ print(f"rows analysed: {mixed.card.n_analysed} scores from {mixed.card.n_groups}
 comparison
 
 # %% [markdown]
-# The treatment effect, −2.37 BDI points, has a wide interval that includes zero:
+# The treatment effect has a wide interval that includes zero:
 
 # %%
-mixed.coefficients.set_index("term").loc[["treatment[T.BtheB]"], ["estimate", "ci_low", "ci_high"]]
+effect = term_row(mixed, "treatment[T.BtheB]")
+print(
+    f"Beat the Blues vs TAU: {effect['estimate']:.2f} BDI points "
+    f"(95% CI {effect['ci_low']:.2f} to {effect['ci_high']:.2f})"
+)
+assert effect["ci_low"] < 0 < effect["ci_high"]
 
 # %% [markdown]
 # ## What dropout does to the conclusion
@@ -157,8 +175,8 @@ mixed.coefficients.set_index("term").loc[["treatment[T.BtheB]"], ["estimate", "c
 #
 # | analysis | uses | assumes |
 # |---|---|---|
-# | completers only | patients seen at all four follow-ups | those who left are like those who stayed (missing completely at random) |
-# | mixed model on all available scores | every score anyone gave | missing at random given the observed scores and covariates |
+# | completers only | patients seen at all four follow-ups | dropout unrelated to the outcome once the model's covariates are accounted for (e.g. missing completely at random) |
+# | mixed model on all available scores | every score anyone gave | missing at random given the observed scores and covariates, and a correct model for the means and correlations |
 # | baseline carried forward (BOCF) | every patient; missed visits = baseline score | no improvement after leaving: pessimistic for a treatment that works |
 # | last score carried forward (LOCF) | every patient; missed visits = last score seen | no change after leaving |
 #
@@ -175,7 +193,7 @@ analyses = {
 rows = []
 for name, data in analyses.items():
     fit = fit_trajectory(data, BTHEB_FORMULA, "subject", model=name)
-    effect = fit.coefficients.set_index("term").loc["treatment[T.BtheB]"]
+    effect = term_row(fit, "treatment[T.BtheB]")
     rows.append(
         {
             "analysis": name,
@@ -187,6 +205,8 @@ for name, data in analyses.items():
         }
     )
 effects = pd.DataFrame(rows).set_index("analysis")
+completers = effects.loc["completers only"]
+assert completers["ci_high"] < 0  # the completers analysis alone would claim an effect
 effects.round(2)
 
 # %%
@@ -217,8 +237,10 @@ plt.show()
 #   group: here, people with a higher BDI at 2 months were somewhat more likely to be
 #   missing at 8 months (odds ratio about 1.4 per SD, imprecise with 100 patients).
 # - The **mixed model** uses every score anyone gave and is valid if dropout depends only
-#   on what was observed (earlier scores, covariates): missing at random. It is the
-#   published analysis, and its estimate (−2.4 points) is smaller and uncertain.
+#   on what was observed (earlier scores, covariates), missing at random, *and* if its
+#   model for the means and the correlation between visits is right (a random intercept
+#   only, here; exercise 1 relaxes it). It is the published analysis, and its estimate
+#   (−2.4 points) is smaller and uncertain.
 # - **BOCF** shrinks the effect towards zero (it assumes no one who left improved), and
 #   **LOCF** lands near the mixed model. Neither is a principled answer; both show how much
 #   the conclusion rests on what we assume about people we did not see.
@@ -237,9 +259,11 @@ plt.show()
 # 3. Using `btheb_attrition`, compare baseline BDI of those missing vs seen at 8 months
 #    in each arm. Does the pattern differ between arms? Why would that matter more than an
 #    equal pattern in both?
-# 4. Write a simple delta adjustment: take the LOCF data, make every carried-forward score
-#    δ points worse in the Beat the Blues arm only, refit, and find the δ at which the
-#    interval would include zero (for the completers analysis) or exclude it (for the
-#    mixed model).
+# 4. Write a simple delta adjustment: take the LOCF data
+#    (`btheb_carried_forward(wide, "last")`), shift every carried-forward score by δ
+#    points in the Beat the Blues arm only (positive = worse), refit the published model,
+#    and find the δ (positive or negative) at which the treatment interval would exclude
+#    zero. Is a departure from "no change after leaving" that large plausible on the
+#    BDI-II?
 # 5. The trial randomised 100 patients here but analysed 97 in the mixed model. Who are
 #    the other three, and what assumption does dropping them make?

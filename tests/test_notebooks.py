@@ -63,12 +63,4 @@ def test_executes_top_to_bottom(script: Path):
         kernel_name="python3",
         resources={"metadata": {"path": str(FOLDER)}},
     )
-    client.execute()  # raises CellExecutionError, with the failing cell, on any error
-    errors = [
-        o
-        for c in notebook.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-        if o.output_type == "error"
-    ]
-    assert not errors
+    client.execute()  # raises CellExecutionError, naming the failing cell, on any error

@@ -28,6 +28,11 @@ def landmark(data: pd.DataFrame, time: str, at: float, name: str = "time_from_la
     if time not in data:
         raise ModelError(f"landmark: column {time!r} not in the data")
     t = pd.to_numeric(data[time], errors="raise").astype(float)
+    if t.isna().any():
+        raise ModelError(
+            f"landmark: {int(t.isna().sum())} row(s) have no {time!r}; whether they were "
+            "still at risk at the landmark is unknown, so drop or impute them first"
+        )
     kept = data[t > at].copy()
     kept[name] = t[t > at] - at
     if kept.empty:

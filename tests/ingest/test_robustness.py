@@ -237,3 +237,16 @@ def test_dates_with_a_time_of_day_are_calendar_dates(make_dataset):
     result = _ingest(folder, Params(ingest={"extract_date": "2024-02-10"}))
     assert result.quarantine["sessions"].empty  # 2024-02-10 23:30 is not after 2024-02-10
     assert (result.tables["sessions"]["scheduled_date"].dt.hour == 0).all()
+
+
+def test_is_in_matches_pandas_isin_and_never_matches_missing():
+    from pipeline.ingest.rules import is_in
+
+    values = pd.Series(["a", "b", None, "c", "a"], dtype="str", index=[9, 8, 7, 6, 5])
+    keys = pd.Series(["a", "c", None, "zz"], dtype="str")
+    got = is_in(values, keys)
+    assert got.tolist() == [True, False, False, True, True]
+    assert got.index.tolist() == [9, 8, 7, 6, 5]
+    expected = values.astype(object).isin(["a", "c", "zz"]) & values.notna()
+    assert got.tolist() == expected.tolist()
+    assert not is_in(values, keys.iloc[:0]).any()

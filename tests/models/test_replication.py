@@ -57,10 +57,22 @@ def test_baseline_and_last_observation_carried_forward():
         btheb_carried_forward(WIDE, "mean")
 
 
-def test_uis_planned_stay_is_90_or_180_days_and_matches_frac():
+def test_uis_planned_stay_follows_the_design_of_each_site():
     d = uis()
     assert len(d) == 575
-    assert set(d["planned_days"].unique()) == {90.0, 180.0}
-    np.testing.assert_allclose(d["LEN.T"] / d["planned_days"], d["FRAC"], rtol=1e-6)
-    # The planned stay follows the randomised arm: longer arm, longer plan.
-    assert (d.groupby("TREAT")["planned_days"].mean().diff().dropna() > 0).all()
+    plan = d.groupby(["SITE", "TREAT"])["planned_days"].unique()
+    assert {k: list(v) for k, v in plan.items()} == {
+        (0, 0): [90.0],
+        (0, 1): [180.0],
+        (1, 0): [180.0],
+        (1, 1): [360.0],
+    }
+    np.testing.assert_allclose(d["frac_planned"], d["LEN.T"] / d["planned_days"])
+    np.testing.assert_allclose(d["months_in_treatment"] * 30, d["LEN.T"])
+    # The distributed FRAC divides by 90 / 180 by arm at both sites: equal at site A only.
+    site_a = d[d["SITE"] == 0]
+    np.testing.assert_allclose(site_a["frac_planned"], site_a["FRAC"], rtol=1e-4)
+    site_b = d[d["SITE"] == 1]
+    np.testing.assert_allclose(site_b["frac_planned"] * 2, site_b["FRAC"], rtol=1e-4)
+    # In these data nobody returned to drug use while still in treatment.
+    assert (d["TIME"] >= d["LEN.T"]).all()

@@ -20,12 +20,14 @@ def btheb():
     return btheb_long()
 
 
-def test_as_printed_rounds_to_the_published_decimals():
-    assert as_printed(5.943675, 5.94) == 5.94
-    assert as_printed(0.2563, 0.256) == 0.256
-    assert as_printed(-2.3749, -2.37) == -2.37
-    assert as_printed(-2.376, -2.37) == -2.38  # one digit further off: no match
-    assert as_printed(6.95004, 7.0) == 7.0
+def test_as_printed_rounds_to_the_printed_decimals_trailing_zeros_included():
+    assert as_printed(5.943675, "5.94") == 5.94
+    assert as_printed(0.2563, "0.256") == 0.256
+    assert as_printed(-2.3749, "-2.37") == -2.37
+    assert as_printed(-2.376, "-2.37") == -2.38  # one digit further off: no match
+    assert as_printed(-2.7978, "-2.80") == -2.80
+    assert as_printed(-2.7478, "-2.80") == -2.75  # would pass at one decimal; not at two
+    assert as_printed(7.04, "7") == 7.0
 
 
 def test_beat_the_blues_published_fixed_effects_and_sds(btheb):
