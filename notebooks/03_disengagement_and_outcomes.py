@@ -187,8 +187,11 @@ dropout.tables["dropout_side_by_side"][
 ].round(3)
 
 # %% [markdown]
-# The Cox model gives cause-specific hazard ratios (finishing censors). Its card also
-# reports a proportional-hazards check for every term.
+# The Cox model gives cause-specific hazard ratios (finishing censors): how much faster
+# disengaged clients drop out *while still in treatment*. That is not the same as an
+# effect on the cumulative incidence plotted above, which also depends on how fast each
+# group finishes; a Fine–Gray (subdistribution) model answers that second question. The
+# card also reports a proportional-hazards check for every term.
 #
 # ## 3. Symptom trajectories: within and between clients
 #
@@ -196,7 +199,10 @@ dropout.tables["dropout_side_by_side"][
 # client. The session's alliance rating is split into the client's average
 # (**between**: do clients with better alliances do better?) and the session's departure
 # from it (**within**: is a client better in weeks when their alliance is better than
-# usual?). Only the within effect is protected from stable differences between clients.
+# usual?). Only the within effect is protected from stable differences between clients;
+# it is still open to things that change week to week (a good week lifts both the mood and
+# the alliance rating: same-session reverse causation), which is why lagged alliance is a
+# natural next model.
 # The generator planted a within-client effect of −0.15 PHQ-9 points per alliance point.
 
 # %%

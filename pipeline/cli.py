@@ -97,6 +97,26 @@ def _run_stage(name: str, params: Path, out: Path, *inputs: Path) -> dict:
 
 
 @app.command()
+def partition(
+    export: Annotated[Path, typer.Argument(help="Folder holding the export's tables.")],
+    out: Annotated[Path, typer.Argument(help="New folder for the partitioned export.")],
+    partitions: Annotated[
+        int | None, typer.Option("--partitions", help="Number of episode buckets.")
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Split an export into episode buckets for the dask engine (docs/scaling.md)."""
+    from pipeline.engine.partition import main as partition_main
+
+    argv = [str(export), str(out), "--params", str(params)]
+    if partitions is not None:
+        argv += ["--partitions", str(partitions)]
+    code = partition_main(argv)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 def features(
     out: Annotated[Path, typer.Option("--out", help="Root holding data/interim.")] = Path("."),
     params: ParamsOption = Path("params.yaml"),

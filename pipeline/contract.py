@@ -9,6 +9,7 @@ and a test keeps the two in agreement.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pandas as pd
@@ -228,6 +229,13 @@ def _kind(column: pa.Column, allowed) -> str:
 
 def column_specs(table: str) -> list[ColumnSpec]:
     """The contract columns of ``table`` in declaration order."""
+    return list(_column_specs(table))
+
+
+@functools.cache
+def _column_specs(table: str) -> tuple[ColumnSpec, ...]:
+    # Building a pandera schema takes tens of milliseconds; ingest asks for each table's
+    # specs many times. The specs are frozen dataclasses, so sharing them is safe.
     schema = SCHEMAS[table].to_schema()
     specs = []
     for name, col in schema.columns.items():
@@ -254,7 +262,7 @@ def column_specs(table: str) -> list[ColumnSpec]:
                 description=col.description or "",
             )
         )
-    return specs
+    return tuple(specs)
 
 
 @dataclass(frozen=True)

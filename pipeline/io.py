@@ -126,13 +126,15 @@ def read_json(path: str | Path) -> Any:
 INTERIM_TABLES = ("episodes", "sessions", "measures", "goals", "goal_ratings", "contacts")
 
 
-def read_interim(folder: str | Path) -> tuple[dict[str, pd.DataFrame], dict, pd.Timestamp]:
-    """The accepted tables written by ingest (optional ones only if present), its report and
-    the extract date it used."""
+def read_interim(
+    folder: str | Path, tables: tuple[str, ...] = INTERIM_TABLES
+) -> tuple[dict[str, pd.DataFrame], dict, pd.Timestamp]:
+    """The accepted tables written by ingest (those of ``tables`` that exist: optional ones
+    may be absent), its report and the extract date it used."""
     folder = Path(folder)
     tables = {
         t: pd.read_parquet(folder / f"{t}.parquet")
-        for t in INTERIM_TABLES
+        for t in tables
         if (folder / f"{t}.parquet").exists()
     }
     report = read_json(folder / "ingest_report.json")

@@ -165,11 +165,11 @@ def outcome_table(
     """One row per episode of ``tables['episodes']`` (never mutates ``tables``)."""
     episodes, sessions, measures = tables["episodes"], tables["sessions"], tables["measures"]
     out = pd.DataFrame({"episode_id": episodes["episode_id"].to_numpy()}).set_index("episode_id")
-    per_instrument = {}
-    for instrument in sorted(set(measures["instrument"]) & set(INSTRUMENTS)):
-        res = instrument_outcomes(
-            score_summary(measures, sessions, instrument, params), instrument
-        ).reindex(out.index)
+    per_instrument, summaries = {}, {}
+    present = set(measures["instrument"].dropna().unique().tolist())  # not row by row
+    for instrument in sorted(present & set(INSTRUMENTS)):
+        summaries[instrument] = score_summary(measures, sessions, instrument, params)
+        res = instrument_outcomes(summaries[instrument], instrument).reindex(out.index)
         per_instrument[instrument] = res
         out = out.join(res.add_prefix(f"{prefix(instrument)}_"))
     if all(p in per_instrument for p in PAIRED):
@@ -215,9 +215,10 @@ def outcome_table(
         out["in_treatment_at_landmark"]
     )
     out["dropout_event"] = (out["dropout"] & end.notna()).where(out["in_treatment_at_landmark"])
-    last_date = score_summary(measures, sessions, params.primary_instrument, params)[
-        "last_date"
-    ].reindex(out.index)
+    summary = summaries.get(params.primary_instrument)
+    if summary is None:
+        summary = score_summary(measures, sessions, params.primary_instrument, params)
+    last_date = summary["last_date"].reindex(out.index)
     out["primary_last_after_landmark"] = (last_date >= w["window_end"]).where(
         last_date.notna() & w["window_end"].notna()
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,8 +29,9 @@ class CheckedTable:
     extract: pd.Timestamp | None = None
     """Extract date in force for this table's rules (None before sessions are seen)."""
 
-    @property
+    @functools.cached_property
     def accepted(self) -> pd.DataFrame:
+        """The rows that passed every rule (computed once: callers must not mutate it)."""
         return self.typed[self.accepted_mask].reset_index(drop=True)
 
     @property

@@ -83,13 +83,18 @@ def clean_text(values: pd.Series, markers: tuple[str, ...]) -> tuple[pd.Series, 
         return values.reset_index(drop=True), 0
     text = values.astype("str").reset_index(drop=True)
     marker_set = set(markers)
-
-    def clean(u: pd.Series) -> pd.Series:
-        stripped = u.str.strip()
-        return stripped.where((stripped != "") & ~stripped.isin(marker_set))
-
-    cleaned = _via_uniques(text, clean)
-    n_markers = int((text.str.strip().isin(marker_set)).sum()) if marker_set else 0
+    # Each distinct spelling is trimmed and judged once, then broadcast back (as
+    # _via_uniques does), and markers are counted from the same codes.
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    if len(uniques) == 0:  # nothing but missing cells
+        return pd.Series(pd.NA, index=text.index, dtype="str"), 0
+    stripped = pd.Series(uniques, dtype=text.dtype).str.strip()
+    is_marker = stripped.isin(marker_set).to_numpy(dtype=bool)
+    distinct = stripped.where((stripped != "") & ~is_marker)
+    present = codes >= 0
+    cleaned = distinct.iloc[np.maximum(codes, 0)].reset_index(drop=True).where(present)
+    counts = np.bincount(codes[present], minlength=len(uniques))
+    n_markers = int(counts[is_marker].sum())
     return cleaned.astype("str"), n_markers
 
 

@@ -22,7 +22,7 @@ def run(params: Params, root: str | Path = ".", show_progress: bool = False) -> 
     paths = resolve(params.paths, root)
     summary: dict = {"stage": "models"}
     with stage_timer(summary):
-        tables, _, features, outcomes = load_inputs(paths)
+        tables, _, features, outcomes = load_inputs(paths, ("episodes", "sessions", "measures"))
         bar = tqdm(total=4, desc="models", disable=not show_progress, leave=False)
 
         def step(label: str) -> None:

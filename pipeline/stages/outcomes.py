@@ -15,7 +15,10 @@ def run(params: Params, root: str | Path = ".") -> dict:
     paths = resolve(params.paths, root)
     summary: dict = {"stage": "outcomes"}
     with stage_timer(summary):
-        tables, _, extract = read_interim(paths["interim_dir"])
+        # Outcomes need appointments and scores only (goals and contacts are never read).
+        tables, _, extract = read_interim(
+            paths["interim_dir"], ("episodes", "sessions", "measures")
+        )
         window = build_window(
             tables["episodes"], tables["sessions"], params.features.window_days, extract
         )

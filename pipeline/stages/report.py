@@ -161,7 +161,11 @@ def run(params: Params, root: str | Path = ".", generated: str | None = None) ->
             for p in sorted((paths["results_dir"] / stage / "model_cards").glob("*.json"))
         ]
         ctx = build_context(
-            frame, tables, metrics | {"n_sessions": len(interim["sessions"])}, ingest_report, params
+            frame,
+            tables,
+            metrics | {"n_sessions": ingest_report["tables"]["sessions"]["rows_accepted"]},
+            ingest_report,
+            params,
         )
         ctx["generated"] = generated or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         ctx["source"] = (

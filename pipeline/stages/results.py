@@ -14,11 +14,12 @@ from pipeline.report.disclosure import safe_card, safe_result_table
 
 
 def load_inputs(
-    paths: dict[str, Path],
+    paths: dict[str, Path], tables: tuple[str, ...] = ("episodes",)
 ) -> tuple[dict[str, pd.DataFrame], dict, pd.DataFrame, pd.DataFrame]:
-    """What every model stage reads: the interim tables, the ingest report, the features
-    and the outcomes."""
-    tables, report, _ = read_interim(paths["interim_dir"])
+    """What every model stage reads: the interim ``tables`` it needs (at national scale the
+    others are tens of millions of rows), the ingest report, the features and the
+    outcomes."""
+    tables, report, _ = read_interim(paths["interim_dir"], tables)
     features = pd.read_parquet(paths["processed_dir"] / "features.parquet")
     outcomes = pd.read_parquet(paths["processed_dir"] / "outcomes.parquet")
     return tables, report, features, outcomes

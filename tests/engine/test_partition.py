@@ -147,3 +147,18 @@ def test_command_line_conversion(small_export, tmp_path, capsys):
     assert "into 2 episode buckets" in capsys.readouterr().out
     assert main([str(tmp_path / "nowhere"), str(tmp_path / "q"), "--params", "none"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_engage_partition_command(small_export, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    folder, _ = small_export
+    runner = CliRunner()
+    ok = runner.invoke(app, ["partition", str(folder), str(tmp_path / "p"), "--partitions", "3"])
+    assert ok.exit_code == 0 and "into 3 episode buckets" in ok.output
+    assert (tmp_path / "p" / "_layout.json").exists()
+    missing = runner.invoke(app, ["partition", str(tmp_path / "nowhere"), str(tmp_path / "q")])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    assert missing.exception is None or isinstance(missing.exception, SystemExit)
