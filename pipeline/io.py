@@ -127,15 +127,24 @@ INTERIM_TABLES = ("episodes", "sessions", "measures", "goals", "goal_ratings", "
 
 
 def read_interim(
-    folder: str | Path, tables: tuple[str, ...] = INTERIM_TABLES
+    folder: str | Path,
+    tables: tuple[str, ...] = INTERIM_TABLES,
+    columns: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict, pd.Timestamp]:
     """The accepted tables written by ingest (those of ``tables`` that exist: optional ones
-    may be absent), its report and the extract date it used."""
+    may be absent), its report and the extract date it used. ``columns`` limits a table to
+    the listed columns it has (at national scale an unused id column is millions of
+    strings)."""
     folder = Path(folder)
-    tables = {
-        t: pd.read_parquet(folder / f"{t}.parquet")
-        for t in tables
-        if (folder / f"{t}.parquet").exists()
-    }
+    columns = columns or {}
+
+    def read(table: str) -> pd.DataFrame:
+        path = folder / f"{table}.parquet"
+        if table not in columns:
+            return pd.read_parquet(path)
+        present = set(pq.read_schema(path).names)
+        return pd.read_parquet(path, columns=[c for c in columns[table] if c in present])
+
+    tables = {t: read(t) for t in tables if (folder / f"{t}.parquet").exists()}
     report = read_json(folder / "ingest_report.json")
     return tables, report, pd.Timestamp(report["extract_date"])

@@ -13,6 +13,28 @@ from pipeline.features.obstacles import obstacle_features
 from pipeline.features.window import build_window
 from pipeline.instruments import get_instrument
 
+FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
+    "episodes": ("episode_id",),
+    "sessions": (
+        "session_id",
+        "episode_id",
+        "scheduled_date",
+        "status",
+        "notice_hours",
+        "modality",
+        "agenda_set_by",
+        "homework_completed",
+        "alliance_score",
+        "barrier_reported",
+    ),
+    "measures": ("episode_id", "measure_date", "instrument", "score"),
+    "goals": ("goal_id", "episode_id", "set_date", "set_by"),
+    "goal_ratings": ("goal_id", "rating_date", "rating"),
+    "contacts": ("episode_id", "contact_date", "direction", "responded"),
+}
+"""The interim columns the features read (the stage reads only these; a test checks that
+the features are the same as from the full tables)."""
+
 
 def engagement_features(
     tables: dict[str, pd.DataFrame],

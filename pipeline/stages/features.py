@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import Params, load_params
-from pipeline.features.build import engagement_features
+from pipeline.features.build import FEATURE_INPUTS, engagement_features
 from pipeline.io import INTERIM_TABLES, read_interim, read_json, write_json, write_parquet
 from pipeline.stages.common import resolve, stage_timer
 
@@ -19,7 +19,7 @@ def run(params: Params, root: str | Path = ".") -> dict:
         if params.engine == "dask":
             features, report = _features_dask(params, paths["interim_dir"], summary)
         else:
-            tables, report, extract = read_interim(paths["interim_dir"])
+            tables, report, extract = read_interim(paths["interim_dir"], columns=FEATURE_INPUTS)
             features = engagement_features(
                 tables, params.features, params.outcomes.primary_instrument, extract
             )

@@ -49,3 +49,24 @@ def test_every_column_is_documented(processed):
     for column in o.columns:  # per-instrument columns are documented once, as primary_*
         m = re.match(r"^(phq9|gad7|wsas|bdiii|core10|ors)_(.*)$", column)
         assert (f"primary_{m.group(2)}" if m else column) in outcomes_doc, column
+
+
+def test_the_columns_the_stage_reads_are_all_the_features_need(processed_run):
+    """The features stage reads only FEATURE_INPUTS; from the full tables the features are
+    the same (a feature that started using another column would fail here)."""
+    from pipeline.config import Params
+    from pipeline.features.build import FEATURE_INPUTS, engagement_features
+    from pipeline.io import read_interim
+
+    root, _ = processed_run
+    full, _, extract = read_interim(root / "data" / "interim")
+    p = Params()
+    pruned, _, _ = read_interim(root / "data" / "interim", columns=FEATURE_INPUTS)
+    expected = engagement_features(full, p.features, "PHQ-9", extract)
+    pd.testing.assert_frame_equal(
+        engagement_features(pruned, p.features, "PHQ-9", extract), expected
+    )
+    assert len(pruned["episodes"].columns) < len(full["episodes"].columns)  # it does prune
+    assert set(FEATURE_INPUTS) == set(full)
+    for table, columns in FEATURE_INPUTS.items():
+        assert set(columns) <= set(full[table].columns), table
