@@ -343,7 +343,7 @@ class DaskParams(_Section):
     size such as ``4GiB``; a worker past it spills to disk, then is restarted."""
     partitions: Annotated[int, Field(ge=1, le=100_000)] | None = None
     """Episode buckets the data are split into; None = one per ``episodes_per_partition``
-    episodes. A partitioned export (python -m pipeline.engine.partition) keeps its own."""
+    episodes. A partitioned export (engage partition) keeps its own."""
     episodes_per_partition: Annotated[int, Field(ge=1)] = 20_000
     """Bucket size when ``partitions`` is None (every table's rows of those episodes)."""
 

@@ -188,7 +188,7 @@ def combine_table(
         raise InputError(
             f"{file}: the same {key} was accepted in two buckets, so this partitioned export "
             "is not partitioned by episode; convert the export again with "
-            "python -m pipeline.engine.partition."
+            "engage partition."
         )
     return TableResult(table, accepted, quarantine, counts, extract)
 

@@ -23,7 +23,7 @@ file per bucket for every table (empty buckets included), plus
 ``<out>/<table>/_malformed.parquet`` when the table has malformed lines. Values are kept as
 read (text for a CSV export), so the layout holds exactly what the export held.
 
-Convert an export with ``python -m pipeline.engine.partition EXPORT OUT``.
+Convert an export with ``engage partition EXPORT OUT`` (or ``python -m pipeline.engine.partition``).
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def read_layout(folder: str | Path) -> Layout:
     if manifest.get("format") != LAYOUT_FORMAT or manifest.get("version") != LAYOUT_VERSION:
         raise InputError(
             f"{folder}: {LAYOUT_FILE} is not a version-{LAYOUT_VERSION} {LAYOUT_FORMAT}; "
-            "convert the export again with python -m pipeline.engine.partition."
+            "convert the export again with engage partition."
         )
     layout = Layout(folder, manifest)
     missing = [

@@ -56,20 +56,31 @@ def _problems(mask: np.ndarray, column: str, rule: str, values: pd.Series) -> pd
     )
 
 
-def _via_uniques(values: pd.Series, fn) -> pd.Series:
-    """Apply ``fn`` to the distinct values only, then broadcast back (dates, codes and labels
-    repeat millions of times in a national export; parsing each once is what makes it fast).
-    Missing values stay missing."""
+def _distinct(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Each row's code (-1 for missing) and the distinct values, in ``values``' dtype."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    mapped = fn(
+    distinct = (
         pd.Series(uniques, dtype=values.dtype)
         if len(uniques)
         else pd.Series([], dtype=values.dtype)
     )
+    return codes, distinct
+
+
+def _broadcast(mapped: pd.Series, codes: np.ndarray) -> pd.Series:
+    """Per-distinct-value results back to one per row; missing rows stay missing."""
+    return mapped.iloc[np.maximum(codes, 0)].reset_index(drop=True).where(pd.Series(codes >= 0))
+
+
+def _via_uniques(values: pd.Series, fn) -> pd.Series:
+    """Apply ``fn`` to the distinct values only, then broadcast back (dates, codes and labels
+    repeat millions of times in a national export; parsing each once is what makes it fast).
+    Missing values stay missing."""
+    codes, distinct = _distinct(values)
+    mapped = fn(distinct)
     if len(mapped) == 0:
         return fn(values.iloc[:0]).reindex(range(len(values)))
-    out = mapped.iloc[np.maximum(codes, 0)].reset_index(drop=True)
-    return out.where(pd.Series(codes >= 0))
+    return _broadcast(mapped, codes)
 
 
 def _is_text(values: pd.Series) -> bool:
@@ -78,24 +89,19 @@ def _is_text(values: pd.Series) -> bool:
 
 def clean_text(values: pd.Series, markers: tuple[str, ...]) -> tuple[pd.Series, int]:
     """Trim text cells; blank cells and missing-value markers ("NA", "null", …) become
-    missing. Returns the cleaned column and how many markers were turned into missing."""
+    missing. Returns the cleaned column and how many markers were turned into missing
+    (counted from the distinct spellings, each trimmed and judged once)."""
     if not _is_text(values):
         return values.reset_index(drop=True), 0
     text = values.astype("str").reset_index(drop=True)
-    marker_set = set(markers)
-    # Each distinct spelling is trimmed and judged once, then broadcast back (as
-    # _via_uniques does), and markers are counted from the same codes.
-    codes, uniques = pd.factorize(text, use_na_sentinel=True)
-    if len(uniques) == 0:  # nothing but missing cells
+    codes, distinct = _distinct(text)
+    if distinct.empty:  # nothing but missing cells
         return pd.Series(pd.NA, index=text.index, dtype="str"), 0
-    stripped = pd.Series(uniques, dtype=text.dtype).str.strip()
-    is_marker = stripped.isin(marker_set).to_numpy(dtype=bool)
-    distinct = stripped.where((stripped != "") & ~is_marker)
-    present = codes >= 0
-    cleaned = distinct.iloc[np.maximum(codes, 0)].reset_index(drop=True).where(present)
-    counts = np.bincount(codes[present], minlength=len(uniques))
-    n_markers = int(counts[is_marker].sum())
-    return cleaned.astype("str"), n_markers
+    stripped = distinct.str.strip()
+    is_marker = stripped.isin(set(markers)).to_numpy(dtype=bool)
+    cleaned = _broadcast(stripped.where((stripped != "") & ~is_marker), codes)
+    per_value = np.bincount(codes[codes >= 0], minlength=len(distinct))
+    return cleaned.astype("str"), int(per_value[is_marker].sum())
 
 
 def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str, str]]):

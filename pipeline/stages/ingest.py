@@ -21,7 +21,7 @@ def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = N
     """Ingest ``input_dir`` (default ``paths.input_dir``) into ``paths.interim_dir``.
 
     With ``engine: dask`` the input may also be a partitioned export
-    (``python -m pipeline.engine.partition``); the outputs are the same either way.
+    (``engage partition``); the outputs are the same either way.
     Raises ``InputError`` for whole-input problems; nothing is written then.
     """
     paths = resolve(params.paths, root)
