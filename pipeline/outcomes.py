@@ -156,13 +156,48 @@ def inferred_dropout(sessions: pd.DataFrame, episodes: pd.DataFrame) -> pd.Serie
     return rule.reindex(ended.index, fill_value=False) & ended
 
 
+def integer_episode_keys(
+    tables: dict[str, pd.DataFrame], window: pd.DataFrame | None = None
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
+    """``tables`` (and ``window``) with ``episode_id`` replaced by the episode's position in
+    ``tables['episodes']``; rows of an episode not there are dropped (ingest quarantines
+    them already). Every later group-by and lookup then hashes integers instead of tens of
+    millions of id strings; the caller maps positions back to ids at the end."""
+    index = pd.Index(tables["episodes"]["episode_id"])
+
+    def keyed(frame: pd.DataFrame) -> pd.DataFrame:
+        pos = index.get_indexer(frame["episode_id"])
+        known = pos >= 0
+        out = frame.assign(episode_id=pos)
+        return out if known.all() else out[known]
+
+    return {name: keyed(t) for name, t in tables.items()}, (
+        None if window is None else keyed(window)
+    )
+
+
 def outcome_table(
     tables: dict[str, pd.DataFrame],
     window: pd.DataFrame,
     params: OutcomesParams,
     extract_date: pd.Timestamp,
 ) -> pd.DataFrame:
-    """One row per episode of ``tables['episodes']`` (never mutates ``tables``)."""
+    """One row per episode of ``tables['episodes']``, in its order (never mutates
+    ``tables``)."""
+    keyed, keyed_window = integer_episode_keys(
+        {k: tables[k] for k in ("episodes", "sessions", "measures")}, window
+    )
+    out = _outcome_table(keyed, keyed_window, params, extract_date)
+    out["episode_id"] = tables["episodes"]["episode_id"].to_numpy()[out["episode_id"].to_numpy()]
+    return out
+
+
+def _outcome_table(
+    tables: dict[str, pd.DataFrame],
+    window: pd.DataFrame,
+    params: OutcomesParams,
+    extract_date: pd.Timestamp,
+) -> pd.DataFrame:
     episodes, sessions, measures = tables["episodes"], tables["sessions"], tables["measures"]
     out = pd.DataFrame({"episode_id": episodes["episode_id"].to_numpy()}).set_index("episode_id")
     per_instrument, summaries = {}, {}
@@ -238,6 +273,7 @@ def outcome_table(
 def dropout_rule_agreement(tables: dict[str, pd.DataFrame]) -> dict:
     """How well the inference rule reproduces recorded end reasons, on ended episodes
     that have one (counts, sensitivity, specificity, Cohen's kappa)."""
+    tables, _ = integer_episode_keys({k: tables[k] for k in ("episodes", "sessions")})
     ep = tables["episodes"].set_index("episode_id")
     if "end_reason" not in ep or "end_date" not in ep:
         return {"n": 0}

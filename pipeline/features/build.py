@@ -10,7 +10,7 @@ from pipeline.features.communication import communication_features
 from pipeline.features.goals import goal_features, small_wins
 from pipeline.features.index import disengagement_flags, disengagement_index
 from pipeline.features.obstacles import obstacle_features
-from pipeline.features.window import build_window
+from pipeline.features.window import build_window, with_window_positions
 from pipeline.instruments import get_instrument
 
 FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
@@ -56,8 +56,8 @@ def episode_features(
     """Every feature but the cohort-wide index: each episode's row depends only on that
     episode's own records, so any split of the tables by episode gives the same rows (what
     the Dask engine runs per bucket)."""
-    sessions = tables["sessions"]
-    window = build_window(tables["episodes"], sessions, params.window_days, extract_date)
+    window = build_window(tables["episodes"], tables["sessions"], params.window_days, extract_date)
+    sessions = with_window_positions(tables["sessions"], window)  # four blocks filter it
     blocks = [
         attendance_features(sessions, window),
         communication_features(

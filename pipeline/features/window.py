@@ -32,6 +32,18 @@ def build_window(
     return out
 
 
+WINDOW_POSITION = "_window_position"
+"""Column ``with_window_positions`` adds: the row's episode's position in the window."""
+
+
+def with_window_positions(records: pd.DataFrame, window: pd.DataFrame) -> pd.DataFrame:
+    """``records`` with each row's episode position in ``window`` (-1: no such episode),
+    for a table that ``in_window`` will filter more than once (the hash lookup of
+    millions of string ids is then done once)."""
+    pos = pd.Index(window["episode_id"]).get_indexer(records["episode_id"])
+    return records.assign(**{WINDOW_POSITION: pos})
+
+
 def in_window(
     records: pd.DataFrame, window: pd.DataFrame, date_column: str, columns: list[str] | None = None
 ) -> pd.DataFrame:
@@ -40,8 +52,12 @@ def in_window(
     For speed at national scale the returned ``episode_id`` is the episode's integer
     *position* in ``window`` (one hash lookup here; every later group-by then runs on
     integers). ``per_episode`` and ``by_position`` map results back to the window's rows.
+    A table prepared by ``with_window_positions`` (for this ``window``) skips the lookup.
     """
-    pos = pd.Index(window["episode_id"]).get_indexer(records["episode_id"])
+    if WINDOW_POSITION in records:
+        pos = records[WINDOW_POSITION].to_numpy()
+    else:
+        pos = pd.Index(window["episode_id"]).get_indexer(records["episode_id"])
     known = pos >= 0
     take = np.where(known, pos, 0)
     start = window["window_start"].to_numpy()[take]
@@ -50,7 +66,7 @@ def in_window(
     with np.errstate(invalid="ignore"):
         inside = known & (dates >= start) & (dates < end)
     wanted = records.columns if columns is None else ["episode_id", date_column, *columns]
-    keep = [c for c in dict.fromkeys(wanted) if c in records]
+    keep = [c for c in dict.fromkeys(wanted) if c in records and c != WINDOW_POSITION]
     out = records.loc[inside, keep].copy()
     out["episode_id"] = pos[inside]
     out["window_start"] = start[inside]

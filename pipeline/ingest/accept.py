@@ -37,7 +37,7 @@ def identifier_findings(raw: RawTable) -> list[IdentifierFinding]:
     """Every identifier-like column or value of one table: every column (contract or not)
     and the raw text of malformed lines, which would otherwise reach the quarantine unread."""
     frame = raw.all_columns if raw.all_columns is not None else raw.data
-    findings = find_identifiers(raw.path.name, frame, raw.lines)
+    findings = find_identifiers(raw.path.name, frame, raw.lines, raw.distinct)
     if len(raw.malformed):
         findings += find_identifiers(
             raw.path.name,

@@ -56,21 +56,26 @@ class CheckedTable:
         return out
 
     def values_recoded(self) -> dict[str, int]:
-        """Per category/boolean column: accepted values whose spelling was mapped."""
+        """Per category/boolean column: accepted values whose spelling was mapped.
+
+        Compared on every row and counted over the accepted ones (selecting the accepted
+        rows of the raw table first copied every column of a national export)."""
         out = {}
-        raw = self.raw.data[self.accepted_mask].reset_index(drop=True)
+        raw = self.raw.data
         for spec in column_specs(self.name):
             if spec.kind not in ("category", "boolean") or spec.name not in raw:
                 continue
             before = raw[spec.name]
             if not (pd.api.types.is_object_dtype(before) or pd.api.types.is_string_dtype(before)):
                 continue
-            after = self.accepted[spec.name].astype("string").str.lower()
-            changed = before.notna() & (before.astype("string") != after)
+            before = before.astype("string").reset_index(drop=True)
+            after = self.typed[spec.name].astype("string").str.lower()
+            changed = before.notna() & (before != after)
             if spec.kind == "boolean":
-                changed &= ~before.astype("string").isin(["true", "false"])
-            if int(changed.sum()):
-                out[spec.name] = int(changed.sum())
+                changed &= ~before.isin(["true", "false"])
+            n = int((changed.fillna(False).to_numpy(dtype=bool) & self.accepted_mask).sum())
+            if n:
+                out[spec.name] = n
         return out
 
 
@@ -110,7 +115,7 @@ def column_checked(
     """Column rules only: typed table, problems, markers read as missing, and which rows
     broke a column rule."""
     typed, problems, markers = parse_table(
-        table, raw.data, params.aliases, tuple(params.missing_markers)
+        table, raw.data, params.aliases, tuple(params.missing_markers), raw.distinct
     )
     bad = np.zeros(len(typed), dtype=bool)
     bad[problems["row"].to_numpy(dtype=int)] = True

@@ -10,12 +10,15 @@ it is masked.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from pipeline.ingest.read import distinct_values
 
 # Column-name tokens (after splitting on non-letters) that suggest a direct identifier.
 IDENTIFIER_NAME_TOKENS = {
@@ -139,15 +142,20 @@ def _regex_hits(arr: pa.Array, pattern: str) -> np.ndarray:
     )
 
 
-def scan_values(values: pd.Series, lines: pd.Series) -> list[tuple[str, np.ndarray, str]]:
+def scan_values(
+    values: pd.Series,
+    lines: pd.Series,
+    factorized: tuple[np.ndarray, pd.Series] | None = None,
+) -> list[tuple[str, np.ndarray, str]]:
     """(kind, line numbers, masked example) for every identifier kind found in a column.
 
     Patterns run once per distinct value (RE2 via pyarrow), then hits map back to rows.
+    ``factorized``: the column's ``distinct_values``, if already computed.
     """
     if len(values) == 0:
         return []
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    arr = _as_text(pd.Series(uniques, dtype=values.dtype) if len(uniques) else values.iloc[:0])
+    codes, uniques = factorized if factorized is not None else distinct_values(values)
+    arr = _as_text(uniques)
     if arr is None or len(arr) == 0:
         return []
     found = []
@@ -177,8 +185,15 @@ def scan_values(values: pd.Series, lines: pd.Series) -> list[tuple[str, np.ndarr
     return found
 
 
-def find_identifiers(file: str, frame: pd.DataFrame, lines: pd.Series) -> list[IdentifierFinding]:
-    """Every identifier-like column name and value in one table (contract and extra columns)."""
+def find_identifiers(
+    file: str,
+    frame: pd.DataFrame,
+    lines: pd.Series,
+    distinct: Callable[[str], tuple[np.ndarray, pd.Series]] | None = None,
+) -> list[IdentifierFinding]:
+    """Every identifier-like column name and value in one table (contract and extra columns).
+    ``distinct``: the columns' distinct values by name (``RawTable.distinct``), shared with
+    the parser so each column is factorised once."""
     findings = []
     for column in frame.columns:
         if suspicious_column_name(column):
@@ -188,7 +203,8 @@ def find_identifiers(file: str, frame: pd.DataFrame, lines: pd.Series) -> list[I
                 )
             )
             continue
-        for kind, hit_lines, example in scan_values(frame[column], lines):
+        factorized = distinct(column) if distinct is not None else None
+        for kind, hit_lines, example in scan_values(frame[column], lines, factorized):
             findings.append(
                 IdentifierFinding(
                     file, str(column), kind, tuple(int(x) for x in hit_lines), example

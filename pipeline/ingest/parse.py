@@ -10,12 +10,14 @@ declared only once.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
 from pipeline.contract import SCHEMAS, ColumnSpec, column_specs
+from pipeline.ingest.read import distinct_values
 
 PROBLEM_COLUMNS = ["row", "column", "rule", "value"]
 FUTURE = "future"
@@ -56,27 +58,18 @@ def _problems(mask: np.ndarray, column: str, rule: str, values: pd.Series) -> pd
     )
 
 
-def _distinct(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
-    """Each row's code (-1 for missing) and the distinct values, in ``values``' dtype."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    distinct = (
-        pd.Series(uniques, dtype=values.dtype)
-        if len(uniques)
-        else pd.Series([], dtype=values.dtype)
-    )
-    return codes, distinct
-
-
 def _broadcast(mapped: pd.Series, codes: np.ndarray) -> pd.Series:
     """Per-distinct-value results back to one per row; missing rows stay missing."""
-    return mapped.iloc[np.maximum(codes, 0)].reset_index(drop=True).where(pd.Series(codes >= 0))
+    out = pd.Series(mapped).take(np.maximum(codes, 0)).reset_index(drop=True)
+    missing = codes < 0
+    return out.where(pd.Series(~missing)) if missing.any() else out
 
 
 def _via_uniques(values: pd.Series, fn) -> pd.Series:
     """Apply ``fn`` to the distinct values only, then broadcast back (dates, codes and labels
     repeat millions of times in a national export; parsing each once is what makes it fast).
     Missing values stay missing."""
-    codes, distinct = _distinct(values)
+    codes, distinct = distinct_values(values)
     mapped = fn(distinct)
     if len(mapped) == 0:
         return fn(values.iloc[:0]).reindex(range(len(values)))
@@ -87,21 +80,22 @@ def _is_text(values: pd.Series) -> bool:
     return pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
 
 
+def _clean(text: pd.Series, markers: tuple[str, ...]) -> tuple[pd.Series, np.ndarray]:
+    """Trimmed text, missing where blank or a missing-value marker; and which were markers."""
+    stripped = text.str.strip()
+    is_marker = stripped.isin(set(markers)).to_numpy(dtype=bool)
+    return stripped.where((stripped != "") & ~is_marker), is_marker
+
+
 def clean_text(values: pd.Series, markers: tuple[str, ...]) -> tuple[pd.Series, int]:
     """Trim text cells; blank cells and missing-value markers ("NA", "null", …) become
-    missing. Returns the cleaned column and how many markers were turned into missing
-    (counted from the distinct spellings, each trimmed and judged once)."""
+    missing. Returns the cleaned column and how many markers were turned into missing.
+    Row by row (Arrow kernels): what identifiers and free text need, being nearly all
+    distinct; coded columns go through ``_typed_from_distinct`` instead."""
     if not _is_text(values):
         return values.reset_index(drop=True), 0
-    text = values.astype("str").reset_index(drop=True)
-    codes, distinct = _distinct(text)
-    if distinct.empty:  # nothing but missing cells
-        return pd.Series(pd.NA, index=text.index, dtype="str"), 0
-    stripped = distinct.str.strip()
-    is_marker = stripped.isin(set(markers)).to_numpy(dtype=bool)
-    cleaned = _broadcast(stripped.where((stripped != "") & ~is_marker), codes)
-    per_value = np.bincount(codes[codes >= 0], minlength=len(distinct))
-    return cleaned.astype("str"), int(per_value[is_marker].sum())
+    cleaned, is_marker = _clean(values.astype("str").reset_index(drop=True), markers)
+    return cleaned.astype("str"), int(is_marker.sum())
 
 
 def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str, str]]):
@@ -167,11 +161,47 @@ def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str,
     return text, problems
 
 
+Distinct = Callable[[str], tuple[np.ndarray, pd.Series]]
+"""A column's ``distinct_values`` by name (``RawTable.distinct``: computed once per table)."""
+
+
+def _typed_from_distinct(
+    codes: np.ndarray,
+    distinct: pd.Series,
+    spec: ColumnSpec,
+    aliases: dict[str, dict[str, str]],
+    markers: tuple[str, ...],
+):
+    """A coded text column (dates, numbers, categories, booleans) cleaned and parsed once
+    per distinct value, then broadcast to the rows: (values, problem frames, markers)."""
+    cleaned, is_marker = _clean(distinct.astype("str").reset_index(drop=True), markers)
+    per_value = np.bincount(codes[codes >= 0], minlength=len(distinct))
+    typed, found = _parse_column(cleaned.astype("str"), spec, aliases)
+    rows = []
+    for p in found:
+        if len(p) == 0:
+            continue
+        hit = np.flatnonzero(np.isin(codes, p["row"].to_numpy()))
+        value = pd.Series(p["value"].to_numpy(), index=p["row"].to_numpy())
+        rows.append(
+            pd.DataFrame(
+                {
+                    "row": hit,
+                    "column": p["column"].iloc[0],
+                    "rule": p["rule"].iloc[0],
+                    "value": value.reindex(codes[hit]).to_numpy(),
+                }
+            )
+        )
+    return _broadcast(pd.Series(typed), codes), rows, int(per_value[is_marker].sum())
+
+
 def _typed_column(
     raw: pd.Series,
     spec: ColumnSpec,
     aliases: dict[str, dict[str, str]],
     missing_markers: tuple[str, ...],
+    distinct: Distinct | None = None,
 ):
     """One column cleaned (markers read as missing) and parsed: (values, problem frames,
     markers read as missing)."""
@@ -182,6 +212,10 @@ def _typed_column(
         meaningful |= set(aliases.get("boolean", {}))
     meaningful = {_normalise_one(v) for v in meaningful}
     column_markers = tuple(m for m in missing_markers if _normalise_one(m) not in meaningful)
+    if _is_text(raw) and spec.kind not in ("id", "string"):
+        codes, values = distinct(spec.name) if distinct else distinct_values(raw)
+        if len(values):
+            return _typed_from_distinct(codes, values, spec, aliases, column_markers)
     cleaned, n_markers = clean_text(raw, column_markers)
     values, found = _parse_column(cleaned, spec, aliases)
     return values, found, n_markers
@@ -206,16 +240,20 @@ def parse_table(
     raw: pd.DataFrame,
     aliases: dict[str, dict[str, str]],
     missing_markers: tuple[str, ...] = (),
+    distinct: Distinct | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Typed contract table (all rows, bad cells as parsed), the problems found, and per
     column how many missing-value markers were read as missing.
 
     Never mutates ``raw``. Row positions in ``problems`` index ``raw``'s rows.
+    ``distinct`` supplies columns' distinct values already computed (``RawTable.distinct``).
     """
     typed, problems, markers = {}, [], {}
     specs = [s for s in column_specs(table) if s.name in raw.columns]
     for spec in specs:
-        values, found, n_markers = _typed_column(raw[spec.name], spec, aliases, missing_markers)
+        values, found, n_markers = _typed_column(
+            raw[spec.name], spec, aliases, missing_markers, distinct
+        )
         if n_markers:
             markers[spec.name] = n_markers
         typed[spec.name] = values

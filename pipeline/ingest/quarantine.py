@@ -15,9 +15,23 @@ class ReconciliationError(AssertionError):
 
 
 def _joined(problems: pd.DataFrame, column: str) -> pd.Series:
-    """Per problem row: the distinct values of ``column``, sorted, joined with ';'."""
-    distinct = problems[["row", column]].drop_duplicates().sort_values(["row", column])
-    return distinct.groupby("row")[column].agg(";".join)
+    """Per problem row: the distinct values of ``column``, sorted, joined with ';'.
+
+    Each row's set of values is summed as a bit mask and each distinct mask is spelled
+    once (a national export quarantines tens of thousands of rows; joining strings row by
+    row in Python took seconds)."""
+    distinct = problems[["row", column]].drop_duplicates()
+    codes, labels = pd.factorize(distinct[column].astype(str), sort=True)
+    if len(labels) > 62:  # more distinct values than bits in an int64: spell row by row
+        ordered = distinct.sort_values(["row", column])
+        return ordered.groupby("row")[column].agg(";".join)
+    bits = pd.Series(np.left_shift(np.int64(1), codes.astype(np.int64)), index=distinct["row"])
+    masks = bits.groupby(level=0).sum()
+    spelled = {
+        m: ";".join(str(label) for j, label in enumerate(labels) if (m >> j) & 1)
+        for m in np.unique(masks.to_numpy()).tolist()
+    }
+    return masks.map(spelled)
 
 
 def quarantine_frame(checked: CheckedTable) -> pd.DataFrame:

@@ -44,10 +44,33 @@ class RawTable:
     """Lines with no value at all (skipped; listed in the ingest report)."""
     line_numbers_exact: bool = True
     """False when a quoted value spans lines, which shifts later line numbers."""
+    _distinct: dict[str, tuple[np.ndarray, pd.Series]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def n_read(self) -> int:
         return len(self.data) + len(self.malformed)
+
+    def distinct(self, column: str) -> tuple[np.ndarray, pd.Series]:
+        """``distinct_values`` of a column as read, computed once: the identifier scan and
+        the parser both work on distinct values, and factorising a column of a national
+        export takes a good part of a second."""
+        if column not in self._distinct:
+            source = self.all_columns if self.all_columns is not None else self.data
+            self._distinct[column] = distinct_values(source[column])
+        return self._distinct[column]
+
+
+def distinct_values(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Each row's code (-1 for missing) and the distinct values, in ``values``' dtype."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    distinct = (
+        pd.Series(uniques, dtype=values.dtype)
+        if len(uniques)
+        else pd.Series([], dtype=values.dtype)
+    )
+    return codes, distinct
 
 
 def find_tables(folder: str | Path) -> dict[str, Path]:

@@ -193,7 +193,10 @@ def _battery(
             formula = f"{outcome_label} ~ {' + '.join(predictors)}"
 
             def fit(exposure=exposure, predictors=predictors, model=model) -> EffectFit:
-                rows = _prepare_rows(frame, needed, exposure, adjust)
+                # Only the model's columns: copying the whole frame (~100 columns) for
+                # each of dozens of models took minutes at national scale.
+                columns = [c for c in dict.fromkeys([*needed, *exposure, *adjust]) if c in frame]
+                rows = _prepare_rows(frame[columns], needed, exposure, adjust)
                 return fit_one(rows, predictors, model, len(frame))
 
             result = _attempt(fit, model, formula, method, int(frame[needed[0]].notna().sum()))
