@@ -42,17 +42,25 @@ def goal_features(
         first = (by["set_date"].min() - by["window_start"].first()).dt.days
         out["days_to_first_goal"] = by_position(window, first)
         if ratings is not None:
-            # Ratings of the goals set in the window, rated in the window.
-            r = ratings.drop(columns=["episode_id"], errors="ignore").merge(
-                g[["goal_id", "episode_id", "window_start", "window_end"]],
-                on="goal_id",
-                how="inner",
+            # Ratings of the goals set in the window, rated in the window; each rating's
+            # goal by position in ``g`` (one hash lookup of the ids, then integers only).
+            goal = pd.Index(g["goal_id"]).get_indexer(ratings["goal_id"])
+            known = goal >= 0
+            r = ratings.loc[known, ["rating_date", "rating"]].assign(goal=goal[known])
+            start = g["window_start"].to_numpy()[r["goal"].to_numpy()]
+            end = g["window_end"].to_numpy()[r["goal"].to_numpy()]
+            dates = r["rating_date"].to_numpy()
+            r = r[(dates >= start) & (dates < end)].sort_values(
+                ["goal", "rating_date"], kind="stable"
             )
-            inside = (r["rating_date"] >= r["window_start"]) & (r["rating_date"] < r["window_end"])
-            r = r[inside.fillna(False)].sort_values(["goal_id", "rating_date"], kind="stable")
-            rg = r.groupby("goal_id", sort=False)
+            rg = r.groupby("goal", sort=False)
             gain = (rg["rating"].last() - rg["rating"].first()).where(rg.size() >= 2)
-            per_goal = pd.DataFrame({"gain": gain, "episode_id": rg["episode_id"].first()}).dropna()
+            per_goal = pd.DataFrame(
+                {
+                    "gain": gain.to_numpy(),
+                    "episode_id": g["episode_id"].to_numpy()[gain.index.to_numpy()],
+                }
+            ).dropna()
             out["goal_rating_gain"] = by_position(
                 window, per_goal.groupby("episode_id")["gain"].mean()
             )

@@ -49,7 +49,8 @@ def cluster_key(episodes: pd.DataFrame, params: ModelsParams) -> pd.Series:
 def cluster_note(key: pd.Series, params: ModelsParams) -> str:
     """What the cluster-robust errors cluster on, for the model cards: how many episodes
     have their therapist, fall back to the site, or stand alone."""
-    kinds = key.str.split(":", n=1).str[0].value_counts()
+    tag = key.str.slice(0, 2)  # "c:", "f:" or "ep" (from "episode:"); no split of every key
+    kinds = tag.map({"c:": "c", "f:": "f", "ep": "episode"}).value_counts()
     note = (
         f"clusters: {params.cluster} for {kinds.get('c', 0)} episode(s), "
         f"{params.fallback_cluster} for {kinds.get('f', 0)}, the episode alone for "
