@@ -161,6 +161,18 @@ def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str,
     return text, problems
 
 
+def markers_for(
+    spec: ColumnSpec, aliases: dict[str, dict[str, str]], missing_markers: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The missing-value markers that apply to one column: a marker that spells an allowed
+    value of the column ("None" for homework "none") is that value, not a missing cell."""
+    meaningful = set(spec.allowed or ()) | set(aliases.get(spec.name, {}))
+    if spec.kind == "boolean":
+        meaningful |= set(aliases.get("boolean", {}))
+    meaningful = {_normalise_one(v) for v in meaningful}
+    return tuple(m for m in missing_markers if _normalise_one(m) not in meaningful)
+
+
 Distinct = Callable[[str], tuple[np.ndarray, pd.Series]]
 """A column's ``distinct_values`` by name (``RawTable.distinct``: computed once per table)."""
 
@@ -205,13 +217,7 @@ def _typed_column(
 ):
     """One column cleaned (markers read as missing) and parsed: (values, problem frames,
     markers read as missing)."""
-    # A marker that spells an allowed value of this column ("None" for homework "none")
-    # is that value, not a missing cell.
-    meaningful = set(spec.allowed or ()) | set(aliases.get(spec.name, {}))
-    if spec.kind == "boolean":
-        meaningful |= set(aliases.get("boolean", {}))
-    meaningful = {_normalise_one(v) for v in meaningful}
-    column_markers = tuple(m for m in missing_markers if _normalise_one(m) not in meaningful)
+    column_markers = markers_for(spec, aliases, missing_markers)
     if _is_text(raw) and spec.kind not in ("id", "string"):
         codes, values = distinct(spec.name) if distinct else distinct_values(raw)
         if len(values):
