@@ -112,7 +112,7 @@ def pandas_attendance(folder: Path):
         # Only the columns the block uses (DuckDB prunes columns the same way).
         sessions = pd.read_parquet(
             folder / "sessions.parquet",
-            columns=["session_id", "episode_id", "scheduled_date", "status", "notice_hours"],
+            columns=["episode_id", "scheduled_date", "status", "notice_hours"],
         )
         episodes = pd.DataFrame({"episode_id": sessions["episode_id"].unique()})
         window = build_window(episodes, sessions, WINDOW_DAYS, EXTRACT)

@@ -29,6 +29,7 @@ import pandas as pd
 
 from pipeline.config import OutcomesParams
 from pipeline.instruments import INSTRUMENTS, at_caseness, improvement, reliable_change
+from pipeline.keys import positions
 
 PAIRED = ("PHQ-9", "GAD-7")
 NHS_COLUMNS = (
@@ -163,10 +164,10 @@ def integer_episode_keys(
     ``tables['episodes']``; rows of an episode not there are dropped (ingest quarantines
     them already). Every later group-by and lookup then hashes integers instead of tens of
     millions of id strings; the caller maps positions back to ids at the end."""
-    index = pd.Index(tables["episodes"]["episode_id"])
+    ids = tables["episodes"]["episode_id"]
 
     def keyed(frame: pd.DataFrame) -> pd.DataFrame:
-        pos = index.get_indexer(frame["episode_id"])
+        pos = positions(ids, frame["episode_id"])
         known = pos >= 0
         out = frame.assign(episode_id=pos)
         return out if known.all() else out[known]

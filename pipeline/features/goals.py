@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.features.window import by_position, in_window, per_episode
+from pipeline.keys import positions
 
 GOAL_COLUMNS = (
     "n_goals",
@@ -44,7 +45,7 @@ def goal_features(
         if ratings is not None:
             # Ratings of the goals set in the window, rated in the window; each rating's
             # goal by position in ``g`` (one hash lookup of the ids, then integers only).
-            goal = pd.Index(g["goal_id"]).get_indexer(ratings["goal_id"])
+            goal = positions(g["goal_id"], ratings["goal_id"])
             known = goal >= 0
             r = ratings.loc[known, ["rating_date", "rating"]].assign(goal=goal[known])
             start = g["window_start"].to_numpy()[r["goal"].to_numpy()]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.keys import positions
+
 
 def build_window(
     episodes: pd.DataFrame, sessions: pd.DataFrame, window_days: int, extract_date: pd.Timestamp
@@ -40,8 +42,9 @@ def with_window_positions(records: pd.DataFrame, window: pd.DataFrame) -> pd.Dat
     """``records`` with each row's episode position in ``window`` (-1: no such episode),
     for a table that ``in_window`` will filter more than once (the hash lookup of
     millions of string ids is then done once)."""
-    pos = pd.Index(window["episode_id"]).get_indexer(records["episode_id"])
-    return records.assign(**{WINDOW_POSITION: pos})
+    return records.assign(
+        **{WINDOW_POSITION: positions(window["episode_id"], records["episode_id"])}
+    )
 
 
 def in_window(
@@ -57,7 +60,7 @@ def in_window(
     if WINDOW_POSITION in records:
         pos = records[WINDOW_POSITION].to_numpy()
     else:
-        pos = pd.Index(window["episode_id"]).get_indexer(records["episode_id"])
+        pos = positions(window["episode_id"], records["episode_id"])
     known = pos >= 0
     take = np.where(known, pos, 0)
     start = window["window_start"].to_numpy()[take]

@@ -18,6 +18,7 @@ import pandera.pandas as pa
 
 from pipeline.contract import SCHEMAS, ColumnSpec, column_specs
 from pipeline.ingest.read import distinct_values
+from pipeline.keys import is_text
 
 PROBLEM_COLUMNS = ["row", "column", "rule", "value"]
 FUTURE = "future"
@@ -76,10 +77,6 @@ def _via_uniques(values: pd.Series, fn) -> pd.Series:
     return _broadcast(mapped, codes)
 
 
-def _is_text(values: pd.Series) -> bool:
-    return pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
-
-
 def _clean(text: pd.Series, markers: tuple[str, ...]) -> tuple[pd.Series, np.ndarray]:
     """Trimmed text, missing where blank or a missing-value marker; and which were markers."""
     stripped = text.str.strip()
@@ -92,7 +89,7 @@ def clean_text(values: pd.Series, markers: tuple[str, ...]) -> tuple[pd.Series, 
     missing. Returns the cleaned column and how many markers were turned into missing.
     Row by row (Arrow kernels): what identifiers and free text need, being nearly all
     distinct; coded columns go through ``_typed_from_distinct`` instead."""
-    if not _is_text(values):
+    if not is_text(values):
         return values.reset_index(drop=True), 0
     cleaned, is_marker = _clean(values.astype("str").reset_index(drop=True), markers)
     return cleaned.astype("str"), int(is_marker.sum())
@@ -119,7 +116,7 @@ def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str,
         else:  # text, or a wrong type (dates, booleans) that cannot be a number
             text = (
                 raw.astype("str")
-                if _is_text(raw)
+                if is_text(raw)
                 else pd.Series(pd.NA, index=raw.index, dtype="str")
             )
             num = _via_uniques(text, lambda u: pd.to_numeric(u, errors="coerce").astype("float64"))
@@ -218,7 +215,7 @@ def _typed_column(
     """One column cleaned (markers read as missing) and parsed: (values, problem frames,
     markers read as missing)."""
     column_markers = markers_for(spec, aliases, missing_markers)
-    if _is_text(raw) and spec.kind not in ("id", "string"):
+    if is_text(raw) and spec.kind not in ("id", "string"):
         codes, values = distinct(spec.name) if distinct else distinct_values(raw)
         if len(values):
             return _typed_from_distinct(codes, values, spec, aliases, column_markers)
