@@ -172,9 +172,9 @@ def integer_episode_keys(
         out = frame.assign(episode_id=pos)
         return out if known.all() else out[known]
 
-    return {name: keyed(t) for name, t in tables.items()}, (
-        None if window is None else keyed(window)
-    )
+    keyed_tables = {name: keyed(t) for name, t in tables.items() if name != "episodes"}
+    keyed_tables["episodes"] = tables["episodes"].assign(episode_id=np.arange(len(ids)))
+    return keyed_tables, (None if window is None else keyed(window))
 
 
 def outcome_table(

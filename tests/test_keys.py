@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,3 +28,13 @@ def test_positions_equal_get_indexer(keys, extra, dtype):
 
 def test_numbers_fall_back_to_pandas():
     assert positions(pd.Series([10, 20]), pd.Series([20, 30, 10])).tolist() == [1, -1, 0]
+
+
+def test_duplicate_keys_are_refused_like_get_indexer():
+    with pytest.raises(ValueError, match="not unique"):
+        positions(pd.Series(["a", "a", "b"], dtype="str"), pd.Series(["a"], dtype="str"))
+
+
+def test_object_ids_that_are_not_strings_are_not_coerced():
+    keys = pd.Series(["1", "2"], dtype="str")
+    assert positions(keys, pd.Series([1, 2], dtype=object)).tolist() == [-1, -1]

@@ -117,6 +117,7 @@ def column_checked(
     typed, problems, markers = parse_table(
         table, raw.data, params.aliases, tuple(params.missing_markers), raw.distinct
     )
+    raw.forget_distinct()  # the identifier scan and the parser are done with them
     bad = np.zeros(len(typed), dtype=bool)
     bad[problems["row"].to_numpy(dtype=int)] = True
     return typed, problems, markers, bad

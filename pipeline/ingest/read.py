@@ -61,6 +61,10 @@ class RawTable:
             self._distinct[column] = distinct_values(source[column])
         return self._distinct[column]
 
+    def forget_distinct(self) -> None:
+        """Release the cached distinct values (a code per row and column) once parsed."""
+        self._distinct.clear()
+
 
 def distinct_values(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
     """Each row's code (-1 for missing) and the distinct values, in ``values``' dtype."""

@@ -141,7 +141,11 @@ def fit_logistic(
             raise ModelError(separated) from None
         except (np.linalg.LinAlgError, ValueError) as exc:
             raise ModelError(_collinear(model, exc)) from None
-    if any("separation" in w.lower() for w in card.warnings):
+    # Newton does not run IRLS's perfect-prediction check: complete separation shows as
+    # non-finite estimates (or the warning, should statsmodels give it).
+    if any("separation" in w.lower() for w in card.warnings) or not np.all(
+        np.isfinite(result.params)
+    ):
         raise ModelError(separated)
     _check_separation(model, result.params.drop("const"), "outcome")
     card.optimizer = "Newton-Raphson"
@@ -160,8 +164,9 @@ class ClusteredPHReg(PHReg):
     Same quantities, same formulas: the residual of subject j is
     ``sum over failure times i at which j is at risk of (x_j - xbar_i)(d_ij - e_j dH_i)``,
     with ``xbar_i`` the hazard-weighted covariate mean of the risk set and ``dH_i`` the
-    Breslow increment, exactly as ``PHReg.score_residuals``; tested equal to it. Models
-    with delayed entry use statsmodels' own code."""
+    Breslow increment, exactly as ``PHReg.score_residuals``; tested equal to it. Subjects
+    never at risk have no residual (NaN, as in statsmodels) and add 0 to their cluster's
+    score. Models with delayed entry use statsmodels' own code."""
 
     def score_residuals(self, params):
         surv = self.surv
@@ -202,7 +207,9 @@ class ClusteredPHReg(PHReg):
         if self.groups is None:
             raise ValueError("`groups` must be specified to calculate the robust covariance")
         codes = pd.factorize(self.groups)[0]
-        scores = self.score_residuals(params)
+        # A subject never at risk (censored before its stratum's first failure) adds nothing
+        # to the score: 0, where statsmodels' NaN would make the whole covariance undefined.
+        scores = np.nan_to_num(self.score_residuals(params), nan=0.0)
         sums = np.column_stack([np.bincount(codes, scores[:, c]) for c in range(scores.shape[1])])
         hess_inv = np.linalg.inv(self.hessian(params))
         return hess_inv @ (sums.T @ sums) @ hess_inv
