@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.contract import SCHEDULED_BEFORE_REFERRAL_DAYS
 from pipeline.ingest.parse import PROBLEM_COLUMNS
 from pipeline.instruments import INSTRUMENTS
+from pipeline.keys import is_in
 
 TABLE_ORDER = ("episodes", "sessions", "measures", "goals", "goal_ratings", "contacts")
 
@@ -23,17 +22,6 @@ def _flag(mask, df: pd.DataFrame, column: str, rule: str, raw: pd.DataFrame) -> 
     rows = np.flatnonzero(np.asarray(mask, dtype=bool))
     values = raw[column].iloc[rows].astype(str).to_numpy() if column in raw else ""
     return pd.DataFrame({"row": rows, "column": column, "rule": rule, "value": values})
-
-
-def is_in(values: pd.Series, keys: pd.Series) -> pd.Series:
-    """Whether each value is among ``keys`` (missing values never are), by an Arrow hash
-    lookup: pandas' ``isin`` on Arrow-backed strings converts every key in Python, which
-    dominated ingest time at national scale."""
-    found = pc.is_in(
-        pa.array(values, type=pa.string(), from_pandas=True),
-        value_set=pa.array(keys.dropna(), type=pa.string(), from_pandas=True),
-    )
-    return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index, dtype=bool)
 
 
 def table_rule_problems(

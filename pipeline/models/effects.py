@@ -157,6 +157,12 @@ def fit_logistic(
     return _ratio_fit(model, x.columns, result, card, converged, "odds ratio")
 
 
+def _at_risk_sums(k: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+    """For each of ``n`` failure times i, the sum of ``w`` over rows at risk at it (rows
+    with ``k > i``, ``k`` being how many failure times a row is at risk at)."""
+    return np.cumsum(np.bincount(k, w, minlength=n + 1)[::-1])[::-1][1:]
+
+
 class ClusteredPHReg(PHReg):
     """statsmodels' ``PHReg`` with its score residuals and their per-cluster sums computed
     with cumulative sums instead of a Python loop over failure times that rebuilds the
@@ -184,12 +190,8 @@ class ClusteredPHReg(PHReg):
             # Row j is at risk at the first k_j failure times (those <= its time).
             k = np.searchsorted(uft, t, "right")
             n = len(uft)
-
-            def at_risk_sum(w: np.ndarray, k=k, n=n) -> np.ndarray:
-                return np.cumsum(np.bincount(k, w, minlength=n + 1)[::-1])[::-1][1:]
-
-            s0 = at_risk_sum(e)
-            xbar = np.column_stack([at_risk_sum(e * x[:, c]) for c in range(x.shape[1])])
+            s0 = _at_risk_sums(k, e, n)
+            xbar = np.column_stack([_at_risk_sums(k, e * x[:, c], n) for c in range(x.shape[1])])
             xbar /= s0[:, None]
             where = np.searchsorted(uft, t[failed])
             dh = np.bincount(where, minlength=n) / s0

@@ -66,7 +66,7 @@ def test_a_scheduler_without_workers_is_a_clear_error():
     with LocalCluster(n_workers=0, processes=False, dashboard_address="127.0.0.1:0") as empty:
         params = DaskParams(scheduler_address=empty.scheduler_address, connect_timeout_s=1)
         with pytest.raises(ClusterError, match="has no workers"), dask_client(params):
-            pass
+            pytest.fail("connected to a scheduler that has no workers")
 
 
 def test_workers_of_another_version_are_refused(monkeypatch):
@@ -76,4 +76,4 @@ def test_workers_of_another_version_are_refused(monkeypatch):
     with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as other:
         params = DaskParams(scheduler_address=other.scheduler_address, connect_timeout_s=5)
         with pytest.raises(ClusterError, match="another version"), dask_client(params):
-            pass
+            pytest.fail("connected to workers of another version")
