@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -46,11 +47,26 @@ def _frame_table(df, title: str) -> Table:
 
 
 @app.command()
-def synthesize(params: ParamsOption = Path("params.yaml")) -> None:
+def synthesize(
+    params: ParamsOption = Path("params.yaml"),
+    layout: Annotated[
+        str | None,
+        typer.Option("--layout", help="contract (default) or nhstt: the NHS TT data set tables."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output root (default: the project folder of --params)."),
+    ] = None,
+) -> None:
     """Generate the bundled synthetic cohort (tables, ground truth, calibration)."""
     from pipeline.stages import synthesize as stage
 
-    summary = stage.run(_params(params), params.parent)
+    p = _params_or_default(params)
+    if layout is not None:
+        if layout not in ("contract", "nhstt"):
+            _fail(f"--layout must be contract or nhstt (not {layout!r}).")
+        p = p.model_copy(update={"synthetic": p.synthetic.model_copy(update={"layout": layout})})
+    summary = stage.run(p, out if out is not None else params.parent)
     console.print(f"Synthetic cohort: {summary['outputs']['raw_dir']}")
     console.print(f"Ground truth and calibration: {summary['outputs']['truth_dir']}")
     for warning in summary["warnings"]:
@@ -62,30 +78,95 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+ExtractDateOption = Annotated[
+    dt.datetime | None,
+    typer.Option(
+        "--extract-date",
+        formats=["%Y-%m-%d"],
+        help="The export's extract date (YYYY-MM-DD). Default: its export.json, else its "
+        "latest appointment.",
+    ),
+]
+AcceptFutureOption = Annotated[
+    bool,
+    typer.Option(
+        "--accept-future-dated",
+        help="Go on even if the extract date quarantines many appointments as future-dated.",
+    ),
+]
+LayoutOption = Annotated[
+    str | None,
+    typer.Option(
+        "--layout",
+        help="contract or nhstt (NHS Talking Therapies data set); default: detected.",
+    ),
+]
+MappingOption = Annotated[
+    Path | None,
+    typer.Option("--mapping", help="YAML mapping for another system's export (docs/layouts.md)."),
+]
+
+
+def _ingest_overrides(
+    params: Path,
+    extract_date: dt.datetime | None,
+    accept_future: bool,
+    layout: str | None,
+    mapping: Path | None,
+):
+    """The params for this run, with the ingest options given on the command line."""
+    p = _params_or_default(params)
+    update: dict = {}
+    if extract_date is not None:
+        update["extract_date"] = extract_date.date()
+    if accept_future:
+        update["future_dated_max_share"] = 1.0
+    if mapping is not None:
+        update["mapping"] = str(mapping)
+    if layout is not None:
+        if layout not in ("auto", "contract", "nhstt"):
+            _fail(f"--layout must be auto, contract or nhstt (not {layout!r}).")
+        update["layout"] = layout
+    return p.model_copy(update={"ingest": p.ingest.model_copy(update=update)})
+
+
 @app.command()
 def ingest(
-    input_dir: Annotated[Path, typer.Argument(help="Folder holding <table>.csv/.parquet files.")],
+    input_dir: Annotated[Path, typer.Argument(help="Folder holding the export's tables.")],
     out: Annotated[
         Path, typer.Option("--out", help="Output root (data/interim/... inside).")
     ] = Path("."),
     params: ParamsOption = Path("params.yaml"),
+    extract_date: ExtractDateOption = None,
+    accept_future_dated: AcceptFutureOption = False,
+    layout: LayoutOption = None,
+    mapping: MappingOption = None,
 ) -> None:
     """Validate an export, quarantine bad rows and write typed tables under OUT/data/interim."""
-    summary = _run_stage("ingest", params, out, input_dir)
+    p = _ingest_overrides(params, extract_date, accept_future_dated, layout, mapping)
+    summary = _run_stage("ingest", p, out, input_dir)
+    _report_ingest(summary)
+
+
+def _report_ingest(summary: dict) -> None:
     t = summary["totals"]
     console.print(
-        f"Ingested {t['rows_read']} rows: {t['rows_accepted']} accepted, "
-        f"{t['rows_quarantined']} quarantined."
+        f"Ingested {t['rows_read']} rows ({summary['layout']} layout): {t['rows_accepted']} "
+        f"accepted, {t['rows_quarantined']} quarantined."
     )
+    console.print(f"Extract date {summary['extract_date']} ({summary['extract_date_source']}).")
     console.print(f"Tables, quarantine and ingest_report.json: {summary['outputs']['interim_dir']}")
 
 
-def _run_stage(name: str, params: Path, out: Path, *inputs: Path) -> dict:
-    """Run one analysis stage; a foreseeable failure becomes a message and exit code 1."""
+def _run_stage(name: str, params, out: Path, *inputs: Path) -> dict:
+    """Run one analysis stage (``params``: a path to params.yaml, or params already read);
+    a foreseeable failure becomes a message and exit code 1."""
     from pipeline.stages.registry import ANALYSIS_STAGES
 
+    if isinstance(params, Path):
+        params = _params_or_default(params)
     try:
-        return ANALYSIS_STAGES[name](_params_or_default(params), out, *inputs)
+        return ANALYSIS_STAGES[name](params, out, *inputs)
     except FileNotFoundError as exc:
         _fail(
             f"stage {name}: {exc.filename} not found: run the earlier stages first "
@@ -202,16 +283,23 @@ def report(
 
 @app.command()
 def run(
-    input_dir: Annotated[Path, typer.Option("--input", help="Folder of contract tables.")],
+    input_dir: Annotated[Path, typer.Option("--input", help="Folder of the export's tables.")],
     out: Annotated[Path, typer.Option("--out", help="Output root for every stage's outputs.")],
     params: ParamsOption = Path("params.yaml"),
+    extract_date: ExtractDateOption = None,
+    accept_future_dated: AcceptFutureOption = False,
+    layout: LayoutOption = None,
+    mapping: MappingOption = None,
 ) -> None:
     """Run every analysis stage on INPUT outside DVC, writing the repository's layout under OUT."""
     from pipeline.stages.registry import ANALYSIS_STAGES
 
+    p = _ingest_overrides(params, extract_date, accept_future_dated, layout, mapping)
     for name in ANALYSIS_STAGES:
         console.print(f"[bold]{name}[/bold] …")
-        _run_stage(name, params, out, *([input_dir] if name == "ingest" else []))
+        summary = _run_stage(name, p, out, *([input_dir] if name == "ingest" else []))
+        if name == "ingest":
+            _report_ingest(summary)
     console.print(f"All stages done; outputs under {out}/")
 
 
@@ -220,17 +308,21 @@ def validate(
     input_dir: Annotated[Path, typer.Argument(help="Folder holding <table>.csv/.parquet files.")],
     params: ParamsOption = Path("params.yaml"),
     strict: Annotated[bool, typer.Option(help="Exit non-zero on row-level problems too.")] = False,
+    extract_date: ExtractDateOption = None,
+    layout: LayoutOption = None,
+    mapping: MappingOption = None,
 ) -> None:
     """Check a dataset folder against the input data contract; writes nothing."""
     from pipeline.ingest.validate import validate_dataset
 
-    ingest_params = _params_or_default(params).ingest
+    ingest_params = _ingest_overrides(params, extract_date, False, layout, mapping).ingest
     try:
         report = validate_dataset(input_dir, ingest_params)
     except (InputError, OSError) as exc:
         err.print(f"[red]FAIL[/red] {input_dir}: {exc}")
         raise typer.Exit(1) from None
     console.print(_frame_table(report.summary(), f"Contract check of {input_dir}"))
+    console.print(f"Layout: {report.layout}. Extract date: {report.extract_source}.")
     for table in report.absent_optional:
         console.print(
             f"Optional table {table} not supplied: its features will be reported as "

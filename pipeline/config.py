@@ -66,6 +66,9 @@ class SyntheticParams(_Section):
     only after it (late change, unknowable in the window); the landmark oracle conditions on
     the state there. Keep equal to the features' window length."""
     file_format: str = Field(default="csv", pattern="^(csv|parquet)$")
+    layout: Literal["contract", "nhstt"] = "contract"
+    """Write the export as the contract's tables, or as the NHS Talking Therapies Data Set
+    tables (IDS101Referral, IDS201CareContact, …; docs/layouts.md)."""
     effects: SyntheticEffects = SyntheticEffects()
 
 
@@ -86,6 +89,7 @@ DEFAULT_ALIASES: dict[str, dict[str, str]] = {
         "arrived_late_but_seen": "attended",
         "cancelled_by_patient": "cancelled_by_client",
         "cancelled_by_provider": "cancelled_by_service",
+        "arrived_late_not_seen": "did_not_attend",
     },
     "boolean": {
         "true": "true",
@@ -109,7 +113,21 @@ class IngestParams(_Section):
     are quarantined like any appointment dated after the extract date."""
 
     extract_date: dt.date | None = None
-    """Date of the extract; ``None`` = the latest date found in the sessions table."""
+    """Extract date for this run only. ``None`` (the default, and what params.yaml holds):
+    the export's own manifest (``export.json``), else the latest valid appointment date in
+    the export (said so). A date set here applies to whatever export the run reads, so set
+    it with the input (``engage run --extract-date``, ``dvc exp run -S``), not for good."""
+    future_dated_max_share: Annotated[float, Field(ge=0, le=1)] = 0.02
+    """Stop (writing nothing) when the extract date would quarantine more than this share
+    of appointments as future-dated: the date most likely belongs to another export.
+    ``engage ingest/run --accept-future-dated`` (or 1.0 here) proceeds anyway."""
+    layout: Literal["auto", "contract", "nhstt"] = "auto"
+    """How the export's tables are laid out: ``auto`` detects it from the file names;
+    ``contract`` (docs/data-contract.md) or ``nhstt`` (the NHS Talking Therapies Data Set
+    v2.x tables, docs/layouts.md). Ignored when ``mapping`` is set."""
+    mapping: str | None = None
+    """A YAML mapping file for any other system's export (docs/layouts.md): its tables and
+    columns renamed, values mapped and joined onto the contract."""
     aliases: dict[str, dict[str, str]] = Field(default_factory=lambda: DEFAULT_ALIASES)
     """Extra codes per column; merged over the built-in map (NHS attendance codes etc.)."""
     missing_markers: tuple[str, ...] = ("NA", "N/A", "n/a", "NULL", "null", "None", "#N/A")

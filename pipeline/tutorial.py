@@ -65,8 +65,7 @@ def study_params(params: Params | None = None, **synthetic: object) -> Params:
     data = params.model_dump(mode="json")
     data["paths"] = Params().paths.model_dump()
     data["synthetic"] |= synthetic
-    data["ingest"]["extract_date"] = data["synthetic"]["extract_date"]
-    return Params(**data)
+    return Params(**data)  # ingest takes the extract date from the cohort's export.json
 
 
 def load_study(root: str | Path, params: Params) -> Study:

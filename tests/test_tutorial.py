@@ -19,7 +19,7 @@ def test_study_params_keep_paths_inside_the_study_and_apply_overrides():
     assert p.synthetic.n_episodes == 321 and p.synthetic.seed == 5
     assert all(not Path(v).is_absolute() for v in p.paths.model_dump().values())
     assert p.paths.input_dir == p.paths.raw_dir  # ingest reads the generated export
-    assert p.ingest.extract_date == p.synthetic.extract_date
+    assert p.ingest.extract_date is None  # the generated export's manifest carries it
 
 
 def test_synthetic_study_matches_the_stage_outputs(tmp_path):
@@ -32,6 +32,8 @@ def test_synthetic_study_matches_the_stage_outputs(tmp_path):
     assert held == study.ingest_report["totals"]["rows_quarantined"] > 0
     assert (study.export_dir / "sessions.csv").exists()
     assert set(study.truth["episode_id"]) == set(study.tables["episodes"]["episode_id"])
+    assert study.extract_date == pd.Timestamp(study.params.synthetic.extract_date)
+    assert study.ingest_report["extract_date_source"] == "export manifest (export.json)"
 
 
 def test_a_study_without_a_folder_cleans_up_after_itself():

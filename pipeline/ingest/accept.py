@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
@@ -12,8 +13,9 @@ from pipeline.config import IngestParams
 from pipeline.contract import OPTIONAL_TABLES, REQUIRED_TABLES, column_specs
 from pipeline.ingest.check import check_table, configured_extract, parent_keys
 from pipeline.ingest.identifiers import IdentifierFinding, find_identifiers
+from pipeline.ingest.manifest import GIVEN, INFERRED
 from pipeline.ingest.quarantine import quarantine_frame, reconcile
-from pipeline.ingest.read import InputError, RawTable, check_headers, read_table
+from pipeline.ingest.read import InputError, RawTable
 from pipeline.ingest.rekey import rekey_frame
 from pipeline.ingest.rules import TABLE_ORDER
 
@@ -155,22 +157,35 @@ def nothing_accepted_message(name: str, n_read: int, summary: pd.DataFrame) -> s
     )
 
 
+class Export(Protocol):
+    """An export of any layout (``pipeline.layouts.export``): the contract tables it yields
+    (table → its main file), every file it reads, and a reader per contract table."""
+
+    tables: dict[str, Path]
+    files: dict[str, Path]
+
+    def check(self) -> None: ...
+
+    def read(self, table: str) -> RawTable: ...
+
+
 def ingest_tables(
-    files: dict[str, Path], params: IngestParams, rekey_key: bytes | None = None
+    export: Export, params: IngestParams, rekey_key: bytes | None = None
 ) -> Iterator[TableResult]:
     """Stream the tables parents first: one table's rows in memory at a time.
 
-    Headers of every file are checked before any table is read, so a missing column stops
-    the run at once. Only the keys children need (episode ids and referral dates, goal ids)
-    are carried from one table to the next.
+    Whole-input checks (headers of every file; for a mapped layout every source table and
+    mapped column) run before any table is processed, so a missing column stops the run at
+    once. Only the keys children need (episode ids and referral dates, goal ids) are
+    carried from one table to the next.
     """
-    check_headers(files)
+    export.check()
     parents: dict[str, pd.DataFrame] = {}
     extract = configured_extract(params)
     for table in TABLE_ORDER:
-        if table not in files:
+        if table not in export.tables:
             continue
-        result = process_table(read_table(table, files[table]), params, parents, extract, rekey_key)
+        result = process_table(export.read(table), params, parents, extract, rekey_key)
         extract = result.extract_date or extract
         yield result
 
@@ -178,17 +193,18 @@ def ingest_tables(
 def build_report(
     counts: list[dict],
     files: dict[str, Path],
-    params: IngestParams,
     extract: pd.Timestamp,
+    extract_source: str,
     rekeyed: bool,
 ) -> dict:
-    """The ingest report from each table's counts (dicts with a "name" key)."""
+    """The ingest report from each table's counts (dicts with a "name" key); ``files``:
+    the contract tables present."""
     per_table = {c["name"]: {k: v for k, v in c.items() if k != "name"} for c in counts}
     return {
         "tables": per_table,
         "optional_tables_absent": [t for t in OPTIONAL_TABLES if t not in files],
         "extract_date": extract.date().isoformat(),
-        "extract_date_source": "params" if params.extract_date else "latest appointment",
+        "extract_date_source": extract_source,
         "rekeyed": rekeyed,
         "totals": {
             key: sum(t[key] for t in per_table.values())
@@ -212,8 +228,8 @@ def ingest_dataset(
     report = build_report(
         [r.counts | {"name": r.name} for r in results],
         files,
-        params,
         extract,
+        GIVEN if params.extract_date else INFERRED,
         rekey_key is not None,
     )
     return IngestResult(

@@ -68,6 +68,7 @@ IDENTIFIER_NAME_PHRASES = (
     "e_mail",
     "post_code",
     "zip_code",
+    "local_patient",  # NHS data sets' LocalPatientId: the provider's own patient number
 )
 
 # RE2 patterns (pyarrow.compute): searched anywhere in a cell.

@@ -44,7 +44,7 @@ def quarantine_frame(checked: CheckedTable) -> pd.DataFrame:
     original = raw.data.iloc[rows].astype("string").reset_index(drop=True)
     meta = pd.DataFrame(
         {
-            "source_file": raw.path.name,
+            "source_file": raw.path.name if raw.files is None else raw.files.to_numpy()[rows],
             "source_line": raw.lines.to_numpy()[rows].astype("int64"),
             "rules": _joined(probs, "rule").reindex(rows).to_numpy(),
             "columns": _joined(probs, "column").reindex(rows).to_numpy(),
@@ -59,7 +59,9 @@ def quarantine_frame(checked: CheckedTable) -> pd.DataFrame:
                         c: pd.Series(pd.NA, index=range(len(raw.malformed)), dtype="string")
                         for c in value_cols
                     },
-                    "source_file": raw.path.name,
+                    "source_file": raw.malformed["file"].to_numpy()
+                    if "file" in raw.malformed
+                    else raw.path.name,
                     "source_line": raw.malformed["line"].to_numpy().astype("int64"),
                     "rules": "malformed_row",
                     "columns": "",
@@ -83,9 +85,33 @@ def reconcile(checked: CheckedTable, quarantine: pd.DataFrame) -> dict:
         raise ReconciliationError(
             f"{checked.name}: rows read {read} ≠ accepted {accepted} + quarantined {held}"
         )
-    return {
+    counts = {
         "rows_read": read,
         "rows_accepted": accepted,
         "rows_quarantined": held,
         "reconciled": True,
     }
+    if checked.raw.files is not None:
+        counts["sources"] = by_source(checked, quarantine)
+    return counts
+
+
+def by_source(checked: CheckedTable, quarantine: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Rows read, accepted and quarantined per source file, for a table gathered from
+    several (each reconciles on its own)."""
+    raw = checked.raw
+    files = raw.files
+    assert files is not None
+    malformed = raw.malformed["file"] if "file" in raw.malformed else pd.Series(dtype="string")
+    read = pd.concat([files, malformed.astype("string")]).value_counts()
+    accepted = files[checked.accepted_mask].value_counts()
+    held = quarantine["source_file"].value_counts()
+    out = {}
+    for name in sorted(read.index):
+        n, a, q = int(read[name]), int(accepted.get(name, 0)), int(held.get(name, 0))
+        if n != a + q:
+            raise ReconciliationError(
+                f"{checked.name} from {name}: rows read {n} ≠ accepted {a} + quarantined {q}"
+            )
+        out[str(name)] = {"rows_read": n, "rows_accepted": a, "rows_quarantined": q}
+    return out

@@ -44,6 +44,9 @@ class RawTable:
     """Lines with no value at all (skipped; listed in the ingest report)."""
     line_numbers_exact: bool = True
     """False when a quoted value spans lines, which shifts later line numbers."""
+    files: pd.Series | None = None
+    """Source file of each row, when the rows come from several files (a mapped layout
+    gathering one contract table from two source tables); None: all from ``path``."""
     _distinct: dict[str, tuple[np.ndarray, pd.Series]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -249,9 +252,14 @@ def check_headers(files: dict[str, Path]) -> None:
         _require_columns(table, path, read_header(path))
 
 
+def read_raw(path: Path) -> RawTable:
+    """Every column of one table file as read (CSV as text, Parquet in its own types)."""
+    return _read_csv(path) if path.suffix.lower() == ".csv" else _read_parquet(path)
+
+
 def read_table(table: str, path: Path) -> RawTable:
     """Read one table; raise InputError if a required contract column is missing."""
-    raw = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path)
+    raw = read_raw(path)
     df = raw.data
     _require_columns(table, path, [str(c) for c in df.columns])
     specs = column_specs(table)

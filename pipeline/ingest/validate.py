@@ -9,7 +9,8 @@ import pandas as pd
 
 from pipeline.config import IngestParams
 from pipeline.ingest.accept import ingest_tables
-from pipeline.ingest.read import find_tables
+from pipeline.ingest.manifest import choose_extract_date, read_manifest
+from pipeline.layouts.export import open_export
 
 
 @dataclass
@@ -18,6 +19,8 @@ class ValidationReport:
     counts: dict[str, dict] = field(default_factory=dict)
     quarantine: dict[str, pd.DataFrame] = field(default_factory=dict)
     absent_optional: list[str] = field(default_factory=list)
+    layout: str = "contract"
+    extract_source: str = ""
 
     def summary(self) -> pd.DataFrame:
         """One row per table: file, rows read, accepted, quarantined, columns dropped."""
@@ -72,11 +75,19 @@ class ValidationReport:
 
 
 def validate_dataset(folder: str | Path, params: IngestParams) -> ValidationReport:
-    """Raise ``InputError`` on a whole-input problem; otherwise report row-level problems."""
-    files = find_tables(folder)
-    report = ValidationReport(Path(folder))
-    for result in ingest_tables(files, params):
+    """Raise ``InputError`` on a whole-input problem; otherwise report row-level problems.
+    Reads any layout (``pipeline.layouts.export``); the extract date is chosen as ingest
+    chooses it."""
+    export = open_export(folder, params)
+    choice = choose_extract_date(params.extract_date, read_manifest(folder))
+    params = params.model_copy(update={"extract_date": choice.date})
+    files = export.tables
+    report = ValidationReport(Path(folder), layout=export.layout, extract_source=choice.source)
+    for result in ingest_tables(export, params):
         report.counts[result.name] = result.counts
         report.quarantine[result.name] = result.quarantine[["source_line", "rules"]]
+        if result.extract_date is not None:
+            when = result.extract_date.date().isoformat()
+            report.extract_source = f"{when} ({choice.source})"
     report.absent_optional = [t for t in ("goals", "goal_ratings", "contacts") if t not in files]
     return report

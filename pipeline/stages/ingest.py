@@ -8,18 +8,30 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from pipeline.config import Params, load_params
+import pandas as pd
+
+from pipeline.config import IngestParams, Params, load_params
+from pipeline.contract import column_specs
 from pipeline.engine.partition import Layout, is_partitioned, read_layout, write_partitioned
-from pipeline.ingest.accept import TableResult, build_report, ingest_tables
-from pipeline.ingest.read import InputError, find_tables
+from pipeline.ingest.accept import Export, TableResult, build_report, ingest_tables
+from pipeline.ingest.manifest import (
+    ExtractDate,
+    choose_extract_date,
+    export_description,
+    read_manifest,
+)
+from pipeline.ingest.read import InputError
 from pipeline.ingest.rekey import key_from_environment
 from pipeline.io import atomic_directory, write_json, write_parquet
+from pipeline.layouts.export import open_export
 from pipeline.stages.common import file_digest, resolve, stage_timer
 
 
 def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = None) -> dict:
     """Ingest ``input_dir`` (default ``paths.input_dir``) into ``paths.interim_dir``.
 
+    The extract date: ``ingest.extract_date`` if set for this run, else the export's
+    manifest, else inferred from its latest appointment (``pipeline.ingest.manifest``).
     With ``engine: dask`` the input may also be a partitioned export
     (``engage partition``); the outputs are the same either way.
     Raises ``InputError`` for whole-input problems; nothing is written then.
@@ -29,28 +41,45 @@ def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = N
     summary: dict = {"stage": "ingest", "input_dir": str(source)}
     with stage_timer(summary):
         key = key_from_environment(params.ingest.rekey_key_env) if params.ingest.rekey else None
+        manifest = read_manifest(source)
+        choice = choose_extract_date(params.ingest.extract_date, manifest)
+        params = params.model_copy(
+            update={"ingest": params.ingest.model_copy(update={"extract_date": choice.date})}
+        )
         if params.engine == "dask":
-            report = _ingest_dask(params, paths, source, key, summary)
+            report = _ingest_dask(params, paths, source, key, summary, choice)
         else:
-            report = _ingest(params, paths, source, key)
+            report = _ingest(params, paths, source, key, choice)
         summary["totals"] = report["totals"]
+        summary["extract_date"] = report["extract_date"]
+        summary["extract_date_source"] = report["extract_date_source"]
+        summary["layout"] = report["export"]["layout"]
         summary["outputs"] = {"interim_dir": str(paths["interim_dir"])}
     write_json(summary, paths["logs_dir"] / "ingest.json")
     return summary
 
 
-def _ingest(params: Params, paths: dict, source: Path, key: bytes | None) -> dict:
+def _ingest(
+    params: Params, paths: dict, source: Path, key: bytes | None, choice: ExtractDate
+) -> dict:
     """The pandas engine: the whole export in this process, one table at a time."""
     if is_partitioned(source):
         raise InputError(
             f"{source} is a partitioned export, which only the dask engine reads: set "
             "engine: dask, or point paths.input_dir at the flat export."
         )
-    files = find_tables(source)
+    export = open_export(source, params.ingest)
     with atomic_directory(paths["interim_dir"]) as out:
         # One table in memory at a time; any error discards the staging folder.
-        results = ingest_tables(files, params.ingest, key)
-        return _write(out, results, files, params, key, lambda: _digests(files))
+        results = ingest_tables(export, params.ingest, key)
+        report = _write(out, results, export.tables, params, key, choice, lambda: _digests(export))
+        report["export"] = export_description(
+            read_manifest(source), export.layout, export.mapping_name
+        )
+        report["columns_absent"] = export.columns_absent()
+        report["source_tables"] = export.source_report()
+        write_json(report, out / "ingest_report.json")
+        return report
 
 
 def _write(
@@ -59,23 +88,46 @@ def _write(
     files: dict[str, Path],
     params: Params,
     key: bytes | None,
+    choice: ExtractDate,
     digests: Callable[[], dict[str, str]],
 ) -> dict:
-    """Write each table and its quarantine as it comes, then the ingest report."""
+    """Write each table and its quarantine as it comes; the ingest report (to be completed
+    with what the export says of itself, then written by the caller)."""
     counts, extract = [], None
     for result in results:
+        if result.name == "sessions":
+            refuse_many_future_dated(result.counts, result.extract_date, choice, params.ingest)
         write_parquet(result.accepted, out / f"{result.name}.parquet")
         write_parquet(result.quarantine, out / "quarantine" / f"{result.name}.parquet")
         counts.append(result.counts | {"name": result.name})
         extract = result.extract_date
-    report = build_report(counts, files, params.ingest, extract, key is not None)
+    report = build_report(counts, files, extract, choice.source, key is not None)
     report["input_files"] = digests()
-    write_json(report, out / "ingest_report.json")
     return report
 
 
-def _digests(files: dict[str, Path]) -> dict[str, str]:
-    return {p.name: file_digest(p) for p in files.values()}
+def refuse_many_future_dated(
+    counts: dict, extract: pd.Timestamp | None, choice: ExtractDate, params: IngestParams
+) -> None:
+    """Stop when the extract date would drop more than ``future_dated_max_share`` of the
+    appointments as future-dated: it most likely belongs to another export."""
+    future = counts["quarantined_by_rule"].get("future_date", 0)
+    read = counts["rows_read"]
+    if not read or future / read <= params.future_dated_max_share:
+        return
+    when = extract.date().isoformat() if extract is not None else "?"
+    raise InputError(
+        f"the extract date {when} ({choice.source}) would quarantine {future} of {read} "
+        f"appointments ({future / read:.0%}) as dated after it, more than the "
+        f"{params.future_dated_max_share:.0%} allowed (ingest.future_dated_max_share). If the "
+        "date is wrong, give this export's own (--extract-date YYYY-MM-DD, or extract_date "
+        "in its export.json); if the export really holds that many future bookings, run "
+        "again with --accept-future-dated. Nothing was written."
+    )
+
+
+def _digests(export: Export) -> dict[str, str]:
+    return {p.name: file_digest(p) for p in export.files.values()}
 
 
 @contextmanager
@@ -102,11 +154,24 @@ def _partitioned(params: Params, source: Path, scratch: Path) -> Iterator[Layout
 
 
 def _ingest_dask(
-    params: Params, paths: dict, source: Path, key: bytes | None, summary: dict
+    params: Params,
+    paths: dict,
+    source: Path,
+    key: bytes | None,
+    summary: dict,
+    choice: ExtractDate,
 ) -> dict:
     """The dask engine: the same outputs, computed per episode bucket on a Dask cluster."""
     from pipeline.engine.cluster import dask_client, describe
     from pipeline.engine.ingest import ingest_partitioned
+
+    if not is_partitioned(source):
+        layout = open_export(source, params.ingest).layout
+        if layout != "contract":
+            raise InputError(
+                f"{source} is in the {layout} layout; the dask engine reads contract-layout "
+                "exports. Use engine: pandas, which reads every layout."
+            )
 
     with (
         dask_client(params.dask) as client,  # first: a wrong address fails before any work
@@ -124,7 +189,15 @@ def _ingest_dask(
             )
         # closing(): the workers' results are released even if writing fails
         with closing(ingest_partitioned(client, layout, params.ingest, key)) as results:
-            return _write(out, results, layout.files, params, key, lambda: layout.digests)
+            report = _write(out, results, layout.files, params, key, choice, lambda: layout.digests)
+        report["export"] = export_description(read_manifest(source), "contract", None)
+        report["columns_absent"] = {
+            t: [c.name for c in column_specs(t) if c.name not in cols["columns"]]
+            for t, cols in layout.manifest["tables"].items()
+        }
+        report["source_tables"] = {}
+        write_json(report, out / "ingest_report.json")
+        return report
 
 
 def main() -> None:

@@ -7,8 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import Params, load_params
+from pipeline import __version__
+from pipeline.config import Params, SyntheticParams, load_params
+from pipeline.ingest.manifest import MANIFEST_NAME, SYNTHETIC, ExportManifest
 from pipeline.io import atomic_directory, write_csv, write_json, write_parquet, write_table
+from pipeline.layouts.export import BUILT_IN
+from pipeline.layouts.mapping import load_mapping
+from pipeline.layouts.nhstt_writer import to_nhstt
 from pipeline.stages.common import resolve, stage_timer
 from pipeline.synthetic.calibration import calibration_statistics, check_calibration
 from pipeline.synthetic.generator import generate_cohort
@@ -21,6 +26,22 @@ def calibration_metrics(calibration: pd.DataFrame) -> dict:
     """DVC metrics: each calibration statistic of the cohort and whether all targets are met."""
     values = {row.statistic: round(float(row.cohort), 4) for row in calibration.itertuples()}
     return {"synthetic_calibration": values, "all_targets_met": bool(calibration["met"].all())}
+
+
+def export_manifest(sp: SyntheticParams) -> dict:
+    """The manifest written beside the synthetic export: what it is and its extract date."""
+    return ExportManifest(
+        source=SYNTHETIC,
+        extract_date=sp.extract_date,
+        layout=sp.layout,
+        description="The bundled synthetic cohort (calibrated to published figures).",
+        generator={
+            "name": "pipeline.synthetic",
+            "version": __version__,
+            "seed": sp.seed,
+            "n_episodes": sp.n_episodes,
+        },
+    ).model_dump(mode="json")
 
 
 def run(params: Params, root: str | Path = ".") -> dict:
@@ -36,9 +57,13 @@ def run(params: Params, root: str | Path = ".") -> dict:
         export, manifest = make_export(
             cohort.tables, sp.extract_date, sp.messy_row_share, sp.alias_row_share, rng
         )
+        written = export
+        if sp.layout == "nhstt":
+            written = to_nhstt(export, load_mapping(BUILT_IN["nhstt"]))
         with atomic_directory(paths["raw_dir"]) as raw_dir:
-            for table, df in export.items():
+            for table, df in written.items():
                 write_table(df, raw_dir / f"{table}.{sp.file_format}", sp.file_format)
+            write_json(export_manifest(sp), raw_dir / MANIFEST_NAME)
         with atomic_directory(paths["truth_dir"]) as truth_dir:
             write_parquet(cohort.truth, truth_dir / "truth_episodes.parquet")
             write_csv(manifest, truth_dir / "messy_rows.csv")
@@ -54,7 +79,8 @@ def run(params: Params, root: str | Path = ".") -> dict:
         write_json(
             calibration_metrics(calibration), paths["reports_dir"] / "synthetic_calibration.json"
         )
-        summary["rows_written"] = {t: len(df) for t, df in export.items()}
+        summary["rows_written"] = {t: len(df) for t, df in written.items()}
+        summary["layout"] = sp.layout
         summary["messy_rows"] = int((manifest["kind"] != "alias").sum())
         summary["aliased_values"] = int((manifest["kind"] == "alias").sum())
         missed = calibration.loc[~calibration["met"], "statistic"].tolist()

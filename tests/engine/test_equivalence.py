@@ -82,7 +82,7 @@ def test_problems_across_buckets_give_the_same_outputs(awkward_export, both, par
     assert sessions["quarantined_by_rule"]["malformed_row"] == 1
     assert sessions["empty_lines_skipped"] == 1
     assert report["tables"]["goals"]["quarantined_by_rule"]["duplicate_id"] == 1
-    assert report["extract_date_source"] == "latest appointment"
+    assert report["extract_date_source"] == "inferred from the latest appointment"
     assert not list((dask_root / "data").glob(".ingest-partitioned-*"))  # temporary, removed
 
 

@@ -139,7 +139,7 @@ def test_extract_date_inferred_from_valid_appointments_only(make_dataset):
     )
     result = _ingest(folder, p)
     assert result.report["extract_date"] == "2024-02-10"
-    assert result.report["extract_date_source"] == "latest appointment"
+    assert result.report["extract_date_source"] == "inferred from the latest appointment"
 
 
 def test_no_valid_appointment_date_asks_for_the_extract_date(make_dataset):
