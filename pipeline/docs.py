@@ -142,6 +142,22 @@ def render_calibration_markdown(
         "`tests/synthetic/test_calibration.py` fails if any target is missed. Literature "
         "rows (lit. §N) are in [literature.md](literature.md).",
         "",
+        "How episodes end is checked on two populations. `dropout_rate` counts every ended "
+        "episode, whatever the number of sessions attended, so it includes clients who "
+        "stopped after their first appointment or never came. `finished_completed_share` "
+        "and `finished_dropout_share` count, like the national NHS Talking Therapies figures "
+        "(lit. §12), only ended episodes that finished a course of treatment: ≥ 2 attended "
+        "sessions (the contract does not tell assessment from treatment sessions, so this is "
+        "slightly broader than the national two treatment sessions). Early stoppers are "
+        "dropouts, so the all-episode share sits above the finished-course share: its range "
+        "starts at routine care's ≈30% and the national 33.2% of finished courses (lit. §4, "
+        "§12) and ends near the top of the published range (46.8%). The finished-course "
+        "ranges are wide (53.9% − 9 / + 11 points, 33.2% − 8 / + 7) although a cohort of "
+        "this size pins a share down to about ± 2 points: services differ far more than that "
+        "from month to month and from each other, the national shares are approximate, and "
+        "the upper ends also cover the shares among referrals with a recorded end code "
+        "(60.5% and 37.4%; lit. §12).",
+        "",
         "| statistic | what | published | literature | range used | default cohort | met |",
         "|---|---|---|---|---|---|---|",
     ]

@@ -93,9 +93,14 @@ class GeneratorConstants:
     measure_engagement: float = 0.9
     baseline_measure_prob: float = 0.97
 
-    # --- endings: good-enough level (lit. §5), dropout 20–30% (lit. §4) -----------------
+    # --- endings: good-enough level (lit. §5); of finished courses ≈54% end by agreement,
+    # ≈33% unilaterally (NHS TT national, lit. §12); dropout ≈30% in routine care (lit. §4)
     gel_end_hazard: float = 0.45
     gel_gain_points: float = 5.0
+    # Share of good-enough endings where the client, improved, just stops coming (one
+    # no-show, then discharged as a dropout) instead of agreeing an ending. Tuned so finished
+    # courses match the national split (lit. §12); without it ≈76% ended by agreement.
+    gel_unilateral_share: float = 0.35
     agreed_end_hazard: float = 0.01
     referred_on_hazard: float = 0.004
     stepped_up_hazard: float = 0.06
@@ -107,7 +112,7 @@ class GeneratorConstants:
     quit_no_improvement: float = 0.6
     quit_after_dna: float = 1.1
     quit_declined_share: float = 0.35
-    quit_second_dna_prob: float = 0.15
+    quit_second_dna_prob: float = 0.0  # was .15: one no-show per dropout keeps DNA ≈12%
     dropout_discharge_days: int = 14
     max_slots: int = 40
 

@@ -185,7 +185,8 @@ def _advance(
         k_done = n_att[idx]
         true_change = d_phq[idx] * _trajectory(k_done, c.change_tau_sessions)
 
-        # --- the client may quietly stop (dropout); the next 1–2 appointments are no-shows
+        # --- the client may quietly stop (dropout): the next appointment is a no-show (two with
+        # probability quit_second_dna_prob), then discharge
         not_improving = (k_done >= 2) & (true_change < 2.0)
         quit_logit = (
             c.quit_logit
@@ -351,6 +352,15 @@ def _advance(
             ],
             OPEN,
         )
+        # Some clients who have improved enough stop coming instead of agreeing an ending
+        # (unilateral termination after improvement): the next appointment is a no-show and
+        # the episode is discharged as a dropout (lit. §12: 33% of finished courses end
+        # unilaterally in NHS TT). Reuses u_end: a fixed share of good-enough endings.
+        gel_stop = (
+            good_enough & (k < planned[ia]) & (u_end < c.gel_end_hazard * c.gel_unilateral_share)
+        )
+        att_code[gel_stop] = OPEN
+        quit_left[ia[gel_stop]] = 1
         code[att] = np.where(quitting[att], code[att], att_code)
         ended_at_session[ia] = att_code != OPEN
         ending = code != OPEN

@@ -43,3 +43,33 @@ def test_late_change_is_unknowable_in_the_window(default_cohort):
     )
     for col in ("latent_engagement", "latent_alliance", "phq9_true_intake"):
         assert abs(late_part.corr(truth[col])) < 0.05, col
+
+
+def test_end_reason_targets_bracket_the_national_figures():
+    # NHS TT Jan 2021–Mar 2026 (lit. §12): of 3,504,945 finished courses, 1,887,595 mutually
+    # agreed completion, 1,084,070 + 81,755 terminated early (codes 47 + 48).
+    targets = {t.name: t for t in TARGETS}
+    national = {
+        "finished_completed_share": 1_887_595 / 3_504_945,
+        "finished_dropout_share": (1_084_070 + 81_755) / 3_504_945,
+    }
+    for name, share in national.items():
+        assert targets[name].low <= share <= targets[name].high, name
+    # All ended episodes include early stoppers: the target may not sit below the national
+    # finished-course share (the old 20–30% did).
+    assert targets["dropout_rate"].high > national["finished_dropout_share"]
+    assert targets["dropout_rate"].low >= 0.30
+
+
+def test_end_reason_shares_are_computed_on_ended_finished_courses(default_cohort):
+    t = default_cohort.tables
+    ep = t["episodes"].set_index("episode_id")
+    ses = t["sessions"]
+    n_att = (ses["status"] == "attended").groupby(ses["episode_id"]).sum()
+    finished = ep["end_reason"].ne("still_open") & n_att.reindex(ep.index, fill_value=0).ge(2)
+    reasons = ep.loc[finished, "end_reason"]
+    stats = calibration_statistics(t, default_cohort.truth)
+    assert stats["finished_completed_share"] == reasons.eq("completed").mean()
+    assert stats["finished_dropout_share"] == reasons.eq("dropped_out").mean()
+    # Early stoppers count only in the all-episode dropout rate.
+    assert stats["dropout_rate"] > stats["finished_dropout_share"]
