@@ -29,6 +29,7 @@ Convert an export with ``engage partition EXPORT OUT`` (or ``python -m pipeline.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from pipeline import __version__
 from pipeline.config import IngestParams, ParamsError, load_params
 from pipeline.contract import column_specs
 from pipeline.engine.buckets import bucket_of, first_bucket_per_key, n_partitions, split_frame
+from pipeline.ingest.manifest import MANIFEST_NAME
 from pipeline.ingest.parse import parse_column
 from pipeline.ingest.read import InputError, RawTable, check_headers, find_tables, read_table
 from pipeline.ingest.rules import TABLE_ORDER
@@ -181,6 +183,8 @@ def write_partitioned(
             }
             del raw, pieces
         write_json(manifest, staging / LAYOUT_FILE)
+        if (export / MANIFEST_NAME).is_file():  # the export's own: its extract date, source
+            shutil.copyfile(export / MANIFEST_NAME, staging / MANIFEST_NAME)
     return manifest
 
 

@@ -162,3 +162,19 @@ def test_engage_partition_command(small_export, tmp_path):
     missing = runner.invoke(app, ["partition", str(tmp_path / "nowhere"), str(tmp_path / "q")])
     assert missing.exit_code == 1 and "does not exist" in missing.output
     assert missing.exception is None or isinstance(missing.exception, SystemExit)
+
+
+def test_the_export_manifest_travels_with_the_partitioned_export(small_export, tmp_path):
+    """Its extract date and source are the export's, whichever layout the dask engine reads."""
+    import shutil
+
+    from pipeline.ingest.manifest import read_manifest
+
+    folder, _ = small_export
+    flat = tmp_path / "flat"
+    shutil.copytree(folder, flat)
+    (flat / "export.json").write_text('{"extract_date": "2025-03-31", "source": "synthetic"}')
+    write_partitioned(flat, tmp_path / "p", partitions=2)
+    manifest = read_manifest(tmp_path / "p")
+    assert manifest is not None and manifest.synthetic
+    assert str(manifest.extract_date) == "2025-03-31"
