@@ -137,6 +137,14 @@ def _attempt(
         )
 
 
+def recorded_features(frame: pd.DataFrame, wanted: list[str]) -> tuple[list[str], list[str]]:
+    """The features of ``wanted`` this export records for anyone, and those it does not
+    (a column absent, or missing for every episode: the data behind it are not in the
+    export, e.g. session alliance in the NHS Talking Therapies data set)."""
+    have = [c for c in wanted if c in frame and frame[c].notna().any()]
+    return have, [c for c in wanted if c not in have]
+
+
 def _prepare_rows(
     frame: pd.DataFrame,
     needed: list[str],
@@ -147,9 +155,9 @@ def _prepare_rows(
     """The rows complete on every column of the adjusted model, so that the unadjusted and
     adjusted estimates rest on the same people; continuous predictors per SD of those rows
     (or of the rows where ``reference`` is present, so another analysis keeps the unit)."""
-    missing = [c for c in exposure if c not in frame]
+    missing = recorded_features(frame, exposure)[1]
     if missing:
-        raise ModelError(f"not in this export's features: {', '.join(missing)}")
+        raise ModelError(f"not in this export: {', '.join(missing)} (no episode has a value)")
     rows = frame.dropna(subset=[*needed, *exposure, *adjust])
     numeric = [c for c in [*exposure, *adjust] if pd.api.types.is_numeric_dtype(rows[c])]
     return standardise(rows, numeric, None if reference is None else rows[reference].notna())
@@ -187,7 +195,10 @@ def _battery(
     """Fit unadjusted and adjusted models for every exposure set on shared rows."""
     adjust = adjustment(frame, params)
     tables, cards, terms = [], [], {}
-    for block, exposure in sets.items():
+    for block, wanted in sets.items():
+        exposure, absent = recorded_features(frame, wanted)
+        if not exposure:  # nothing of the block recorded: say so (the fit then fails)
+            exposure = wanted
         for adjusted in (False, True):
             predictors = exposure + (adjust if adjusted else [])
             model = f"{kind}: {block} ({'adjusted' if adjusted else 'unadjusted'})"
@@ -201,6 +212,10 @@ def _battery(
                 return fit_one(rows, predictors, model, len(frame))
 
             result = _attempt(fit, model, formula, method, int(frame[needed[0]].notna().sum()))
+            if absent and exposure != wanted:
+                result.card.notes.append(
+                    f"not in this export, so left out of the block: {', '.join(absent)}"
+                )
             table = result.coefficients.assign(block=block, adjusted=adjusted)
             tables.append(table)
             if "cluster_note" in frame.attrs:

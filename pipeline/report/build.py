@@ -6,6 +6,11 @@ Pure functions: the stage entry (``pipeline/stages/report.py``) reads files and 
 
 from __future__ import annotations
 
+import json
+import math
+import re
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
@@ -28,6 +33,215 @@ FLAG_LABELS = {
     "flag_homework_under_half": "Under half of homework done",
 }
 GROUP_LABELS = {"0": "no early signs", "1": "one early sign", "2+": "two or more early signs"}
+SIGN_WORDS = {  # the early signs as the clinician report lists them
+    "flag_missed_first_appointment": "missed the first appointment",
+    "flag_two_plus_no_shows": "two or more no-shows",
+    "flag_alliance_below_cutoff": "a low alliance rating",
+    "flag_no_client_goal": "no goal of the client's own",
+    "flag_homework_under_half": "under half of agreed homework done",
+}
+LEVER_WORDS = {  # lever feature → words in the figure's caption
+    "attendance_rate": "attendance",
+    "alliance_mean": "alliance",
+    "goal_owned_share": "goal ownership",
+    "homework_completion_rate": "homework completion",
+}
+
+
+# --- what the export of this run does not record ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """Something an export may lack: a contract table (``column`` None) or one of its
+    optional columns, in plain words, and the features (and model terms) that need it."""
+
+    table: str
+    column: str | None
+    words: str
+    features: tuple[str, ...] = ()
+
+
+RECORDS = (
+    Record(
+        "sessions",
+        "alliance_score",
+        "session alliance ratings",
+        (
+            "alliance_score",
+            "alliance_mean",
+            "alliance_min",
+            "alliance_slope_per_week",
+            "alliance_low_share",
+            "flag_alliance_below_cutoff",
+        ),
+    ),
+    Record("sessions", "agenda_set_by", "who set the agenda", ("agenda_client_share",)),
+    Record(
+        "sessions",
+        "homework_completed",
+        "homework",
+        ("homework_completion_rate", "flag_homework_under_half"),
+    ),
+    Record("sessions", "homework_assigned", "homework set at each session"),
+    Record(
+        "goals",
+        None,
+        "goals",
+        ("n_goals", "goal_owned_share", "days_to_first_goal", "flag_no_client_goal"),
+    ),
+    Record("goal_ratings", None, "goal progress ratings", ("goal_rating_gain",)),
+    Record(
+        "contacts",
+        None,
+        "between-session contacts",
+        ("client_contacts_per_week", "outreach_response_rate"),
+    ),
+    Record(
+        "contacts",
+        "responded",
+        "replies to the service's messages",
+        ("outreach_response_rate",),
+    ),
+    Record(
+        "sessions",
+        "barrier_reported",
+        "obstacles raised at sessions",
+        ("n_barriers", "barrier_share"),
+    ),
+    Record(
+        "sessions",
+        "notice_hours",
+        "notice given for cancellations",
+        ("notice_cancel_share",),
+    ),
+    Record("sessions", "modality", "how sessions were held", ("modality_changes",)),
+)
+COMPOSITES = {  # built from several features: what goes into each
+    "flags_group": tuple(SIGN_WORDS),
+    "flags_count": tuple(SIGN_WORDS),
+    "disengagement_index": (
+        "dna_rate",
+        "late_cancel_rate",
+        "attendance_rate",
+        "alliance_mean",
+        "homework_completion_rate",
+        "goal_owned_share",
+        "client_contacts_per_week",
+    ),
+}
+
+
+def export_info(ingest_report: dict) -> dict:
+    """What the ingest report of this run says about its input. An ingest report without
+    ``export`` (written before it was recorded) is a service export in the contract
+    layout: nothing is called synthetic unless the input said so."""
+    export = ingest_report.get("export") or {}
+    manifest = export.get("manifest") or None
+    synthetic = export.get("source") == "synthetic" or (
+        isinstance(manifest, dict) and manifest.get("source") == "synthetic"
+    )
+    return {
+        "synthetic": synthetic,
+        "layout": export.get("layout") or "contract",
+        "mapping": export.get("mapping") or None,
+        "manifest": manifest,
+        "extract_date": ingest_report.get("extract_date"),
+        "extract_date_source": ingest_report.get("extract_date_source") or "not recorded",
+        "input_files": sorted((ingest_report.get("input_files") or {}).items()),
+        "rekeyed": ingest_report.get("rekeyed"),
+    }
+
+
+LAYOUT_WORDS = {
+    "contract": "the pipeline's data contract",
+    "nhstt": "the NHS Talking Therapies data set, IDS tables",
+    "mapping": "a user-defined mapping",
+}
+
+
+def layout_text(info: dict) -> str:
+    words = LAYOUT_WORDS.get(info["layout"], str(info["layout"]))
+    text = f"{info['layout']} ({words})"
+    if info["mapping"]:
+        text += f", mapping file {info['mapping']}"
+    return text
+
+
+def absent_records(ingest_report: dict) -> list[Record]:
+    """The records this run's export does not carry, from its ingest report
+    (``optional_tables_absent`` and ``columns_absent``), in declaration order. A column of
+    a table that is absent altogether is covered by the table."""
+    tables = set(ingest_report.get("optional_tables_absent") or [])
+    columns = {
+        (table, column)
+        for table, names in (ingest_report.get("columns_absent") or {}).items()
+        if table not in tables
+        for column in names or []
+    }
+    out = [
+        r
+        for r in RECORDS
+        if (r.column is None and r.table in tables) or (r.table, r.column) in columns
+    ]
+    known = {(r.table, r.column) for r in RECORDS}
+    out += [  # any other contract column the export did not supply, by its name
+        Record(table, column, column.replace("_", " "))
+        for table, column in sorted(columns)
+        if (table, column) not in known
+    ]
+    return out
+
+
+def absent_words(records: list[Record], affecting_findings: bool = True) -> list[str]:
+    """Plain words for ``records``, each once; only those that some finding needs unless
+    ``affecting_findings`` is false."""
+    words = [r.words for r in records if r.features or not affecting_findings]
+    return list(dict.fromkeys(words))
+
+
+def absent_features(records: list[Record]) -> set[str]:
+    return {f for r in records for f in r.features}
+
+
+def _terms(formula: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", formula or ""))
+
+
+def card_absence(card: dict, records: list[Record]) -> dict:
+    """What a model card's model could not use because this export does not record it:
+    ``not_in_export`` (a term of the model needs it) and ``built_without`` (a composite
+    term, the early-signs count or the disengagement index, was built without it)."""
+    terms = _terms(card.get("formula", ""))
+
+    def uses(feature: str) -> bool:
+        return any(t == feature or t.startswith(feature + "_") for t in terms)
+
+    direct = [r.words for r in records if any(uses(f) for f in r.features)]
+    missing = absent_features(records)
+    composite = [
+        r.words
+        for r in records
+        if any(
+            c in terms and set(parts) & set(r.features) & missing for c, parts in COMPOSITES.items()
+        )
+    ]
+    return {
+        "not_in_export": list(dict.fromkeys(direct)),
+        "built_without": [w for w in dict.fromkeys(composite) if w not in direct],
+    }
+
+
+def join_words(words: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    words = list(words)
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def compact_json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
 
 
 def pct(cell: Cell, digits: int = 0) -> str:
@@ -61,13 +275,20 @@ def rates_by(frame: pd.DataFrame, by: pd.Series, outcome: str, params: Params) -
     return out
 
 
-def lever_rates(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
+def lever_rates(
+    frame: pd.DataFrame, params: Params, skip: set[str] | frozenset[str] = frozenset()
+) -> pd.DataFrame:
     """Share with a poor outcome by thirds (low / middle / high) of each lever: aggregate
-    rates with Wilson 95% intervals, withheld where they rest on too few people."""
+    rates with Wilson 95% intervals, withheld where they rest on too few people. Levers in
+    ``skip`` (not in this export) are left out."""
     pop = frame[frame["poor_outcome"].notna()]
     rows = []
     for feature, (panel, _) in LEVERS.items():
-        if feature not in pop or pop[feature].notna().sum() < 3 * params.disclosure.threshold:
+        if (
+            feature in skip
+            or feature not in pop
+            or pop[feature].notna().sum() < 3 * params.disclosure.threshold
+        ):
             continue
         thirds = pd.qcut(pop[feature].rank(method="first"), 3, labels=["low", "middle", "high"])
         for r in rates_by(pop, thirds, "poor_outcome", params):
@@ -176,8 +397,22 @@ def _by_interval(low: float, high: float, null: float, above: str, below: str, n
     return neither
 
 
+def _finite(*values) -> bool:
+    """Every value is a finite number (a sentence is never built on a missing one)."""
+    try:
+        return all(v is not None and math.isfinite(float(v)) for v in values)
+    except (TypeError, ValueError):
+        return False
+
+
+def _estimate(r) -> bool:
+    return r is not None and _finite(r["estimate"], r["ci_low"], r["ci_high"])
+
+
 def summary_sentences(ctx: dict) -> list[str]:
-    """The plain-language key findings, each built from the numbers it states."""
+    """The plain-language key findings, each built from the numbers it states; a finding
+    whose numbers are missing (a block not in this export, a model not fitted) is left
+    out, never narrated as zero or "nan"."""
     s = []
     g = ctx["poor_by_group"]
     if g.get("2+") and g.get("0") and g["2+"]["cell"].shown and g["0"]["cell"].shown:
@@ -186,14 +421,14 @@ def summary_sentences(ctx: dict) -> list[str]:
             f"finished without reliable improvement, compared with {pct(g['0']['cell'])} of "
             "clients with none."
         )
-    if ctx["or_flags_2plus"] is not None:
+    if _estimate(ctx["or_flags_2plus"]):
         s.append(
             "Allowing for how severe their symptoms were at the start and for case mix, their "
             f"odds of a poor outcome were about {ctx['or_flags_2plus']['estimate']:.1f} times "
             f"as high (95% CI {ctx['or_flags_2plus']['ci_low']:.1f} to "
             f"{ctx['or_flags_2plus']['ci_high']:.1f})."
         )
-    if ctx["or_missed_first"] is not None:
+    if _estimate(ctx["or_missed_first"]):
         r = ctx["or_missed_first"]
         how = _by_interval(
             r["ci_low"],
@@ -209,14 +444,15 @@ def summary_sentences(ctx: dict) -> list[str]:
             f"{r['ci_low']:.1f} to {r['ci_high']:.1f})."
         )
     inc = ctx["incidence_12w"]
-    if "2+" in inc and "0" in inc:
+    if "2+" in inc and "0" in inc and _finite(inc["2+"], inc["0"]):
         s.append(
             f"Twelve weeks after the first six weeks, about {inc['2+']:.0%} of clients with two "
             f"or more early signs had dropped out, compared with {inc['0']:.0%} of those with "
             "none."
         )
     p = ctx["prediction"]
-    if p:
+    keys = ("auc_baseline", "auc_engagement", "auc_gain_ci_low", "auc_gain_ci_high")
+    if p and _finite(*(p.get(k) for k in keys)):
         verb = _by_interval(
             p["auc_gain_ci_low"],
             p["auc_gain_ci_high"],
@@ -232,7 +468,7 @@ def summary_sentences(ctx: dict) -> list[str]:
             f"{p['auc_gain_ci_high']:.2f})."
         )
     m = ctx["missing"]
-    if m:
+    if m and m["share_missing"].shown and _finite(m["mi"]["estimate"], m["cc"]["estimate"]):
         ratio = m["mi"]["estimate"] / m["cc"]["estimate"]
         similar = "a similar" if 0.8 <= ratio <= 1.25 else "a different"
         s.append(
@@ -256,6 +492,26 @@ def build_context(
     t = d.threshold
     po = tables.get("poor_outcome", pd.DataFrame(columns=["model", "term"]))
     ctx: dict = {"threshold": t, "rounding_base": d.rounding_base}
+
+    # --- the input of this run, and what it does not record (from its ingest report only)
+    info = export_info(ingest_report)
+    records = absent_records(ingest_report)
+    missing_features = absent_features(records)
+    ctx["export"] = info
+    ctx["synthetic"] = info["synthetic"]
+    ctx["source"] = (
+        "the bundled synthetic cohort"
+        if info["synthetic"]
+        else "the service's export"
+        + (f" (extract date {info['extract_date']})" if info["extract_date"] else "")
+    )
+    ctx["absent_records"] = records
+    ctx["not_recorded"] = absent_words(records)
+    ctx["not_recorded_all"] = [
+        {"table": r.table, "column": r.column or "(whole table)", "words": r.words} for r in records
+    ]
+    ctx["signs_counted"] = [w for f, w in SIGN_WORDS.items() if f not in missing_features]
+    ctx["signs_absent"] = [w for f, w in SIGN_WORDS.items() if f in missing_features]
 
     # --- cohort at a glance
     finished = frame[frame["finished_course"].astype(bool)]
@@ -304,12 +560,12 @@ def build_context(
     flag_rows = []
     for flag, label in FLAG_LABELS.items():
         r = _row(po, f"poor_outcome: {flag} (adjusted)", flag, t)
-        if r is not None:
+        if r is not None and flag not in missing_features and _estimate(r):
             flag_rows.append({"label": label, **r[["estimate", "ci_low", "ci_high"]].to_dict()})
     ctx["flag_rows"] = flag_rows
 
     # --- levers
-    levers = lever_rates(frame, params)
+    levers = lever_rates(frame, params, missing_features)
     ctx["lever_rates"] = levers
     side = tables.get("poor_outcome_side_by_side", pd.DataFrame())
     lever_terms = {
@@ -320,10 +576,23 @@ def build_context(
     }
     lever_text = []
     for lever, (term, words) in lever_terms.items():
+        lacking = [r.words for r in records if term in r.features]
+        if lacking:
+            lever_text.append(
+                {
+                    "lever": lever,
+                    "text": f"Not in this export: it does not record {join_words(lacking)}, "
+                    "so there is no finding about this lever.",
+                    "absent": True,
+                }
+            )
+            continue
         rows = side[side["term"] == term] if len(side) else side
         if rows is None or rows.empty or rows.iloc[0]["n_analysed_adjusted"] < t:
             continue
         r = rows.iloc[0]
+        if not _finite(r["estimate_adjusted"], r["ci_low_adjusted"], r["ci_high_adjusted"]):
+            continue
         direction = _by_interval(
             r["ci_low_adjusted"],
             r["ci_high_adjusted"],
@@ -338,9 +607,11 @@ def build_context(
                 "text": f"Clients with {words} (one standard deviation more) had {direction} "
                 f"of a poor outcome: odds ratio {r['estimate_adjusted']:.2f} (95% CI "
                 f"{r['ci_low_adjusted']:.2f} to {r['ci_high_adjusted']:.2f}).",
+                "absent": False,
             }
         )
     ctx["levers"] = lever_text
+    ctx["levers_absent"] = [LEVER_WORDS[f] for f in LEVERS if any(f in r.features for r in records)]
 
     # --- dropout curves and numbers at risk
     ci = tables.get("dropout_cumulative_incidence")
@@ -363,6 +634,8 @@ def build_context(
 
     # --- prediction
     ctx["prediction"] = {k: metrics[k] for k in metrics if k.startswith(("auc", "brier", "calib"))}
+    ctx["calibration"] = None
+    ctx["of_100"] = None  # set only when the calibration bins support it
     cal = tables.get("prediction_calibration")
     if cal is not None:
         cal = cal[[rate(e, n, d).shown for e, n in zip(cal["events"], cal["n"], strict=True)]]
@@ -401,6 +674,12 @@ def build_context(
     ctx["quarantine"] = quarantine_table(ingest_report, params)
     ctx["quarantine_total"] = count(ingest_report["totals"]["rows_quarantined"], d).text()
     ctx["rows_read"] = count(ingest_report["totals"]["rows_read"], d).text()
+    p = ctx["prediction"]
+    ctx["auc_shown"] = _finite(p.get("auc_baseline"), p.get("auc_engagement"))
+    m = ctx["missing"]
+    ctx["missing_shown"] = m is not None and _finite(
+        m["mi"]["estimate"], m["mi"]["ci_low"], m["mi"]["ci_high"], m["cc"]["estimate"]
+    )
     ctx["summary"] = summary_sentences(ctx)
     return ctx
 
@@ -409,14 +688,19 @@ def make_figures(ctx: dict) -> dict[str, figures.Figure]:
     """All figures of the reports from the (already disclosure-controlled) context."""
     out = {}
     lr = ctx["lever_rates"].dropna(subset=["rate"]) if len(ctx["lever_rates"]) else None
+    absent = ctx.get("levers_absent") or []
     if lr is not None and len(lr):
+        shown = set(lr["panel"])
+        words = [LEVER_WORDS[f] for f, (panel, _) in LEVERS.items() if panel in shown]
         out["levers"] = figures.rate_bars(
             lr,
             "Finished without reliable improvement, by early engagement (thirds)",
             "Poor outcome (%)",
             "Bar charts: the share of clients who finished without reliable improvement, for "
-            "the lowest, middle and highest third of attendance, alliance, goal ownership and "
-            "homework completion in the first six weeks. "
+            f"the lowest, middle and highest third of {join_words(words)} in the first six "
+            "weeks"
+            + (f" ({join_words(absent)}: not in this export)" if absent else "")
+            + ". "
             + "; ".join(
                 f"{p} {lab}: {r:.0%}"
                 for p, lab, r in zip(lr["panel"], lr["label"], lr["rate"], strict=True)
@@ -424,22 +708,32 @@ def make_figures(ctx: dict) -> dict[str, figures.Figure]:
         )
     if ctx["flag_rows"]:
         rows = pd.DataFrame(ctx["flag_rows"])
+        signs_absent = ctx.get("signs_absent") or []
         out["flags"] = figures.forest(
             rows,
             "Early signs of disengagement and poor outcome (adjusted)",
             "Odds ratio of finishing without reliable improvement (log scale)",
             "Odds ratios with 95% intervals: "
-            + "; ".join(f"{r['label']} {r['estimate']:.1f}" for _, r in rows.iterrows()),
+            + "; ".join(f"{r['label']} {r['estimate']:.1f}" for _, r in rows.iterrows())
+            + (
+                f". Not in this export, so not shown: {'; '.join(signs_absent)}"
+                if signs_absent
+                else ""
+            ),
         )
     curves = ctx["incidence_curves"]
     if curves is not None and len(curves):
-        inc = ctx["incidence_12w"]
+        inc = {g: v for g, v in ctx["incidence_12w"].items() if _finite(v)}
         out["dropout"] = figures.incidence_curves(
             curves,
             "Dropout after the first six weeks, by early signs of disengagement",
             "Curves of the cumulative percentage who dropped out, by number of early signs "
-            "(0, 1, 2 or more), with 95% bands. At 12 weeks: "
-            + ", ".join(f"{g} signs {v:.0%}" for g, v in inc.items()),
+            "(0, 1, 2 or more), with 95% bands."
+            + (
+                " At 12 weeks: " + ", ".join(f"{g} signs {v:.0%}" for g, v in inc.items())
+                if inc
+                else ""
+            ),
         )
     if ctx.get("calibration") is not None and len(ctx["calibration"]):
         cal = ctx["calibration"]

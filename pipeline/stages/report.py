@@ -2,6 +2,11 @@
 
 Everything written here has passed disclosure control (``pipeline/report/disclosure.py``).
 The HTML is self-contained (inline CSS and SVG, no scripts, no network requests).
+
+What the reports say about the data (where it came from, whether it is synthetic, its
+files, extract date and what it does not record) comes from the ingest report of the run
+being reported, never from ``params.paths``: ``engage run --input`` passes its input as an
+argument. The code version is asked of the package's own folder, not of the output root.
 """
 
 from __future__ import annotations
@@ -16,12 +21,21 @@ import jinja2
 import pandas as pd
 import yaml
 
+import pipeline
 from pipeline import __version__
 from pipeline.config import Params, load_params
 from pipeline.instruments import INSTRUMENTS, get_instrument
 from pipeline.io import atomic_directory, read_json, write_csv, write_json, write_text
 from pipeline.models.analysis import analysis_frame
-from pipeline.report.build import build_context, make_figures, pct, plot_data
+from pipeline.report.build import (
+    build_context,
+    card_absence,
+    compact_json,
+    layout_text,
+    make_figures,
+    pct,
+    plot_data,
+)
 from pipeline.report.disclosure import safe_card, safe_result_table
 from pipeline.stages.common import resolve, stage_timer
 from pipeline.stages.results import load_inputs, read_results
@@ -30,31 +44,78 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "report" / "templates"
 LIBRARIES = ("pandas", "numpy", "statsmodels", "scikit-learn", "matplotlib", "pandera", "dvc")
 
 
-def _git_commit(root: Path) -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
+PACKAGE_DIR = Path(pipeline.__file__).resolve().parent
+UNUSED_PARAMS = {  # settings that do not describe this run: the input is named by its files
+    "synthetic": None,
+    "paths": ("raw_dir", "truth_dir", "input_dir"),
+}
+
+
+def code_version(package_dir: Path = PACKAGE_DIR) -> str:
+    """The version of the code that ran: the commit of the git checkout holding the
+    package (with ``dirty`` when ``git status --porcelain`` there lists changes), otherwise
+    the package version. Asked where the code lives, whatever the output root."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args],
+            cwd=package_dir,
             capture_output=True,
             text=True,
             check=True,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
+            timeout=60,
+        ).stdout.strip()
+
+    try:
+        git("ls-files", "--error-unmatch", "__init__.py")  # the package is tracked here
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain"))
+    except (OSError, subprocess.SubprocessError):
+        return f"package version {__version__} (not a git checkout)"
+    return f"git commit {commit}" + (" (dirty: uncommitted changes)" if dirty else "")
 
 
-def _input_hashes(root: Path) -> list[tuple[str, str]]:
-    lock = root / "dvc.lock"
-    if not lock.exists():
-        return []
-    stages = yaml.safe_load(lock.read_text(encoding="utf-8")).get("stages", {})
-    ingest = stages.get("ingest", {})
-    return [
-        (f"input {d['path']}", d.get("md5", "?"))
-        for d in ingest.get("deps", [])
-        if not str(d["path"]).startswith("pipeline")
+def params_used(params: Params) -> str:
+    """The parameters as YAML, without those that do not describe this run (the synthetic
+    generator's settings and the configured input folders)."""
+    data = params.model_dump(mode="json")
+    for section, keys in UNUSED_PARAMS.items():
+        if keys is None:
+            data.pop(section, None)
+        else:
+            for key in keys:
+                data.get(section, {}).pop(key, None)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def provenance(ctx: dict) -> list[tuple[str, str]]:
+    """Where the reported run's data and code came from (the input files and their SHA-256
+    are listed apart, from ``ctx["export"]["input_files"]``)."""
+    info = ctx["export"]
+    rows = [
+        ("input", "synthetic cohort" if info["synthetic"] else "service export"),
+        ("input layout", layout_text(info)),
+        (
+            "extract date",
+            f"{info['extract_date'] or 'not recorded'} ({info['extract_date_source']})",
+        ),
     ]
+    if info["manifest"]:
+        rows.append(("export manifest", compact_json(info["manifest"])))
+    if info["rekeyed"] is not None:
+        rows.append(("identifiers re-keyed", "yes" if info["rekeyed"] else "no"))
+    return [
+        *rows,
+        ("code version", code_version()),
+        ("package version", __version__),
+        ("python", platform.python_version()),
+        *[(f"library {lib}", importlib.metadata.version(lib)) for lib in LIBRARIES],
+        ("generated", ctx["generated"]),
+    ]
+
+
+def _card(card: dict, params: Params, records: list) -> dict:
+    return safe_card(card, params.disclosure) | card_absence(card, records)
 
 
 def _html_table(name: str, table: pd.DataFrame, params: Params) -> str:
@@ -65,6 +126,7 @@ def _html_table(name: str, table: pd.DataFrame, params: Params) -> str:
 def render(
     ctx: dict, params: Params, tables: dict, cards: list[dict], metrics: dict, provenance: list
 ) -> tuple[str, str]:
+    """The clinician and technical HTML."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -131,17 +193,21 @@ def render(
         **common,
         metrics=sorted(metrics.items()),
         model_sections=model_sections,
-        cards=[safe_card(c, params.disclosure) for c in cards],
+        cards=[_card(c, params, ctx["absent_records"]) for c in cards],
         window_days=params.features.window_days,
         poor_outcome=params.outcomes.poor_outcome,
         instrument=get_instrument(params.outcomes.primary_instrument),
         alliance_cutoff=params.features.alliance_cutoff,
+        alliance_absent="session alliance ratings" in ctx["not_recorded"],
         instruments=[get_instrument(n) for n in INSTRUMENTS],
         quarantine=ctx["quarantine"],
         quarantine_total=ctx["quarantine_total"],
         rows_read=ctx["rows_read"],
         provenance=provenance,
-        params_yaml=yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False),
+        input_files=ctx["export"]["input_files"],
+        not_recorded=ctx["not_recorded"],
+        not_recorded_all=ctx["not_recorded_all"],
+        params_yaml=params_used(params),
     )
     return clinician, technical
 
@@ -168,21 +234,7 @@ def run(params: Params, root: str | Path = ".", generated: str | None = None) ->
             params,
         )
         ctx["generated"] = generated or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        ctx["source"] = (
-            "the bundled synthetic cohort"
-            if Path(params.paths.input_dir) == Path(params.paths.raw_dir)
-            else "the service's export"
-        )
-        ctx["synthetic"] = Path(params.paths.input_dir) == Path(params.paths.raw_dir)
-        provenance = [
-            ("package version", __version__),
-            ("git commit", _git_commit(root)),
-            ("python", platform.python_version()),
-            *[(f"library {lib}", importlib.metadata.version(lib)) for lib in LIBRARIES],
-            *_input_hashes(root),
-            ("generated", ctx["generated"]),
-        ]
-        clinician, technical = render(ctx, params, tables, cards, metrics, provenance)
+        clinician, technical = render(ctx, params, tables, cards, metrics, provenance(ctx))
         write_text(clinician, paths["reports_dir"] / "clinician.html")
         write_text(technical, paths["reports_dir"] / "technical.html")
         with atomic_directory(paths["reports_dir"] / "plots") as folder:
