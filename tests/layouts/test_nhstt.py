@@ -194,3 +194,20 @@ def test_a_missing_required_nhs_table_is_named(tmp_path):
     (folder / "IDS101Referral.csv").write_text("PathwayID,Person_ID\n")
     with pytest.raises(InputError, match="IDS201CareContact"):
         ingest.run(Params(), tmp_path / "out", folder)
+
+
+def test_detection_ignores_case_prefix_and_format(tmp_path):
+    for name in ("NHSE_IDS101REFERRAL.parquet", "nhse_ids201carecontact.PARQUET", "x.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert detect_layout(tmp_path) == "nhstt"
+    (tmp_path / "episodes.csv").write_text("episode_id\n")
+    with pytest.raises(InputError, match="both contract tables and nhstt tables"):
+        detect_layout(tmp_path)
+
+
+def test_an_nhs_export_read_as_the_contract_layout_says_what_is_missing(both_layouts):
+    _, nhstt, *_ = both_layouts
+    with pytest.raises(InputError, match=r"required table file\(s\) missing: episodes\.csv"):
+        ingest.run(
+            Params(ingest={"layout": "contract"}), nhstt / "again", nhstt.parent / "export_nhstt"
+        )
