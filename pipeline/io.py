@@ -6,6 +6,7 @@ renamed over the target, so an interrupted run never leaves a half-written artef
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -48,8 +49,10 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     a failed stage never leaves partial outputs behind.
     """
     target = Path(target)
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    done = False
     try:
         yield staging
         staging.chmod(0o777 & ~_UMASK)
@@ -60,9 +63,14 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
             shutil.rmtree(old)
         else:
             os.replace(staging, target)
+        done = True
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+        if not done:  # nor the folders made for it, when nothing else went into them
+            for folder in created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 def _write_with(target: str | Path, writer: Callable[[Path], None]) -> Path:
