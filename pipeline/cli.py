@@ -166,7 +166,10 @@ def _run_stage(name: str, params, out: Path, *inputs: Path) -> dict:
     if isinstance(params, Path):
         params = _params_or_default(params)
     try:
-        return ANALYSIS_STAGES[name](params, out, *inputs)
+        summary = ANALYSIS_STAGES[name](params, out, *inputs)
+        for warning in summary.get("warnings", []):
+            err.print(f"[yellow]Warning ({name}):[/yellow] {warning}")
+        return summary
     except FileNotFoundError as exc:
         _fail(
             f"stage {name}: {exc.filename} not found: run the earlier stages first "
@@ -309,13 +312,16 @@ def validate(
     params: ParamsOption = Path("params.yaml"),
     strict: Annotated[bool, typer.Option(help="Exit non-zero on row-level problems too.")] = False,
     extract_date: ExtractDateOption = None,
+    accept_future_dated: AcceptFutureOption = False,
     layout: LayoutOption = None,
     mapping: MappingOption = None,
 ) -> None:
     """Check a dataset folder against the input data contract; writes nothing."""
     from pipeline.ingest.validate import validate_dataset
 
-    ingest_params = _ingest_overrides(params, extract_date, False, layout, mapping).ingest
+    ingest_params = _ingest_overrides(
+        params, extract_date, accept_future_dated, layout, mapping
+    ).ingest
     try:
         report = validate_dataset(input_dir, ingest_params)
     except (InputError, OSError) as exc:
@@ -326,7 +332,7 @@ def validate(
     for table in report.absent_optional:
         console.print(
             f"Optional table {table} not supplied: its features will be reported as "
-            "'not available in this dataset'."
+            "'not in this export' (never as zero)."
         )
     problems = report.problems_by_rule()
     if problems.empty:

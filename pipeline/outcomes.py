@@ -49,8 +49,21 @@ def prefix(instrument: str) -> str:
 def score_summary(
     measures: pd.DataFrame, sessions: pd.DataFrame, instrument: str, params: OutcomesParams
 ) -> pd.DataFrame:
-    """Per episode: baseline, last score and number of scores of one instrument."""
+    """Per episode: baseline, last score and number of scores of one instrument (no row for
+    an episode without one; no rows at all when the export has none of it)."""
     m = measures[measures["instrument"] == instrument]
+    if m.empty:
+        dates = pd.Series(dtype="datetime64[s]")
+        return pd.DataFrame(
+            {
+                "baseline": pd.Series(dtype=float),
+                "baseline_date": dates,
+                "last": pd.Series(dtype=float),
+                "last_date": dates,
+                "n": pd.Series(dtype=int),
+            },
+            index=pd.Index([], name="episode_id"),
+        )
     m = m.assign(_order=np.arange(len(m))).sort_values(
         ["episode_id", "measure_date", "_order"], kind="stable"
     )

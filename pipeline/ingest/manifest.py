@@ -20,8 +20,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from pipeline.config import IngestParams
 from pipeline.ingest.read import InputError
 
 MANIFEST_NAME = "export.json"
@@ -104,3 +106,23 @@ def export_description(manifest: ExportManifest | None, layout: str, mapping: st
         "mapping": mapping,
         "manifest": manifest.model_dump(mode="json") if manifest is not None else None,
     }
+
+
+def refuse_many_future_dated(
+    counts: dict, extract: pd.Timestamp | None, choice: ExtractDate, params: IngestParams
+) -> None:
+    """Stop when the extract date would drop more than ``future_dated_max_share`` of the
+    appointments as future-dated: it most likely belongs to another export."""
+    future = counts["quarantined_by_rule"].get("future_date", 0)
+    read = counts["rows_read"]
+    if not read or future / read <= params.future_dated_max_share:
+        return
+    when = extract.date().isoformat() if extract is not None else "?"
+    raise InputError(
+        f"the extract date {when} ({choice.source}) would quarantine {future} of {read} "
+        f"appointments ({future / read:.0%}) as dated after it, more than the "
+        f"{params.future_dated_max_share:.0%} allowed (ingest.future_dated_max_share). If the "
+        "date is wrong, give this export's own (--extract-date YYYY-MM-DD, or extract_date "
+        "in its export.json); if the export really holds that many future bookings, run "
+        "again with --accept-future-dated. Nothing was written."
+    )

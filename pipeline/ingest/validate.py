@@ -9,7 +9,11 @@ import pandas as pd
 
 from pipeline.config import IngestParams
 from pipeline.ingest.accept import ingest_tables
-from pipeline.ingest.manifest import choose_extract_date, read_manifest
+from pipeline.ingest.manifest import (
+    choose_extract_date,
+    read_manifest,
+    refuse_many_future_dated,
+)
 from pipeline.layouts.export import open_export
 
 
@@ -86,6 +90,8 @@ def validate_dataset(folder: str | Path, params: IngestParams) -> ValidationRepo
     for result in ingest_tables(export, params):
         report.counts[result.name] = result.counts
         report.quarantine[result.name] = result.quarantine[["source_line", "rules"]]
+        if result.name == "sessions":  # ingest would stop here: so does validate
+            refuse_many_future_dated(result.counts, result.extract_date, choice, params)
         if result.extract_date is not None:
             when = result.extract_date.date().isoformat()
             report.extract_source = f"{when} ({choice.source})"

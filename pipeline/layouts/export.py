@@ -168,7 +168,6 @@ class MappedExport:
         reads; a missing required source column (or any, under ``absent_columns: error``)
         stops the run naming the file, column and mapping key."""
         specs = {s.name: s for s in column_specs(table)}
-        base = self.sources[part.from_]
         present: dict[str, set[str]] = {part.from_: self._columns_of(part.from_)}
         for join in part.join:
             if join.source in self.sources:
@@ -196,15 +195,23 @@ class MappedExport:
             if found is not None and keys_ok:
                 resolved[target] = rule.model_copy(update={"column": found})
                 continue
-            names = " or ".join(alternatives(rule.column))
-            file = self.sources[owner].name if owner in self.sources else f"{owner} (absent)"
+            names = alternatives(rule.column)
+            if rule.from_ is None and "." in names[0]:  # a joined table's column
+                owner, _, _ = names[0].partition(".")
+                names = tuple(n.partition(".")[2] for n in names)
             if specs[target].required or (
                 self.mapping.absent_columns == "error" and owner in self.sources
             ):
+                if owner not in self.sources:
+                    where = f"the {owner} table is not in the export"
+                else:
+                    where = (
+                        f"{self.sources[owner].name}: column {' or '.join(names)} not found; its "
+                        f"columns are {', '.join(sorted(self._columns_of(owner)))}"
+                    )
                 raise MappingError(
-                    f"{file}: column {names} not found (mapped to {table}.{target} by "
-                    f"tables.{table}.columns.{target} of the {self.mapping.name} mapping). "
-                    f"Columns in {base.name}: {len(present[part.from_])}."
+                    f"{where} (mapped to {table}.{target} by tables.{table}.columns.{target} "
+                    f"of the {self.mapping.name} mapping)."
                 )
             if target not in absent:
                 absent.append(target)

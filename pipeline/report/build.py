@@ -499,12 +499,12 @@ def build_context(
     missing_features = absent_features(records)
     ctx["export"] = info
     ctx["synthetic"] = info["synthetic"]
+    when = info["extract_date"]
+    if when and "inferred" in info["extract_date_source"]:
+        when = f"{when}, inferred from its latest appointment"
     ctx["source"] = (
-        "the bundled synthetic cohort"
-        if info["synthetic"]
-        else "the service's export"
-        + (f" (extract date {info['extract_date']})" if info["extract_date"] else "")
-    )
+        "the bundled synthetic cohort" if info["synthetic"] else "the service's export"
+    ) + (f" (extract date {when})" if when else "")
     ctx["absent_records"] = records
     ctx["not_recorded"] = absent_words(records)
     ctx["not_recorded_all"] = [

@@ -220,6 +220,8 @@ def safe_result_table(
     - A table with no count column must be listed in ``COUNT_FREE``.
     """
     out = table.copy()
+    if out.empty:  # no model could be fitted: no row, nothing to protect
+        return out
     if "term" in out:
         out = out[~out["term"].isin(["const", "Intercept"])]
     counts = _count_columns(out.columns)

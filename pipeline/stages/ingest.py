@@ -8,9 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-import pandas as pd
-
-from pipeline.config import IngestParams, Params, load_params
+from pipeline.config import Params, load_params
 from pipeline.contract import column_specs
 from pipeline.engine.partition import Layout, is_partitioned, read_layout, write_partitioned
 from pipeline.ingest.accept import Export, TableResult, build_report, ingest_tables
@@ -19,6 +17,7 @@ from pipeline.ingest.manifest import (
     choose_extract_date,
     export_description,
     read_manifest,
+    refuse_many_future_dated,
 )
 from pipeline.ingest.read import InputError
 from pipeline.ingest.rekey import key_from_environment
@@ -104,26 +103,6 @@ def _write(
     report = build_report(counts, files, extract, choice.source, key is not None)
     report["input_files"] = digests()
     return report
-
-
-def refuse_many_future_dated(
-    counts: dict, extract: pd.Timestamp | None, choice: ExtractDate, params: IngestParams
-) -> None:
-    """Stop when the extract date would drop more than ``future_dated_max_share`` of the
-    appointments as future-dated: it most likely belongs to another export."""
-    future = counts["quarantined_by_rule"].get("future_date", 0)
-    read = counts["rows_read"]
-    if not read or future / read <= params.future_dated_max_share:
-        return
-    when = extract.date().isoformat() if extract is not None else "?"
-    raise InputError(
-        f"the extract date {when} ({choice.source}) would quarantine {future} of {read} "
-        f"appointments ({future / read:.0%}) as dated after it, more than the "
-        f"{params.future_dated_max_share:.0%} allowed (ingest.future_dated_max_share). If the "
-        "date is wrong, give this export's own (--extract-date YYYY-MM-DD, or extract_date "
-        "in its export.json); if the export really holds that many future bookings, run "
-        "again with --accept-future-dated. Nothing was written."
-    )
 
 
 def _digests(export: Export) -> dict[str, str]:

@@ -23,6 +23,13 @@ def run(params: Params, root: str | Path = ".") -> dict:
             tables["episodes"], tables["sessions"], params.features.window_days, extract
         )
         outcomes = outcome_table(tables, window, params.outcomes, extract)
+        primary = params.outcomes.primary_instrument
+        found = sorted(tables["measures"]["instrument"].dropna().unique().tolist())
+        if primary not in found:
+            summary["warnings"].append(
+                f"no {primary} score in this export, so no poor outcome can be defined; "
+                f"set outcomes.primary_instrument to one it has ({', '.join(found) or 'none'})"
+            )
         write_parquet(outcomes, paths["processed_dir"] / "outcomes.parquet")
         summary |= {
             "episodes": len(outcomes),

@@ -53,7 +53,7 @@ UNUSED_PARAMS = {  # settings that do not describe this run: the input is named 
 
 def code_version(package_dir: Path = PACKAGE_DIR) -> str:
     """The version of the code that ran: the commit of the git checkout holding the
-    package (with ``dirty`` when ``git status --porcelain`` there lists changes), otherwise
+    package (with ``dirty`` when a tracked file there has uncommitted changes), otherwise
     the package version. Asked where the code lives, whatever the output root."""
 
     def git(*args: str) -> str:
@@ -69,7 +69,8 @@ def code_version(package_dir: Path = PACKAGE_DIR) -> str:
     try:
         git("ls-files", "--error-unmatch", "__init__.py")  # the package is tracked here
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain"))
+        # tracked files changed; untracked ones (outputs, an export copied in) are not code
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
         return f"package version {__version__} (not a git checkout)"
     return f"git commit {commit}" + (" (dirty: uncommitted changes)" if dirty else "")
@@ -133,7 +134,10 @@ def render(
         undefined=jinja2.StrictUndefined,
     )
     css = (TEMPLATES / "base.css").read_text(encoding="utf-8")
-    figures = make_figures(ctx)
+    # a figure with nothing to draw (too few people, a block not in this export) is None
+    figures = dict.fromkeys(("calibration", "dose", "dropout", "flags", "levers")) | make_figures(
+        ctx
+    )
     tip = ctx["missing"]["tipping"] if ctx["missing"] else None
     tipping_text = None
     if tip is not None and tip["conclusion_holds_at_delta_0"].all():

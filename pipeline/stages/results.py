@@ -69,11 +69,21 @@ def write_results(results: Results, paths: dict[str, Path], stage: str, params: 
 
 def read_results(paths: dict[str, Path], *stages: str) -> dict[str, pd.DataFrame]:
     """The exact tables of the given model stages, by name."""
-    return {
-        csv.stem: pd.read_csv(csv)
+    files = [
+        csv
         for stage in stages
         for csv in sorted((paths["results_dir"] / stage / "tables").glob("*.csv"))
-    }
+    ]
+    return {csv.stem: table for csv in files if (table := _read_table(csv)) is not None}
+
+
+def _read_table(csv: Path) -> pd.DataFrame | None:
+    """A result table; None for one with no column (no model of it could be fitted), which
+    readers then treat as absent."""
+    try:
+        return pd.read_csv(csv)
+    except pd.errors.EmptyDataError:
+        return None
 
 
 def print_summary(summary: dict) -> None:

@@ -139,6 +139,9 @@ def test_a_wrong_extract_date_stops_with_what_it_would_drop(small_export, tmp_pa
     assert "2024-06-30 (export manifest (export.json))" in text
     assert "would quarantine" in text and "--accept-future-dated" in text
     assert not (tmp_path / "out").exists()  # nothing written, not even an empty folder
+    # validate says so too, rather than passing an export that ingest will refuse
+    checked = runner.invoke(app, ["validate", str(stale)])
+    assert checked.exit_code == 1 and "would quarantine" in " ".join(checked.output.split())
     # the same stop for a date given on the command line, naming it so
     given = _cli_ingest(folder, tmp_path / "out2", "--extract-date", "2024-06-30")
     assert given.exit_code == 1 and "given for this run" in " ".join(given.output.split())

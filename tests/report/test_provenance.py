@@ -164,6 +164,8 @@ def test_code_version_commit_dirty_flag_and_package_version(tmp_path):
     _git(package.parent, *git, "commit", "-q", "-m", "one")
     commit = _git(package, "rev-parse", "HEAD")
     assert report.code_version(package) == f"git commit {commit}"
+    (package / "outputs.csv").write_text("a\n")  # untracked: not a change to the code
+    assert report.code_version(package) == f"git commit {commit}"
     (package / "__init__.py").write_text("x = 2\n")
     assert report.code_version(package) == f"git commit {commit} (dirty: uncommitted changes)"
     elsewhere = tmp_path / "installed" / "pkg"
@@ -250,3 +252,15 @@ def test_absent_records_come_from_the_ingest_report():
         ("contacts", None),  # the table covers its columns
     ]
     assert absent_records({}) == []
+
+
+def test_an_inferred_extract_date_is_said_so_on_the_clinician_page(rerun):
+    def inferred(r):
+        return r | {
+            "export": SERVICE_EXPORT,
+            "extract_date_source": "inferred from the latest appointment",
+        }
+
+    clinician, _, ingest_report = rerun(inferred)
+    date = ingest_report["extract_date"]
+    assert f"(extract date {date}, inferred from its latest appointment)" in clinician
