@@ -65,6 +65,11 @@ def synthesize(
     if layout is not None:
         if layout not in ("contract", "nhstt"):
             _fail(f"--layout must be contract or nhstt (not {layout!r}).")
+        if layout != p.synthetic.layout and out is None:
+            _fail(
+                f"--layout {layout} needs --out DIR: written to the project folder it would "
+                "replace the bundled cohort that dvc repro uses."
+            )
         p = p.model_copy(update={"synthetic": p.synthetic.model_copy(update={"layout": layout})})
     summary = stage.run(p, out if out is not None else params.parent)
     console.print(f"Synthetic cohort: {summary['outputs']['raw_dir']}")

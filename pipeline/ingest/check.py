@@ -136,8 +136,8 @@ def infer_extract_date(dates: pd.Series, file: str) -> pd.Timestamp:
     latest = dates.max()
     if pd.isna(latest):
         raise InputError(
-            f"{file}: no valid appointment date to infer the extract date from; set "
-            "ingest.extract_date in params.yaml (YYYY-MM-DD)."
+            f"{file}: no valid appointment date to infer the extract date from; give it "
+            "with --extract-date YYYY-MM-DD, or as extract_date in the export's export.json."
         )
     return pd.Timestamp(latest)
 

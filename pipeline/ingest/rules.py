@@ -88,9 +88,11 @@ def table_rule_problems(
                 )
             )
     if table == "measures":
-        lo = typed["instrument"].map({k: v.minimum for k, v in INSTRUMENTS.items()})
-        hi = typed["instrument"].map({k: v.maximum for k, v in INSTRUMENTS.items()})
-        outside = ((typed["score"] < lo) | (typed["score"] > hi)).fillna(False)
+        # numeric even when every row is missing (a table none of whose rows is usable)
+        lo = pd.to_numeric(typed["instrument"].map({k: v.minimum for k, v in INSTRUMENTS.items()}))
+        hi = pd.to_numeric(typed["instrument"].map({k: v.maximum for k, v in INSTRUMENTS.items()}))
+        score = pd.to_numeric(typed["score"], errors="coerce")
+        outside = ((score < lo) | (score > hi)).fillna(False)
         found.append(_flag(outside, typed, "score", "score_out_of_range", raw))
     found = [f for f in found if len(f)]
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=PROBLEM_COLUMNS)

@@ -126,13 +126,17 @@ class MappedExport:
         self.sources = match_sources(folder, mapping)
         self.files = dict(self.sources)
         self.tables = {
-            table: self.sources[parts[0].from_]
+            table: next(self.sources[p.from_] for p in parts if p.from_ in self.sources)
             for table, parts in mapping.tables.items()
             if any(p.from_ in self.sources for p in parts)
         }
-        missing = [t for t in REQUIRED_TABLES if t not in self.tables]
-        if missing:
-            raise InputError(f"{folder}: no source table for {', '.join(missing)}.")
+        for table in REQUIRED_TABLES:
+            if table not in self.tables:
+                files = " or ".join(mapping.sources[p.from_].file for p in mapping.tables[table])
+                raise InputError(
+                    f"{folder}: no table to read {table} from: the {mapping.name} layout needs "
+                    f"{files} (a file whose name ends with it, .csv or .parquet)."
+                )
         self._raw: dict[str, RawTable] = {}
         self._usage = _Usage()
         self._bases: set[str] = set()
@@ -172,6 +176,25 @@ class MappedExport:
         for join in part.join:
             if join.source in self.sources:
                 present[join.source] = self._columns_of(join.source)
+        where = f"of the {self.mapping.name} mapping"
+        for j, join in enumerate(part.join):
+            if join.source not in self.sources:
+                continue
+            for side, columns, owner in (
+                ("left", join.key.keys(), None),
+                ("right", join.key.values(), join.source),
+            ):
+                for column in columns:
+                    prefix, dot, rest = column.partition(".")
+                    src, col = (
+                        (prefix, rest) if side == "left" and dot else (owner or part.from_, column)
+                    )
+                    if src in present and col not in present[src]:
+                        raise MappingError(
+                            f"{self.sources[src].name}: join key column {col} not found "
+                            f"(tables.{table}.join[{j}].key {where}); its columns are "
+                            f"{', '.join(sorted(present[src]))}."
+                        )
         resolved: dict[str, ColumnRule] = {}
         absent = self._absent.setdefault(table, [])
         for target, rule in part.columns.items():
@@ -187,12 +210,24 @@ class MappedExport:
                 elif owner in self.sources and column in self._columns_of(owner):
                     found = column
                     break
-            keys_ok = rule.key is None or (
-                set(rule.key) <= present[part.from_]
-                and owner in self.sources
-                and set(rule.key.values()) <= self._columns_of(owner)
-            )
-            if found is not None and keys_ok:
+            if (
+                rule.default_if_empty is not None
+                and rule.default_if_empty not in present[part.from_]
+            ):
+                raise MappingError(
+                    f"{self.sources[part.from_].name}: column {rule.default_if_empty} not found "
+                    f"(tables.{table}.columns.{target}.default_if_empty {where})."
+                )
+            if rule.key is not None and owner in self.sources:
+                for left, right in rule.key.items():
+                    for src, col in ((part.from_, left), (owner, right)):
+                        if col not in self._columns_of(src):
+                            raise MappingError(
+                                f"{self.sources[src].name}: look-up key column {col} not found "
+                                f"(tables.{table}.columns.{target}.key {where}); its columns "
+                                f"are {', '.join(sorted(self._columns_of(src)))}."
+                            )
+            if found is not None:
                 resolved[target] = rule.model_copy(update={"column": found})
                 continue
             names = alternatives(rule.column)
@@ -230,10 +265,17 @@ class MappedExport:
         malformed = pd.concat(
             [r.malformed.assign(file=r.path.name) for r in raws], ignore_index=True
         )
-        used = {c for p in parts for c in self._read_columns(p)}
+        used = {  # a column read for any contract table is not dropped
+            c
+            for all_parts in self.mapping.tables.values()
+            for p in all_parts
+            for c in self._read_columns(p)
+        }
         extra = sorted(
-            f"{r.path.name}:{c}" for p, r in zip(parts, raws, strict=True)
-            for c in r.data.columns if (p.from_, str(c)) not in used
+            f"{r.path.name}:{c}"
+            for p, r in zip(parts, raws, strict=True)
+            for c in r.data.columns
+            if (p.from_, str(c)) not in used
         )
         out = RawTable(
             table,
@@ -256,7 +298,7 @@ class MappedExport:
             for column in alternatives(rule.column):
                 prefix, dot, rest = column.partition(".")
                 out.add((prefix, rest) if dot and rule.from_ is None else (part.from_, column))
-            for left in (rule.key or {}):
+            for left in rule.key or {}:
                 out.add((part.from_, left))
         for join in part.join:
             out |= {(part.from_, left) for left in join.key}

@@ -163,8 +163,7 @@ def check_mapping(mapping: Mapping) -> list[str]:
                 key = f"{where}.columns.{target}"
                 if target not in specs:
                     problems.append(
-                        f"{key}: '{target}' is not a column of {table} "
-                        f"(known: {', '.join(specs)})"
+                        f"{key}: '{target}' is not a column of {table} (known: {', '.join(specs)})"
                     )
                     continue
                 if isinstance(rule, str):
@@ -218,8 +217,7 @@ def parse_mapping(raw: object, label: str) -> Mapping:
         mapping = Mapping.model_validate(raw)
     except ValidationError as exc:
         lines = [
-            f"  {'.'.join(str(p) for p in e['loc'] if p not in ('str', 'ColumnRule'))}: "
-            f"{e['msg']}"
+            f"  {'.'.join(str(p) for p in e['loc'] if p not in ('str', 'ColumnRule'))}: {e['msg']}"
             for e in exc.errors()
         ]
         raise MappingError(f"mapping {label} is not valid:\n" + "\n".join(lines)) from None
@@ -348,6 +346,9 @@ def join_first(
     right_keys.columns = [f"_k{i}" for i in range(len(on))]
     left_keys = left[list(on.keys())].apply(codes)
     left_keys.columns = right_keys.columns
+    if other.empty:  # nothing to join: every joined column is missing
+        empty = {f"{prefix}.{c}": pd.Series(pd.NA, index=left.index, dtype="string") for c in other}
+        return pd.concat([left, pd.DataFrame(empty, index=left.index)], axis=1), np.zeros(0, bool)
     first = ~right_keys.duplicated(keep="first") & right_keys.notna().all(axis=1)
     index = pd.MultiIndex.from_frame(right_keys[first])
     position = index.get_indexer(pd.MultiIndex.from_frame(left_keys))
@@ -356,8 +357,10 @@ def join_first(
     columns = {}
     for col in other.columns:
         source = other[col].astype("string") if not _native(other[col]) else other[col]
-        taken = source.iloc[np.clip(picked, 0, None)].reset_index(drop=True) if len(other) else (
-            pd.Series(pd.NA, index=range(len(left)), dtype="string")
+        taken = (
+            source.iloc[np.clip(picked, 0, None)].reset_index(drop=True)
+            if len(other)
+            else (pd.Series(pd.NA, index=range(len(left)), dtype="string"))
         )
         taken = taken.where(pd.Series(picked >= 0), pd.NA) if len(other) else taken
         columns[f"{prefix}.{col}"] = taken.set_axis(left.index)

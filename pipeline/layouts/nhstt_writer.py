@@ -22,16 +22,18 @@ from pipeline.config import DEFAULT_ALIASES
 from pipeline.ingest.parse import normalise_label
 from pipeline.layouts.mapping import ColumnRule, Mapping
 
-STATUS_CODES = {
-    "attended": "5",
-    "did_not_attend": "3",
-    "cancelled_by_client": "2",
-    "cancelled_by_service": "4",
-    "future": "0",
+END_CODE_FOR = {"other": "96", "moved_away": "96"}
+"""Contract endings the data set has no code of their own for: written as 96, not known
+(seen and taken on), which reads back as ``other``."""
+AGE_OF_BAND = {
+    "16-17": 16,
+    "18-24": 21,
+    "25-34": 30,
+    "35-44": 40,
+    "45-54": 50,
+    "55-64": 60,
+    "65+": 70,
 }
-"""NHS Data Dictionary ATTENDED OR DID NOT ATTEND codes (read back by ingest's aliases)."""
-AGE_OF_BAND = {"16-17": 16, "18-24": 21, "25-34": 30, "35-44": 40, "45-54": 50,
-               "55-64": 60, "65+": 70}
 """A representative age in each band (the data set records age, not band)."""
 
 
@@ -67,7 +69,8 @@ def to_nhstt(export: dict[str, pd.DataFrame], mapping: Mapping) -> dict[str, pd.
     ep = export["episodes"].astype("string")
     ss = export["sessions"].astype("string")
     me = export["measures"].astype("string")
-    end_reason = _encode(ep["end_reason"], _reverse(_rule(mapping, "episodes", "end_reason")), {})
+    end_codes = _reverse(_rule(mapping, "episodes", "end_reason")) | END_CODE_FOR
+    end_reason = _encode(ep["end_reason"], end_codes, {})
     end_reason = end_reason.mask(ep["end_reason"].str.strip().eq("still_open"), pd.NA)
     band = ep["age_band"].str.strip()
     age = band.map(lambda b: AGE_OF_BAND.get(b, b) if isinstance(b, str) else b)
@@ -88,7 +91,11 @@ def to_nhstt(export: dict[str, pd.DataFrame], mapping: Mapping) -> dict[str, pd.
             "CareContactId": ss["session_id"],
             "PathwayID": ss["episode_id"],
             "CareContDate": ss["scheduled_date"],
-            "AttendOrDNACode": _encode(ss["status"], STATUS_CODES, DEFAULT_ALIASES["status"]),
+            "AttendOrDNACode": _encode(
+                ss["status"],
+                _reverse(_rule(mapping, "sessions", "status")),
+                DEFAULT_ALIASES["status"],
+            ),
             "AppType": "02",
             "ClinContDurOfCareCont": ss["duration_min"],
             "ConsMechanism": _encode(

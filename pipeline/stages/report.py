@@ -70,7 +70,7 @@ def code_version(package_dir: Path = PACKAGE_DIR) -> str:
         git("ls-files", "--error-unmatch", "__init__.py")  # the package is tracked here
         commit = git("rev-parse", "HEAD")
         # tracked files changed; untracked ones (outputs, an export copied in) are not code
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "."))
     except (OSError, subprocess.SubprocessError):
         return f"package version {__version__} (not a git checkout)"
     return f"git commit {commit}" + (" (dirty: uncommitted changes)" if dirty else "")

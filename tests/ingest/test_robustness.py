@@ -144,7 +144,7 @@ def test_extract_date_inferred_from_valid_appointments_only(make_dataset):
 
 def test_no_valid_appointment_date_asks_for_the_extract_date(make_dataset):
     folder = make_dataset(sessions=lambda df: df.assign(scheduled_date=["", "x", ""]))
-    with pytest.raises(InputError, match=r"set ingest\.extract_date"):
+    with pytest.raises(InputError, match=r"--extract-date YYYY-MM-DD, or as extract_date"):
         _ingest(folder, Params())
 
 

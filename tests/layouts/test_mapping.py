@@ -235,3 +235,36 @@ def test_a_misspelt_column_of_a_joined_table_names_that_table(tmp_path):
     with pytest.raises(MappingError) as err:
         _run(tmp_path, bad)
     assert "people.csv: column stat not found; its columns are pid, start" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            {"column": "start", "default": "2024-01-01", "default_if_empty": "Nope"},
+            "people.csv: column Nope not found "
+            "(tables.episodes.columns.referral_date.default_if_empty",
+        ),
+        (
+            {"column": "day", "from": "visits", "key": {"pidX": "pid"}, "pick": "first"},
+            "people.csv: look-up key column pidX not found "
+            "(tables.episodes.columns.referral_date.key",
+        ),
+    ],
+)
+def test_a_missing_default_or_lookup_key_column_is_named(tmp_path, rule, message):
+    bad = _with(["tables", "episodes", "columns", "referral_date"], rule)
+    with pytest.raises(MappingError) as err:
+        _run(tmp_path, bad)
+    assert message in str(err.value)
+
+
+def test_synthesize_in_another_layout_needs_its_own_folder(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["synthesize", "--layout", "nhstt", "--params", "/none"])
+    assert result.exit_code == 1 and "needs --out DIR" in " ".join(result.output.split())
+    assert not (tmp_path / "data").exists()

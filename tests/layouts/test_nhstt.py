@@ -211,3 +211,63 @@ def test_an_nhs_export_read_as_the_contract_layout_says_what_is_missing(both_lay
         ingest.run(
             Params(ingest={"layout": "contract"}), nhstt / "again", nhstt.parent / "export_nhstt"
         )
+
+
+def _copy_export(both_layouts, target):
+    _, nhstt, *_ = both_layouts
+    target.mkdir()
+    for path in (nhstt.parent / "export_nhstt").iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+def test_numeric_codes_in_parquet_read_as_the_same_codes(both_layouts, tmp_path):
+    """An SDE extract in Parquet holds codes as numbers (floats where a column has gaps):
+    5.0 is attended, as "5" and "05" are."""
+    _, nhstt, *_ = both_layouts
+    folder = tmp_path / "parquet"
+    folder.mkdir()
+    for path in (nhstt.parent / "export_nhstt").glob("*.csv"):
+        df = pd.read_csv(path, dtype=str)
+        for col in ("AttendOrDNACode", "EndCode", "CodedAssToolType", "ConsMechanism"):
+            if col in df:
+                df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+        df.to_parquet(folder / f"{path.stem}.parquet", index=False)
+    params = Params(ingest={"extract_date": "2025-03-31"})
+    ingest.run(params, tmp_path / "p", folder)
+    a = _read(nhstt, "interim/sessions.parquet")
+    b = _read(tmp_path / "p", "interim/sessions.parquet")
+    # the same sessions with the same statuses (planted text codes, missing once made
+    # numbers, are quarantined as missing_required instead of unknown_category)
+    assert set(b["session_id"]) == set(a["session_id"])
+    pd.testing.assert_series_equal(
+        a.set_index("session_id")["status"].sort_index(),
+        b.set_index("session_id")["status"].sort_index(),
+    )
+
+
+def test_optional_score_table_absent_and_header_only_tables(both_layouts, tmp_path):
+    folder = _copy_export(both_layouts, tmp_path / "no607")
+    (folder / "sde_ids607codedscoreassessmentact.csv").unlink()
+    # measures then come from IDS606 alone, which in this cohort has only its header
+    with pytest.raises(InputError, match=r"ids606.*header but no rows"):
+        ingest.run(Params(ingest={"extract_date": "2025-03-31"}), tmp_path / "o1", folder)
+    (folder / "sde_ids606codedscoreassessmentrefer.csv").unlink()
+    with pytest.raises(InputError, match="IDS607CodedScoreAssessmentAct or IDS606"):
+        ingest.run(Params(), tmp_path / "o2", folder)
+    header_only = _copy_export(both_layouts, tmp_path / "empty202")
+    path = header_only / "sde_ids202careactivity.csv"
+    path.write_text(path.read_text().splitlines()[0] + "\n")
+    # no care activity: no score can be dated, so none is usable, and the run says why
+    with pytest.raises(InputError, match=r"none of its .* meets the contract.*measure_date"):
+        ingest.run(Params(ingest={"extract_date": "2025-03-31"}), tmp_path / "o3", header_only)
+
+
+def test_a_missing_join_key_names_file_column_and_key(both_layouts, tmp_path):
+    folder = _copy_export(both_layouts, tmp_path / "nokey")
+    path = folder / "sde_ids202careactivity.csv"
+    df = pd.read_csv(path, dtype=str).drop(columns="CareContactId")
+    df.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"join key column CareContactId not found"):
+        ingest.run(Params(), tmp_path / "o", folder)
+    assert not (tmp_path / "o").exists()
