@@ -13,6 +13,7 @@ from pipeline.contract import column_specs
 from pipeline.engine.partition import Layout, is_partitioned, read_layout, write_partitioned
 from pipeline.ingest.accept import Export, TableResult, build_report, ingest_tables
 from pipeline.ingest.manifest import (
+    ExportManifest,
     ExtractDate,
     choose_extract_date,
     export_description,
@@ -46,9 +47,9 @@ def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = N
             update={"ingest": params.ingest.model_copy(update={"extract_date": choice.date})}
         )
         if params.engine == "dask":
-            report = _ingest_dask(params, paths, source, key, summary, choice)
+            report = _ingest_dask(params, paths, source, key, summary, choice, manifest)
         else:
-            report = _ingest(params, paths, source, key, choice)
+            report = _ingest(params, paths, source, key, choice, manifest)
         summary["totals"] = report["totals"]
         summary["extract_date"] = report["extract_date"]
         summary["extract_date_source"] = report["extract_date_source"]
@@ -59,7 +60,12 @@ def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = N
 
 
 def _ingest(
-    params: Params, paths: dict, source: Path, key: bytes | None, choice: ExtractDate
+    params: Params,
+    paths: dict,
+    source: Path,
+    key: bytes | None,
+    choice: ExtractDate,
+    manifest: ExportManifest | None,
 ) -> dict:
     """The pandas engine: the whole export in this process, one table at a time."""
     if is_partitioned(source):
@@ -72,9 +78,7 @@ def _ingest(
         # One table in memory at a time; any error discards the staging folder.
         results = ingest_tables(export, params.ingest, key)
         report = _write(out, results, export.tables, params, key, choice, lambda: _digests(export))
-        report["export"] = export_description(
-            read_manifest(source), export.layout, export.mapping_name
-        )
+        report["export"] = export_description(manifest, export.layout, export.mapping_name)
         report["columns_absent"] = export.columns_absent()
         report["source_tables"] = export.source_report()
         write_json(report, out / "ingest_report.json")
@@ -139,6 +143,7 @@ def _ingest_dask(
     key: bytes | None,
     summary: dict,
     choice: ExtractDate,
+    manifest: ExportManifest | None,
 ) -> dict:
     """The dask engine: the same outputs, computed per episode bucket on a Dask cluster."""
     from pipeline.engine.cluster import dask_client, describe
@@ -169,7 +174,7 @@ def _ingest_dask(
         # closing(): the workers' results are released even if writing fails
         with closing(ingest_partitioned(client, layout, params.ingest, key)) as results:
             report = _write(out, results, layout.files, params, key, choice, lambda: layout.digests)
-        report["export"] = export_description(read_manifest(source), "contract", None)
+        report["export"] = export_description(manifest, "contract", None)
         report["columns_absent"] = {
             t: [c.name for c in column_specs(t) if c.name not in cols["columns"]]
             for t, cols in layout.manifest["tables"].items()
