@@ -16,6 +16,7 @@ import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
 from pipeline.config import Params
+from pipeline.features.index import INDEX_COMPONENTS
 from pipeline.report import figures
 from pipeline.report.disclosure import Cell, count, rate, suppress_table
 
@@ -120,15 +121,7 @@ RECORDS = (
 COMPOSITES = {  # built from several features: what goes into each
     "flags_group": tuple(SIGN_WORDS),
     "flags_count": tuple(SIGN_WORDS),
-    "disengagement_index": (
-        "dna_rate",
-        "late_cancel_rate",
-        "attendance_rate",
-        "alliance_mean",
-        "homework_completion_rate",
-        "goal_owned_share",
-        "client_contacts_per_week",
-    ),
+    "disengagement_index": tuple(INDEX_COMPONENTS),
 }
 
 
