@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.config import ParamsError, load_params
 from pipeline.ingest.read import InputError
@@ -16,8 +17,15 @@ from pipeline.ingest.read import InputError
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Engagement → outcomes research pipeline."
 )
-console = Console()
-err = Console(stderr=True)
+# Markup off: messages carry text from the input (column and file names), which must be
+# printed as written, never read as console markup (a column named "[/]" is just a name).
+console = Console(markup=False, highlight=False)
+err = Console(stderr=True, markup=False, highlight=False)
+
+
+def _styled(tag: str, style: str, text: object = "") -> Text:
+    """A styled tag ("Error:", "PASS") followed by plain text."""
+    return Text.assemble((tag, style), str(text))
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="Path to params.yaml.")]
 
@@ -26,7 +34,7 @@ def _params(path: Path):
     try:
         return load_params(path)
     except ParamsError as exc:
-        err.print(f"[red]Error:[/red] {exc}")
+        err.print(_styled("Error: ", "red", exc))
         raise typer.Exit(2) from None
 
 
@@ -75,11 +83,11 @@ def synthesize(
     console.print(f"Synthetic cohort: {summary['outputs']['raw_dir']}")
     console.print(f"Ground truth and calibration: {summary['outputs']['truth_dir']}")
     for warning in summary["warnings"]:
-        err.print(f"[yellow]Warning:[/yellow] {warning}")
+        err.print(_styled("Warning: ", "yellow", warning))
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]Error:[/red] {message}")
+    err.print(_styled("Error: ", "red", message))
     raise typer.Exit(1)
 
 
@@ -173,7 +181,7 @@ def _run_stage(name: str, params, out: Path, *inputs: Path) -> dict:
     try:
         summary = ANALYSIS_STAGES[name](params, out, *inputs)
         for warning in summary.get("warnings", []):
-            err.print(f"[yellow]Warning ({name}):[/yellow] {warning}")
+            err.print(_styled(f"Warning ({name}): ", "yellow", warning))
         return summary
     except FileNotFoundError as exc:
         _fail(
@@ -229,7 +237,7 @@ def _report_models(summary: dict) -> None:
     counts = ", ".join(f"{v} {k}" for k, v in summary["status"].items())
     console.print(f"{summary['models']} models ({counts}): {summary['outputs']['tables']}")
     for model, why in summary["not_fitted"].items():
-        console.print(f"  [yellow]{model}[/yellow]: {'; '.join(why)}")
+        console.print(Text("  ") + _styled(str(model), "yellow", f": {'; '.join(why)}"))
 
 
 @app.command()
@@ -304,7 +312,7 @@ def run(
 
     p = _ingest_overrides(params, extract_date, accept_future_dated, layout, mapping)
     for name in ANALYSIS_STAGES:
-        console.print(f"[bold]{name}[/bold] …")
+        console.print(_styled(name, "bold", " …"))
         summary = _run_stage(name, p, out, *([input_dir] if name == "ingest" else []))
         if name == "ingest":
             _report_ingest(summary)
@@ -330,7 +338,7 @@ def validate(
     try:
         report = validate_dataset(input_dir, ingest_params)
     except (InputError, OSError) as exc:
-        err.print(f"[red]FAIL[/red] {input_dir}: {exc}")
+        err.print(_styled("FAIL ", "red", f"{input_dir}: {exc}"))
         raise typer.Exit(1) from None
     console.print(_frame_table(report.summary(), f"Contract check of {input_dir}"))
     console.print(f"Layout: {report.layout}. Extract date: {report.extract_source}.")
@@ -341,14 +349,17 @@ def validate(
         )
     problems = report.problems_by_rule()
     if problems.empty:
-        console.print("[green]PASS[/green]: every row meets the contract.")
+        console.print(_styled("PASS", "green", ": every row meets the contract."))
         return
     console.print(_frame_table(problems, "Rows that break a rule (ingest will quarantine them)"))
     for hint in report.hints():
-        console.print(f"[yellow]Note:[/yellow] {hint}")
+        console.print(_styled("Note: ", "yellow", hint))
     n = int(problems["rows"].sum())
-    verdict = "[green]PASS[/green] (whole-input rules met)"
-    console.print(f"{verdict}; {n} row-level problem(s) listed above.")
+    console.print(
+        _styled(
+            "PASS", "green", f" (whole-input rules met); {n} row-level problem(s) listed above."
+        )
+    )
     if strict:
         raise typer.Exit(1)
 

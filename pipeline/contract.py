@@ -41,6 +41,53 @@ CONTACT_CHANNELS = ("message", "phone", "email", "letter", "app")
 INSTRUMENT_NAMES = tuple(INSTRUMENTS)
 
 LATE_CANCELLATION_HOURS = 24
+MAX_COLUMNS = 1_000
+"""Widest header read: an export of the contract has a few dozen columns; a wider one is
+refused at once, before anything else is read."""
+MAX_FIELD_CHARS = 10_000
+"""Longest cell read: codes, dates and numbers are short; a longer cell is refused."""
+
+
+@dataclass(frozen=True)
+class TextRule:
+    """What the text of a contract column may look like. A value that breaks it is not a
+    code but possibly a name or free text, so the run stops (the value is never shown):
+    the contract carries codes, never prose (``pipeline.ingest.identifiers``)."""
+
+    name: str
+    description: str
+    max_length: int
+    max_words: int
+    pattern: str | None
+    """RE2/Python pattern the whole (trimmed) value must match; None: any short label."""
+
+
+TOKEN = TextRule(
+    "token",
+    "a pseudonymous token: no spaces, quotes, commas or angle brackets, at most 64 characters",
+    64,
+    1,
+    r"[^\s,;\"'<>]+",
+)
+LABEL = TextRule(
+    "label",
+    "a code or short label: at most 60 characters and 6 words, no sentence punctuation, "
+    "nothing that reads as a person's name (an honorific such as Dr or Mrs before a "
+    "capitalised word, or two capitalised words neither of which is a service word)",
+    60,
+    6,
+    None,
+)
+TEXT_RULES = {
+    "id": TOKEN,
+    "string": LABEL,
+    "category": LABEL,
+    "boolean": LABEL,
+    "date": LABEL,
+    "number": LABEL,
+    "integer": LABEL,
+}
+"""The text rule of each kind of contract column (read before the column is parsed)."""
 SCHEDULED_BEFORE_REFERRAL_DAYS = 30
 
 
@@ -265,6 +312,17 @@ def _column_specs(table: str) -> tuple[ColumnSpec, ...]:
     return tuple(specs)
 
 
+FUTURE_DATED = {
+    "episodes": ("referral_date",),
+    "sessions": ("scheduled_date",),
+    "measures": ("measure_date",),
+    "goals": ("set_date",),
+    "goal_ratings": ("rating_date",),
+    "contacts": ("contact_date",),
+}
+"""Dates that cannot lie after the extract date (rule ``future_date``), per table."""
+
+
 @dataclass(frozen=True)
 class TableRule:
     """A rule that spans columns or tables; ingest quarantines rows that break it."""
@@ -287,7 +345,11 @@ TABLE_RULES: tuple[TableRule, ...] = (
         f"scheduled_date must not be more than {SCHEDULED_BEFORE_REFERRAL_DAYS} days before "
         "the episode's referral_date.",
     ),
-    TableRule("future_date", "sessions", "scheduled_date must not be after the extract date."),
+    *(
+        TableRule("future_date", table, f"{column} must not be after the extract date.")
+        for table, columns in FUTURE_DATED.items()
+        for column in columns
+    ),
     TableRule(
         "duration_not_attended",
         "sessions",
@@ -297,5 +359,11 @@ TABLE_RULES: tuple[TableRule, ...] = (
         "score_out_of_range",
         "measures",
         "score must lie within the instrument's range (see the instrument registry).",
+    ),
+    TableRule(
+        "fractional_score",
+        "measures",
+        "score must be a whole number for instruments whose total is a sum of item scores "
+        "(all but visual-analogue scales such as ORS).",
     ),
 )

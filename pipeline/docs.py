@@ -11,10 +11,13 @@ import pandas as pd
 
 from pipeline.config import SyntheticParams
 from pipeline.contract import (
+    MAX_COLUMNS,
+    MAX_FIELD_CHARS,
     OPTIONAL_TABLES,
     REQUIRED_TABLES,
     SCHEMAS,
     TABLE_RULES,
+    TEXT_RULES,
     ColumnSpec,
     column_specs,
 )
@@ -122,8 +125,28 @@ def render_contract_markdown() -> str:
         "it broke; the run goes on. For every table, rows read = rows accepted + rows "
         "quarantined.",
         "- Columns that are not in the contract are dropped and listed in the report.",
+        f"- Bounded work: a header wider than {MAX_COLUMNS:,} columns or a cell longer than "
+        f"{MAX_FIELD_CHARS:,} characters stops the run at once; a table file must be a "
+        "regular file inside the export folder (not a pipe, device, folder, or a symbolic "
+        "link leading out of the folder).",
         "",
+        "## Codes, not text",
+        "",
+        "The contract carries codes, never prose. Before a contract column is parsed, each of "
+        "its values must fit the text rule of the column's kind; a value that does not is "
+        "treated as a possible direct identifier (a person's name, a note), and the run "
+        "stops naming the file, column and line — never the value. Allowed values and the "
+        "codes of `ingest.aliases` always fit.",
+        "",
+        "| columns | rule |",
+        "|---|---|",
     ]
+    kinds: dict[str, list[str]] = {}
+    for kind, rule in TEXT_RULES.items():
+        kinds.setdefault(rule.name, []).append(_KIND_LABEL[kind])
+    for rule in dict.fromkeys(TEXT_RULES.values()):
+        lines.append(f"| {', '.join(kinds[rule.name])} | {rule.name}: {rule.description} |")
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -30,6 +30,9 @@ class Instrument:
     reference_sd: float | None = None
     reliability: float | None = None
     psychometrics_source: str = ""
+    integer_scores: bool = True
+    """The total is a sum of integer item scores, so a fractional total is an error (rule
+    ``fractional_score``); False for visual-analogue scales such as ORS (cm, one decimal)."""
 
     @property
     def jacobson_truax_rc(self) -> float | None:
@@ -100,6 +103,7 @@ INSTRUMENTS: dict[str, Instrument] = {
             "commonly cited, not verified (lit. §8b)",
             reliability=0.91,
             psychometrics_source="alpha .91, Moggia et al. 2018 (lit. §8b)",
+            integer_scores=False,
         ),
     )
 }

@@ -38,8 +38,13 @@ from pipeline.ingest.accept import (
     nothing_accepted_message,
     process_table,
 )
-from pipeline.ingest.check import configured_extract, infer_extract_date, latest_appointment
-from pipeline.ingest.identifiers import VALUE_PATTERNS, IdentifierFinding
+from pipeline.ingest.check import (
+    InferredExtract,
+    appointment_dates,
+    configured_extract,
+    infer_extract_date,
+)
+from pipeline.ingest.identifiers import KINDS, IdentifierFinding
 from pipeline.ingest.quarantine import ReconciliationError
 from pipeline.ingest.read import InputError
 
@@ -66,9 +71,9 @@ class IdentifierStop:
     findings: list[IdentifierFinding]
 
 
-def latest_in_bucket(layout: Layout, bucket: int, params: IngestParams) -> pd.Timestamp | None:
-    """Task: the latest valid appointment date in one bucket's sessions."""
-    return latest_appointment(read_bucket(layout, bucket, ["sessions"])["sessions"], params)
+def dates_in_bucket(layout: Layout, bucket: int, params: IngestParams) -> pd.Series:
+    """Task: appointments per valid date in one bucket's sessions."""
+    return appointment_dates(read_bucket(layout, bucket, ["sessions"])["sessions"], params)
 
 
 def ingest_bucket(
@@ -86,7 +91,7 @@ def ingest_bucket(
         try:
             result = process_table(raw, params, parents, extract, rekey_key, require_rows=False)
         except IdentifierError:
-            return IdentifierStop(table, identifier_findings(raw))
+            return IdentifierStop(table, identifier_findings(raw, params))
         lines = raw.lines.to_numpy(dtype="int64")
         lines = lines[~np.isin(lines, result.quarantine["source_line"].to_numpy())]
         if len(lines) != len(result.accepted):
@@ -136,7 +141,7 @@ def merge_findings(
 ) -> list[IdentifierFinding]:
     """Several buckets' findings for one table as the whole table's: per column and kind,
     all lines (in order) and the example of the earliest, in the pandas engine's order."""
-    kinds = ["a direct identifier by its name", *VALUE_PATTERNS, "an NHS number"]
+    kinds = list(KINDS)
     rank = {k: i for i, k in enumerate(kinds)}
     place = {c: i for i, c in enumerate([*columns, MALFORMED_COLUMN])}
     groups: dict[tuple[str, str], list[IdentifierFinding]] = {}
@@ -193,21 +198,24 @@ def combine_table(
     return TableResult(table, accepted, quarantine, counts, extract)
 
 
-def _global_extract(client, layout: Layout, params: IngestParams) -> pd.Timestamp:
+def _global_extract(
+    client, layout: Layout, params: IngestParams
+) -> tuple[pd.Timestamp, InferredExtract | None]:
     configured = configured_extract(params)
     if configured is not None:
-        return configured
+        return configured, None
     futures = client.map(
-        latest_in_bucket,
+        dates_in_bucket,
         [layout] * layout.partitions,
         range(layout.partitions),
         params=params,
         pure=False,  # tasks that read files are never taken from another run's cache
     )
-    latest = [d for d in gather(client, futures) if d is not None]
-    return infer_extract_date(
-        pd.Series(latest, dtype="datetime64[s]"), layout.files["sessions"].name
+    counts = [c for c in gather(client, futures) if len(c)]
+    inferred = infer_extract_date(
+        pd.concat(counts) if counts else pd.Series(dtype="int64"), layout.files["sessions"].name
     )
+    return inferred.date, inferred
 
 
 def ingest_partitioned(
@@ -215,7 +223,7 @@ def ingest_partitioned(
 ) -> Iterator[TableResult]:
     """Ingest a partitioned export on the cluster: the pandas engine's ``TableResult``s,
     parents first, one table gathered from the workers at a time."""
-    extract = _global_extract(client, layout, params)
+    extract, inferred = _global_extract(client, layout, params)
     futures = [
         client.submit(ingest_bucket, layout, b, params, extract, rekey_key, pure=False)
         for b in range(layout.partitions)
@@ -228,7 +236,10 @@ def ingest_partitioned(
                 columns = layout.manifest["tables"][table]["columns"]
                 raise identifier_refusal(merge_findings(findings, columns))
             parts = gather(client, [client.submit(_pick, f, table) for f in futures])
-            yield combine_table(table, parts, extract, layout.files[table].name)
+            result = combine_table(table, parts, extract, layout.files[table].name)
+            if table == "sessions":
+                result.inferred = inferred
+            yield result
             del parts
     finally:
         client.cancel(futures)

@@ -10,9 +10,22 @@ from typing import Protocol
 import pandas as pd
 
 from pipeline.config import IngestParams
-from pipeline.contract import OPTIONAL_TABLES, REQUIRED_TABLES, column_specs
-from pipeline.ingest.check import check_table, configured_extract, parent_keys
-from pipeline.ingest.identifiers import IdentifierFinding, find_identifiers
+from pipeline.contract import (
+    OPTIONAL_TABLES,
+    REQUIRED_TABLES,
+    SCHEMAS,
+    ColumnSpec,
+    column_specs,
+)
+from pipeline.ingest.check import (
+    InferredExtract,
+    appointment_dates,
+    check_table,
+    configured_extract,
+    infer_extract_date,
+    parent_keys,
+)
+from pipeline.ingest.identifiers import IdentifierFinding, find_identifiers, known_spellings
 from pipeline.ingest.manifest import GIVEN, INFERRED
 from pipeline.ingest.quarantine import quarantine_frame, reconcile
 from pipeline.ingest.read import InputError, RawTable
@@ -35,11 +48,18 @@ class IngestResult:
     report: dict
 
 
-def identifier_findings(raw: RawTable) -> list[IdentifierFinding]:
+def identifier_findings(
+    raw: RawTable, params: IngestParams | None = None
+) -> list[IdentifierFinding]:
     """Every identifier-like column or value of one table: every column (contract or not)
-    and the raw text of malformed lines, which would otherwise reach the quarantine unread."""
+    and the raw text of malformed lines, which would otherwise reach the quarantine unread.
+    A contract table's own columns must also hold codes (``contract.TEXT_RULES``): the
+    spellings ``params`` map (aliases, missing-value markers) count as codes."""
     frame = raw.all_columns if raw.all_columns is not None else raw.data
-    findings = find_identifiers(raw.path.name, frame, raw.lines, raw.distinct)
+    specs = {s.name: s for s in column_specs(raw.name)} if raw.name in SCHEMAS else {}
+    findings = find_identifiers(
+        raw.path.name, frame, raw.lines, raw.distinct, specs, _known_values(specs, params)
+    )
     if len(raw.malformed):
         findings += find_identifiers(
             raw.path.name,
@@ -47,6 +67,21 @@ def identifier_findings(raw: RawTable) -> list[IdentifierFinding]:
             raw.malformed["line"].reset_index(drop=True),
         )
     return findings
+
+
+def _known_values(
+    specs: dict[str, ColumnSpec], params: IngestParams | None
+) -> dict[str, set[str]]:
+    """Per contract column, the spellings it accepts: never read as free text."""
+    aliases = params.aliases if params is not None else {}
+    markers = list(params.missing_markers) if params is not None else []
+    out = {}
+    for name, spec in specs.items():
+        values = [*(spec.allowed or ()), *aliases.get(name, {}), *markers]
+        if spec.kind == "boolean":
+            values += [*aliases.get("boolean", {}), "true", "false"]
+        out[name] = known_spellings(values)
+    return out
 
 
 def identifier_refusal(findings: list[IdentifierFinding]) -> IdentifierError:
@@ -59,9 +94,9 @@ def identifier_refusal(findings: list[IdentifierFinding]) -> IdentifierError:
     )
 
 
-def refuse_identifiers(raw: RawTable) -> None:
+def refuse_identifiers(raw: RawTable, params: IngestParams | None = None) -> None:
     """Raise IdentifierError listing every identifier-like column or value (masked)."""
-    findings = identifier_findings(raw)
+    findings = identifier_findings(raw, params)
     if findings:
         raise identifier_refusal(findings)
 
@@ -78,6 +113,8 @@ class TableResult:
     counts: dict
     extract_date: pd.Timestamp | None = None
     """The extract date in force once this table was processed (known from sessions on)."""
+    inferred: InferredExtract | None = None
+    """For sessions, when the extract date was inferred: the date and the outliers ignored."""
     problem_summary: pd.DataFrame | None = None
     """Only when a required table accepted nothing and the caller asked not to stop
     (``require_rows=False``): rows and first line per (rule, column)."""
@@ -96,7 +133,7 @@ def process_table(
     A required table with no acceptable row stops the run, unless ``require_rows`` is False
     (one bucket of a partitioned export may rightly have none; the Dask engine checks the
     whole table, with ``problem_summary``)."""
-    refuse_identifiers(raw)
+    refuse_identifiers(raw, params)
     result = check_table(raw.name, raw, params, parents, extract)
     held = quarantine_frame(result)
     counts = reconcile(result, held)
@@ -157,6 +194,21 @@ def nothing_accepted_message(name: str, n_read: int, summary: pd.DataFrame) -> s
     )
 
 
+class _ReadExport:
+    """Tables already read, as an ``Export`` (headers were checked when they were read)."""
+
+    def __init__(self, raw: dict[str, RawTable]):
+        self.raw = raw
+        self.tables = {t: r.path for t, r in raw.items()}
+        self.files = dict(self.tables)
+
+    def check(self) -> None:
+        return None
+
+    def read(self, table: str) -> RawTable:
+        return self.raw[table]
+
+
 class Export(Protocol):
     """An export of any layout (``pipeline.layouts.export``): the contract tables it yields
     (table → its main file), every file it reads, and a reader per contract table."""
@@ -182,12 +234,44 @@ def ingest_tables(
     export.check()
     parents: dict[str, pd.DataFrame] = {}
     extract = configured_extract(params)
+    early: dict[str, RawTable] = {}
+    inferred = None
+    if extract is None and "sessions" in export.tables:
+        # Every table's dates are checked against the extract date, episodes first: when
+        # it is to be inferred, it is inferred from the sessions before anything else.
+        early["sessions"] = export.read("sessions")
+        refuse_identifiers(early["sessions"], params)
+        inferred = infer_extract_date(
+            appointment_dates(early["sessions"], params), early["sessions"].path.name
+        )
+        extract = inferred.date
     for table in TABLE_ORDER:
         if table not in export.tables:
             continue
-        result = process_table(export.read(table), params, parents, extract, rekey_key)
+        raw = early.pop(table) if table in early else export.read(table)
+        result = process_table(raw, params, parents, extract, rekey_key)
+        if table == "sessions" and inferred is not None:
+            result.inferred = inferred
         extract = result.extract_date or extract
         yield result
+
+
+def ignored_outliers(result: TableResult) -> dict | None:
+    """For sessions whose extract date was inferred past isolated far-future outliers: the
+    outlying dates, how many appointments and their source lines (all quarantined as
+    ``future_date``). None when nothing was ignored."""
+    inferred = result.inferred
+    if result.name != "sessions" or inferred is None or not inferred.ignored:
+        return None
+    held = result.quarantine
+    dates = pd.to_datetime(held["scheduled_date"].str.strip(), format="%Y-%m-%d", errors="coerce")
+    lines = held["source_line"][dates.isin(list(inferred.ignored))].astype(int).tolist()
+    return {
+        "rule": "isolated far-future appointments left out of the inferred extract date",
+        "appointments": inferred.ignored_rows,
+        "dates": [d.date().isoformat() for d in inferred.ignored],
+        "source_lines": lines,
+    }
 
 
 def build_report(
@@ -196,15 +280,17 @@ def build_report(
     extract: pd.Timestamp,
     extract_source: str,
     rekeyed: bool,
+    ignored: dict | None = None,
 ) -> dict:
     """The ingest report from each table's counts (dicts with a "name" key); ``files``:
-    the contract tables present."""
+    the contract tables present; ``ignored``: ``ignored_outliers`` of the sessions."""
     per_table = {c["name"]: {k: v for k, v in c.items() if k != "name"} for c in counts}
     return {
         "tables": per_table,
         "optional_tables_absent": [t for t in OPTIONAL_TABLES if t not in files],
         "extract_date": extract.date().isoformat(),
         "extract_date_source": extract_source,
+        "extract_date_ignored": ignored,
         "rekeyed": rekeyed,
         "totals": {
             key: sum(t[key] for t in per_table.values())
@@ -217,13 +303,8 @@ def ingest_dataset(
     raw: dict[str, RawTable], params: IngestParams, rekey_key: bytes | None = None
 ) -> IngestResult:
     """Eager form for tables already read (tests, notebooks); never mutates ``raw``."""
-    parents: dict[str, pd.DataFrame] = {}
-    extract = configured_extract(params)
-    results = []
-    for table in TABLE_ORDER:
-        if table in raw:
-            results.append(process_table(raw[table], params, parents, extract, rekey_key))
-            extract = results[-1].extract_date or extract
+    results = list(ingest_tables(_ReadExport(raw), params, rekey_key))
+    extract = next((r.extract_date for r in reversed(results) if r.extract_date), None)
     files = {t: r.path for t, r in raw.items()}
     report = build_report(
         [r.counts | {"name": r.name} for r in results],
@@ -231,6 +312,7 @@ def ingest_dataset(
         extract,
         GIVEN if params.extract_date else INFERRED,
         rekey_key is not None,
+        next((i for i in map(ignored_outliers, results) if i), None),
     )
     return IngestResult(
         {r.name: r.accepted for r in results}, {r.name: r.quarantine for r in results}, report

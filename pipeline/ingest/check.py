@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,7 +94,8 @@ def check_table(
     """
     typed, problems, markers, bad = column_checked(table, raw, params)
     if extract is None and table == "sessions":
-        extract = infer_extract_date(typed["scheduled_date"][~bad], raw.path.name)
+        dates = typed["scheduled_date"][~bad].dropna().value_counts()
+        extract = infer_extract_date(dates, raw.path.name).date
     # Cross-table rules see only rows that passed the column rules.
     candidate = typed.copy()
     candidate[bad] = pd.NA
@@ -123,23 +125,58 @@ def column_checked(
     return typed, problems, markers, bad
 
 
-def latest_appointment(raw: RawTable, params: IngestParams) -> pd.Timestamp | None:
-    """The latest appointment date in a sessions table that passes the column rules (what
-    ``infer_extract_date`` takes the extract date from); None if there is none."""
+def appointment_dates(raw: RawTable, params: IngestParams) -> pd.Series:
+    """Valid appointment dates of a sessions table and how many appointments fall on each
+    (index: date, sorted): what ``infer_extract_date`` reads. Future bookings (coded as
+    such) and rows that break a column rule are left out."""
     typed, _, _, bad = column_checked("sessions", raw, params)
-    latest = typed["scheduled_date"][~bad].max()
-    return None if pd.isna(latest) else pd.Timestamp(latest)
+    dates = typed["scheduled_date"][~bad].dropna()
+    return dates.value_counts().sort_index()
 
 
-def infer_extract_date(dates: pd.Series, file: str) -> pd.Timestamp:
-    """The latest valid appointment date, or a clear error when there is none."""
-    latest = dates.max()
-    if pd.isna(latest):
+OUTLIER_GAP_DAYS = 90
+"""An inferred extract date ignores appointments dated more than this many days after the
+latest date that at least ``outlier_support`` appointments reach (typing errors such as a
+session in 2205): they are quarantined as dated after the extract, and the report lists them."""
+
+
+def outlier_support(n: int) -> int:
+    """Appointments that must reach a date for it to be more than an isolated outlier:
+    three, or 0.1% of the appointments if more."""
+    return max(3, math.ceil(0.001 * n))
+
+
+@dataclass(frozen=True)
+class InferredExtract:
+    date: pd.Timestamp
+    ignored: tuple[pd.Timestamp, ...] = ()
+    """Isolated far-future dates the inference left out (their rows are quarantined)."""
+    ignored_rows: int = 0
+
+
+def infer_extract_date(counts: pd.Series, file: str) -> InferredExtract:
+    """The latest valid appointment date, ignoring isolated far-future outliers; or a clear
+    error when there is none. ``counts``: appointments per date (``appointment_dates``;
+    summed over buckets by the Dask engine)."""
+    counts = counts.groupby(level=0).sum().sort_index() if len(counts) else counts
+    if not len(counts):
         raise InputError(
             f"{file}: no valid appointment date to infer the extract date from; give it "
             "with --extract-date YYYY-MM-DD, or as extract_date in the export's export.json."
         )
-    return pd.Timestamp(latest)
+    n = int(counts.sum())
+    k = outlier_support(n)
+    if n <= k:
+        return InferredExtract(pd.Timestamp(counts.index[-1]))
+    reach = counts[::-1].cumsum()[::-1]  # appointments on or after each date
+    bulk_end = pd.Timestamp(counts.index[reach.to_numpy() >= k][-1])
+    far = counts.index > bulk_end + pd.Timedelta(days=OUTLIER_GAP_DAYS)
+    kept = counts[~far]
+    return InferredExtract(
+        pd.Timestamp(kept.index[-1]),
+        tuple(pd.Timestamp(d) for d in counts.index[far]),
+        int(counts[far].sum()),
+    )
 
 
 PARENT_KEYS = {"episodes": ["episode_id", "referral_date"], "goals": ["goal_id"]}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.config import IngestParams
-from pipeline.ingest.read import InputError
+from pipeline.ingest.read import InputError, check_file
 
 MANIFEST_NAME = "export.json"
 SYNTHETIC = "synthetic"
@@ -59,8 +60,9 @@ class ExportManifest(BaseModel):
 def read_manifest(folder: str | Path) -> ExportManifest | None:
     """The manifest of the export in ``folder``, or None when it has none."""
     path = Path(folder) / MANIFEST_NAME
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
+    check_file(path, Path(folder))
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -109,11 +111,17 @@ def export_description(manifest: ExportManifest | None, layout: str, mapping: st
 
 
 def refuse_many_future_dated(
-    counts: dict, extract: pd.Timestamp | None, choice: ExtractDate, params: IngestParams
+    counts: dict,
+    extract: pd.Timestamp | None,
+    choice: ExtractDate,
+    params: IngestParams,
+    ignored: dict | None = None,
 ) -> None:
     """Stop when the extract date would drop more than ``future_dated_max_share`` of the
-    appointments as future-dated: it most likely belongs to another export."""
+    appointments as future-dated: it most likely belongs to another export. Isolated
+    outliers an inferred date left out (``ignored``) are not counted against it."""
     future = counts["quarantined_by_rule"].get("future_date", 0)
+    future -= (ignored or {}).get("appointments", 0)
     read = counts["rows_read"]
     if not read or future / read <= params.future_dated_max_share:
         return

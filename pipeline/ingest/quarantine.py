@@ -85,6 +85,14 @@ def reconcile(checked: CheckedTable, quarantine: pd.DataFrame) -> dict:
         raise ReconciliationError(
             f"{checked.name}: rows read {read} ≠ accepted {accepted} + quarantined {held}"
         )
+    records = checked.raw.records
+    if records is not None and records != read + len(checked.raw.empty_lines):
+        # Counted from the file itself, not from the parser's rows: a record the parser
+        # dropped or merged can never pass as reconciled.
+        raise ReconciliationError(
+            f"{checked.name}: the file holds {records} records but {read} rows were read "
+            f"and {len(checked.raw.empty_lines)} empty lines skipped"
+        )
     counts = {
         "rows_read": read,
         "rows_accepted": accepted,

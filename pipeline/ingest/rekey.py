@@ -33,7 +33,11 @@ def key_from_environment(variable: str) -> bytes:
 
 
 def rekey_column(values: pd.Series, column: str, key: bytes) -> pd.Series:
-    """Tokens for each value (hashed once per distinct value, not per row)."""
+    """Tokens for each value (hashed once per distinct value, not per row). Text is trimmed
+    first, as ingest trims accepted ids, so a quarantined row's padded id (``' e1 '``) gets
+    the token of its accepted ``e1`` and can still be linked to its episode."""
+    if pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
+        values = values.astype("string").str.strip().replace("", pd.NA)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     prefix = f"{column}:".encode()  # a column name is the same in every table that holds it
     tokens = np.array(

@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.contract import SCHEDULED_BEFORE_REFERRAL_DAYS
+from pipeline.contract import FUTURE_DATED, SCHEDULED_BEFORE_REFERRAL_DAYS
 from pipeline.ingest.parse import PROBLEM_COLUMNS
 from pipeline.instruments import INSTRUMENTS
 from pipeline.keys import is_in
 
 TABLE_ORDER = ("episodes", "sessions", "measures", "goals", "goal_ratings", "contacts")
+
 
 
 def _flag(mask, df: pd.DataFrame, column: str, rule: str, raw: pd.DataFrame) -> pd.DataFrame:
@@ -67,15 +68,6 @@ def table_rule_problems(
         found.append(
             _flag(early.fillna(False), typed, "scheduled_date", "scheduled_before_referral", raw)
         )
-        found.append(
-            _flag(
-                (typed["scheduled_date"] > extract).fillna(False),
-                typed,
-                "scheduled_date",
-                "future_date",
-                raw,
-            )
-        )
         if "duration_min" in typed:
             not_attended = typed["status"].ne("attended") & typed["status"].notna()
             found.append(
@@ -94,5 +86,12 @@ def table_rule_problems(
         score = pd.to_numeric(typed["score"], errors="coerce")
         outside = ((score < lo) | (score > hi)).fillna(False)
         found.append(_flag(outside, typed, "score", "score_out_of_range", raw))
+        whole = typed["instrument"].map({k: v.integer_scores for k, v in INSTRUMENTS.items()})
+        fraction = whole.fillna(False).astype(bool) & (score != score.round()).fillna(False)
+        found.append(_flag(fraction, typed, "score", "fractional_score", raw))
+    for column in FUTURE_DATED.get(table, ()):
+        if column in typed:
+            after = (typed[column] > extract).fillna(False)
+            found.append(_flag(after, typed, column, "future_date", raw))
     found = [f for f in found if len(f)]
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=PROBLEM_COLUMNS)

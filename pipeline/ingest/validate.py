@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import IngestParams
-from pipeline.ingest.accept import ingest_tables
+from pipeline.ingest.accept import ignored_outliers, ingest_tables
 from pipeline.ingest.manifest import (
     choose_extract_date,
     read_manifest,
@@ -91,7 +91,9 @@ def validate_dataset(folder: str | Path, params: IngestParams) -> ValidationRepo
         report.counts[result.name] = result.counts
         report.quarantine[result.name] = result.quarantine[["source_line", "rules"]]
         if result.name == "sessions":  # ingest would stop here: so does validate
-            refuse_many_future_dated(result.counts, result.extract_date, choice, params)
+            refuse_many_future_dated(
+                result.counts, result.extract_date, choice, params, ignored_outliers(result)
+            )
         if result.extract_date is not None:
             when = result.extract_date.date().isoformat()
             report.extract_source = f"{when} ({choice.source})"

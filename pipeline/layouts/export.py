@@ -25,8 +25,11 @@ from pipeline.ingest.accept import IdentifierError, identifier_findings, identif
 from pipeline.ingest.read import (
     InputError,
     RawTable,
+    check_file,
     check_headers,
+    files_present,
     find_tables,
+    label,
     read_header,
     read_raw,
     read_table,
@@ -84,23 +87,30 @@ def _stem_matches(path: Path, name: str) -> bool:
 
 def match_sources(folder: Path, mapping: Mapping) -> dict[str, Path]:
     """Source name → its file in ``folder`` (case-insensitive; a prefix is allowed)."""
-    files = sorted(p for p in folder.iterdir() if p.is_file())
+    files = sorted(folder.iterdir())
     found: dict[str, Path] = {}
     for name, spec in mapping.sources.items():
         hits = [p for p in files if _stem_matches(p, spec.file)]
         if len(hits) > 1:
             raise InputError(
                 f"{folder}: {len(hits)} files could be the {spec.file} table "
-                f"({', '.join(p.name for p in hits)}); keep exactly one."
+                f"({', '.join(label(p.name) for p in hits)}); keep exactly one."
             )
         if hits:
+            check_file(hits[0], folder)
+            if label(hits[0].name) != hits[0].name:
+                raise IdentifierError(
+                    f"{folder}: the file read as the {spec.file} table has a name that may "
+                    f"hold an identifier ({label(hits[0].name)}); rename it, e.g. "
+                    f"{spec.file}.csv. Nothing was written."
+                )
             found[name] = hits[0]
     missing = [s.file for n, s in mapping.sources.items() if s.required and n not in found]
     if missing:
         raise InputError(
             f"{folder}: the {mapping.name} layout needs the table(s) {', '.join(missing)} "
             "(a file whose name ends with it, .csv or .parquet; case does not matter). "
-            f"Files present: {', '.join(p.name for p in files) or 'none'}."
+            f"Files present: {files_present(folder)}."
         )
     return found
 

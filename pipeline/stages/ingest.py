@@ -11,7 +11,13 @@ from pathlib import Path
 from pipeline.config import Params, load_params
 from pipeline.contract import column_specs
 from pipeline.engine.partition import Layout, is_partitioned, read_layout, write_partitioned
-from pipeline.ingest.accept import Export, TableResult, build_report, ingest_tables
+from pipeline.ingest.accept import (
+    Export,
+    TableResult,
+    build_report,
+    ignored_outliers,
+    ingest_tables,
+)
 from pipeline.ingest.manifest import (
     ExportManifest,
     ExtractDate,
@@ -53,6 +59,14 @@ def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = N
         summary["totals"] = report["totals"]
         summary["extract_date"] = report["extract_date"]
         summary["extract_date_source"] = report["extract_date_source"]
+        if report.get("extract_date_ignored"):
+            gone = report["extract_date_ignored"]
+            summary.setdefault("warnings", []).append(
+                f"the inferred extract date leaves out {gone['appointments']} isolated "
+                f"far-future appointment(s) dated {', '.join(gone['dates'])} (sessions "
+                f"line(s) {', '.join(map(str, gone['source_lines'][:10]))}), quarantined as "
+                "future_date; give the extract date if they are real."
+            )
         summary["layout"] = report["export"]["layout"]
         summary["outputs"] = {"interim_dir": str(paths["interim_dir"])}
     write_json(summary, paths["logs_dir"] / "ingest.json")
@@ -96,15 +110,18 @@ def _write(
 ) -> dict:
     """Write each table and its quarantine as it comes; the ingest report (to be completed
     with what the export says of itself, then written by the caller)."""
-    counts, extract = [], None
+    counts, extract, ignored = [], None, None
     for result in results:
         if result.name == "sessions":
-            refuse_many_future_dated(result.counts, result.extract_date, choice, params.ingest)
+            ignored = ignored_outliers(result)
+            refuse_many_future_dated(
+                result.counts, result.extract_date, choice, params.ingest, ignored
+            )
         write_parquet(result.accepted, out / f"{result.name}.parquet")
         write_parquet(result.quarantine, out / "quarantine" / f"{result.name}.parquet")
         counts.append(result.counts | {"name": result.name})
         extract = result.extract_date
-    report = build_report(counts, files, extract, choice.source, key is not None)
+    report = build_report(counts, files, extract, choice.source, key is not None, ignored)
     report["input_files"] = digests()
     return report
 
