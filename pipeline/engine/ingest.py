@@ -151,7 +151,11 @@ def merge_findings(
     for (column, kind), group in groups.items():
         first = min(group, key=lambda f: f.lines[:1] or (0,))
         lines = tuple(sorted(x for f in group for x in f.lines))
-        merged.append(IdentifierFinding(first.file, column, kind, lines, first.masked_example))
+        merged.append(
+            IdentifierFinding(
+                first.file, column, kind, lines, first.masked_example, first.position
+            )
+        )
     return sorted(
         merged,
         key=lambda f: (place.get(f.column, len(place)), rank.get(f.kind, len(rank))),

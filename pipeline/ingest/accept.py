@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,11 +62,14 @@ def identifier_findings(
         raw.path.name, frame, raw.lines, raw.distinct, specs, _known_values(specs, params)
     )
     if len(raw.malformed):
-        findings += find_identifiers(
-            raw.path.name,
-            pd.DataFrame({MALFORMED_COLUMN: raw.malformed["text"].astype("str")}),
-            raw.malformed["line"].reset_index(drop=True),
-        )
+        findings += [
+            dataclasses.replace(f, position=None)  # not a column of the header
+            for f in find_identifiers(
+                raw.path.name,
+                pd.DataFrame({MALFORMED_COLUMN: raw.malformed["text"].astype("str")}),
+                raw.malformed["line"].reset_index(drop=True),
+            )
+        ]
     return findings
 
 
@@ -113,11 +117,11 @@ class TableResult:
     counts: dict
     extract_date: pd.Timestamp | None = None
     """The extract date in force once this table was processed (known from sessions on)."""
-    inferred: InferredExtract | None = None
-    """For sessions, when the extract date was inferred: the date and the outliers ignored."""
     problem_summary: pd.DataFrame | None = None
     """Only when a required table accepted nothing and the caller asked not to stop
     (``require_rows=False``): rows and first line per (rule, column)."""
+    inferred: InferredExtract | None = None
+    """For sessions, when the extract date was inferred: the date and the outliers ignored."""
 
 
 def process_table(

@@ -99,3 +99,155 @@ def test_mask_and_names():
     assert not suspicious_column_name("notice_hours")
     assert not suspicious_column_name("presenting_problem")
     assert suspicious_column_name("Client Name")
+
+
+# --- what the guard must not flag, and how it reads disguised values -------------------
+
+from pipeline.contract import LABEL, TOKEN  # noqa: E402
+from pipeline.ingest.check import infer_extract_date  # noqa: E402
+from pipeline.ingest.identifiers import (  # noqa: E402
+    find_identifiers,
+    reads_as_name_or_prose,
+    safe_label,
+    scan_values,
+)
+
+
+def _kinds(value: str) -> set[str]:
+    values = pd.Series([value], dtype="str")
+    return {k for k, _, _ in scan_values(values, pd.Series([2]))}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-01-10 12:30:00",  # a timestamp: 14 digits, not a phone or NHS number
+        "2024-01-10T09:15:00+01:00",
+        "0.6666666666",  # a long decimal, not 06666 666666
+        "36.666666666666664",
+        "ep000001",
+        "se0012345",
+        "20240110",
+        "1234567",
+        "CBT",
+        "guided_self_help",
+    ],
+)
+def test_ordinary_values_are_not_identifiers(value):
+    assert _kinds(value) == set()
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("07700.900.123", "a phone number"),
+        ("+44.7700.900.123", "a phone number"),
+        ("0044 7700 900123", "a phone number"),
+        ("+44 (0)7700 900123", "a phone number"),
+        ("tel:07700900123", "a phone number"),
+        ("943.476.5919", "an NHS number"),
+        ("NHS9434765919", "an NHS number"),
+        ("９４３ ４７６ ５９１９", "an NHS number"),  # full-width digits: NFKC first
+        ("9434765919.0", "an NHS number"),  # a float column's NHS number
+        ("john.smith@exämple.com", "an e-mail address"),
+        ("john.smith＠example.com", "an e-mail address"),
+        ("SW1A 1AA", "a UK postcode"),
+        ("sw1a1aa", "a UK postcode"),
+    ],
+)
+def test_disguised_identifiers_are_read_as_a_person_would(value, kind):
+    assert kind in _kinds(value)
+
+
+def test_nhs_lookalike_that_fails_modulus_11_is_not_an_nhs_number():
+    assert "an NHS number" not in _kinds("943 476 5910")
+
+
+@pytest.mark.parametrize(
+    ("text", "flagged"),
+    [
+        ("John Smith", True),
+        ("Dr Jane Roe", True),
+        ("Mrs Smith", True),
+        ("CBT - client Mary Jones says partner hits her, lives 12 Acacia Ave", True),
+        ("Guided Self Help", False),
+        ("Counselling for Depression", False),
+        ("Behavioural Activation", False),
+        ("CBT", False),
+        ("did not attend", False),
+        ("x?", False),
+    ],
+)
+def test_names_and_prose_in_labels(text, flagged):
+    assert reads_as_name_or_prose(text, LABEL) is flagged
+
+
+def test_ids_must_be_tokens():
+    frame = pd.DataFrame({"therapist_id": ["th01", "Dr Jane Roe", "th02"]}, dtype="str")
+    specs = {"therapist_id": next(s for s in _specs("episodes") if s.name == "therapist_id")}
+    found = find_identifiers("episodes.csv", frame, pd.Series([2, 3, 4]), specs=specs)
+    assert [(f.kind, f.lines) for f in found] == [
+        ("free text or a name where the contract expects a code", (3,))
+    ]
+    assert "Jane" not in found[0].message() and TOKEN.max_length == 64
+
+
+def _specs(table):
+    from pipeline.contract import column_specs
+
+    return column_specs(table)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["nhsnumber", "dateofbirth", "emailaddress", "clientname", "DoB", "Sur-Name", "PostCode"],
+)
+def test_run_together_identifier_column_names(name):
+    assert suspicious_column_name(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["notice_hours", "homework_completed", "presenting_problem", "agenda_set_by"]
+)
+def test_contract_column_names_are_not_identifiers(name):
+    assert not suspicious_column_name(name)
+
+
+def test_a_header_that_is_an_identifier_is_masked_in_the_message():
+    frame = pd.DataFrame({"jo.bloggs@example.com": ["x"]}, dtype="str")
+    found = find_identifiers("sessions.csv", frame, pd.Series([2]))
+    assert found[0].kind == "a column name that is itself an identifier"
+    assert "bloggs" not in found[0].message() and "column 1 of the header" in found[0].message()
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("referral_date", True),
+        ("IDS101Referral.csv", True),
+        ("Patient Name: John Smith", False),
+        ("Smith_John_9434765919.csv", False),
+        ("[/]", False),
+    ],
+)
+def test_safe_label(text, shown):
+    assert (safe_label(text) == text) is shown
+
+
+def test_inferred_extract_date_ignores_isolated_far_future_outliers():
+    dates = pd.to_datetime(["2025-03-01", "2025-03-20", "2025-03-31", "2205-01-01"])
+    got = infer_extract_date(pd.Series([40, 30, 20, 1], index=dates), "sessions.csv")
+    assert got.date == pd.Timestamp("2025-03-31")
+    assert got.ignored == (pd.Timestamp("2205-01-01"),) and got.ignored_rows == 1
+
+
+def test_inferred_extract_date_keeps_a_supported_latest_date():
+    # the latest date is reached by three appointments: not an outlier, however far
+    dates = pd.to_datetime(["2025-03-01", "2026-01-01"])
+    got = infer_extract_date(pd.Series([100, 3], index=dates), "sessions.csv")
+    assert got.date == pd.Timestamp("2026-01-01") and got.ignored == ()
+
+
+def test_tiny_exports_infer_the_latest_date():
+    dates = pd.to_datetime(["2024-01-10", "2024-06-10"])
+    assert infer_extract_date(pd.Series([1, 1], index=dates), "s.csv").date == dates[-1]
