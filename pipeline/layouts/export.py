@@ -80,6 +80,11 @@ class ContractExport:
         return {}
 
 
+def _names(columns) -> str:
+    """Column names of a source file for a message, each masked unless harmless."""
+    return ", ".join(label(c) for c in sorted(columns))
+
+
 def _stem_matches(path: Path, name: str) -> bool:
     stem = path.stem.lower()
     return path.suffix.lower() in TABLE_SUFFIXES and stem.endswith(name.lower())
@@ -203,7 +208,7 @@ class MappedExport:
                         raise MappingError(
                             f"{self.sources[src].name}: join key column {col} not found "
                             f"(tables.{table}.join[{j}].key {where}); its columns are "
-                            f"{', '.join(sorted(present[src]))}."
+                            f"{_names(present[src])}."
                         )
         resolved: dict[str, ColumnRule] = {}
         absent = self._absent.setdefault(table, [])
@@ -235,7 +240,7 @@ class MappedExport:
                             raise MappingError(
                                 f"{self.sources[src].name}: look-up key column {col} not found "
                                 f"(tables.{table}.columns.{target}.key {where}); its columns "
-                                f"are {', '.join(sorted(self._columns_of(src)))}."
+                                f"are {_names(self._columns_of(src))}."
                             )
             if found is not None:
                 resolved[target] = rule.model_copy(update={"column": found})
@@ -252,7 +257,7 @@ class MappedExport:
                 else:
                     where = (
                         f"{self.sources[owner].name}: column {' or '.join(names)} not found; its "
-                        f"columns are {', '.join(sorted(self._columns_of(owner)))}"
+                        f"columns are {_names(self._columns_of(owner))}"
                     )
                 raise MappingError(
                     f"{where} (mapped to {table}.{target} by tables.{table}.columns.{target} "
