@@ -330,7 +330,7 @@ def validate(
     mapping: MappingOption = None,
 ) -> None:
     """Check a dataset folder against the input data contract; writes nothing."""
-    from pipeline.ingest.validate import validate_dataset
+    from pipeline.layouts.validate import validate_dataset
 
     ingest_params = _ingest_overrides(
         params, extract_date, accept_future_dated, layout, mapping

@@ -7,6 +7,8 @@ renamed over the target, so an interrupted run never leaves a half-written artef
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -20,8 +22,33 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+from pipeline import catalog
+
+
+@functools.cache
+def process_umask() -> int:
+    """The process's file-creation mask, read without changing it (``os.umask`` can only
+    be read by setting it, which races with threads writing files at the same moment)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    # No /proc (macOS, Windows): the mode a new file receives shows the mask.
+    with tempfile.TemporaryDirectory() as folder:
+        probe = Path(folder) / "probe"
+        os.close(os.open(probe, os.O_CREAT | os.O_WRONLY, 0o666))
+        return 0o666 & ~probe.stat().st_mode & 0o777
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, read in chunks (provenance of the input)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextmanager
@@ -34,7 +61,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; use normal permissions
+        os.chmod(tmp_path, 0o666 & ~process_umask())  # mkstemp creates 0600; use normal permissions
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -55,7 +82,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     done = False
     try:
         yield staging
-        staging.chmod(0o777 & ~_UMASK)
+        staging.chmod(0o777 & ~process_umask())
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)
@@ -154,5 +181,5 @@ def read_interim(
         return pd.read_parquet(path, columns=[c for c in columns[table] if c in present])
 
     tables = {t: read(t) for t in tables if (folder / f"{t}.parquet").exists()}
-    report = read_json(folder / "ingest_report.json")
+    report = read_json(folder / catalog.INGEST_REPORT.name)
     return tables, report, pd.Timestamp(report["extract_date"])

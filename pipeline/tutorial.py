@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline import catalog
 from pipeline.config import Params, load_params
 from pipeline.io import read_interim, read_json
 from pipeline.models.analysis import analysis_frame
@@ -76,9 +77,8 @@ def load_study(root: str | Path, params: Params) -> Study:
         p.stem: pd.read_parquet(p)
         for p in sorted((paths["interim_dir"] / "quarantine").glob("*.parquet"))
     }
-    features = pd.read_parquet(paths["processed_dir"] / "features.parquet")
-    outcomes = pd.read_parquet(paths["processed_dir"] / "outcomes.parquet")
-    truth_dir = paths["truth_dir"]
+    features = pd.read_parquet(catalog.FEATURES.path(paths))
+    outcomes = pd.read_parquet(catalog.OUTCOMES.path(paths))
     return Study(
         root=Path(root),
         params=params,
@@ -90,9 +90,9 @@ def load_study(root: str | Path, params: Params) -> Study:
         features=features,
         outcomes=outcomes,
         frame=analysis_frame(features, outcomes, tables["episodes"], params.models),
-        truth=pd.read_parquet(truth_dir / "truth_episodes.parquet"),
-        truth_summary=read_json(truth_dir / "truth.json"),
-        messy_rows=pd.read_csv(truth_dir / "messy_rows.csv"),
+        truth=pd.read_parquet(catalog.TRUTH_EPISODES.path(paths)),
+        truth_summary=read_json(catalog.TRUTH_SUMMARY.path(paths)),
+        messy_rows=pd.read_csv(catalog.MESSY_ROWS.path(paths)),
     )
 
 
@@ -104,13 +104,13 @@ def synthetic_study(
     ``root`` defaults to a new temporary folder; ``synthetic`` overrides the cohort's
     params (``n_episodes``, ``seed`` …). The default cohort takes a few seconds.
     """
-    from pipeline.stages import features, ingest, outcomes, synthesize
+    from pipeline.stages.registry import STAGES
 
     params = study_params(params, **synthetic)
     workspace = tempfile.TemporaryDirectory(prefix="engage-study-") if root is None else None
     root = Path(workspace.name) if workspace is not None else Path(root)
-    for stage in (synthesize, ingest, features, outcomes):
-        stage.run(params, root)
+    for name in catalog.UPSTREAM_STAGES:
+        STAGES[name](params, root)
     study = load_study(root, params)
     study.workspace = workspace
     return study

@@ -71,3 +71,25 @@ def test_closure_detects_a_missing_dependency():
     closure = {p.relative_to(ROOT).as_posix() for p in _closure("pipeline.stages.synthesize")}
     assert "pipeline/synthetic/generator.py" in closure
     assert "pipeline/config.py" in closure
+
+
+def test_no_stage_depends_on_code_it_does_not_import():
+    # A superfluous dependency reruns a stage (and everything after it) for nothing.
+    for name, stage in _stages().items():
+        module = re.match(r"python -m (\S+)", stage["cmd"]).group(1)
+        closure = _closure(module)
+        for dep in stage.get("deps", []):
+            if not dep.startswith("pipeline"):
+                continue
+            path = ROOT / dep
+            used = any(p == path or path in p.parents for p in closure)
+            assert used, f"stage {name} depends on {dep} but never imports it"
+
+
+def test_stages_are_the_catalogs_in_its_order():
+    from pipeline.catalog import STAGES
+
+    stages = _stages()
+    assert list(stages) == [s.name for s in STAGES]
+    for s in STAGES:
+        assert stages[s.name]["cmd"] == f"python -m {s.module}"

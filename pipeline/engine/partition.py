@@ -45,8 +45,7 @@ from pipeline.ingest.manifest import MANIFEST_NAME
 from pipeline.ingest.parse import parse_column
 from pipeline.ingest.read import InputError, RawTable, check_headers, find_tables, read_table
 from pipeline.ingest.rules import TABLE_ORDER
-from pipeline.io import atomic_directory, read_json, write_json, write_parquet
-from pipeline.stages.common import file_digest
+from pipeline.io import atomic_directory, file_digest, read_json, write_json, write_parquet
 
 LAYOUT_FILE = "_layout.json"
 LAYOUT_FORMAT = "engage-partitioned-export"

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.duration.survfunc import CumIncidenceRight
 
+from pipeline import catalog
 from pipeline.config import ModelsParams
 from pipeline.models.descriptive import dose_response, kaplan_meier
 from pipeline.models.effects import EffectFit, fit_cox, fit_logistic, standardise
@@ -201,7 +202,7 @@ def _battery(
             exposure = wanted
         for adjusted in (False, True):
             predictors = exposure + (adjust if adjusted else [])
-            model = f"{kind}: {block} ({'adjusted' if adjusted else 'unadjusted'})"
+            model = catalog.model_id(kind, block, adjusted)
             formula = f"{outcome_label} ~ {' + '.join(predictors)}"
 
             def fit(exposure=exposure, predictors=predictors, model=model) -> EffectFit:
@@ -244,7 +245,7 @@ def poor_outcome_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
     return _battery(
         population,
         params,
-        "poor_outcome",
+        catalog.POOR_OUTCOME,
         ["poor_outcome", CLUSTER],
         fit_one,
         "logistic regression (GLM binomial), cluster-robust errors",
@@ -281,7 +282,7 @@ def dropout_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
     results = _battery(
         population,
         params,
-        "dropout",
+        catalog.DROPOUT,
         ["dropout_time_days", "dropout_event", CLUSTER],
         fit_one,
         "Cox PH (PHReg, Efron ties), cluster-robust errors",
@@ -416,7 +417,7 @@ def trajectory_models(long: pd.DataFrame, params: ModelsParams) -> Results:
     )
     tables, variance, cards = [], [], []
     method = "MixedLM, maximum likelihood"
-    main = "trajectory: client intercept and slope"
+    main = catalog.TRAJECTORY_CLIENT
     try:
         fit = fit_trajectory(long, TRAJECTORY_FORMULA, "episode_id", "~weeks", main)
         tables.append(fit.coefficients)
@@ -426,7 +427,7 @@ def trajectory_models(long: pd.DataFrame, params: ModelsParams) -> Results:
         cards.append(failed_card(main, TRAJECTORY_FORMULA, method, len(long), str(exc)))
         fit = None
     if params.therapist_level:
-        name = "trajectory: clients within therapists"
+        name = catalog.TRAJECTORY_THERAPIST
         try:
             three = fit_trajectory(
                 long,
@@ -477,7 +478,7 @@ def dose_response_tables(frame: pd.DataFrame, params: ModelsParams) -> Results:
         d["primary_reliable_change"].eq(1).astype(float).where(d["primary_reliable_change"].notna())
     )
     card = ModelCard(
-        model="dose-response",
+        model=catalog.DOSE_RESPONSE,
         formula="reliably_improved ~ log(sessions_attended)",
         method="probit GLM on log sessions (Howard et al. 1986 style); descriptive",
         n_input=len(frame),
@@ -494,7 +495,7 @@ def dose_response_tables(frame: pd.DataFrame, params: ModelsParams) -> Results:
             )
     except ModelError as exc:
         card = failed_card(
-            "dose-response",
+            catalog.DOSE_RESPONSE,
             "reliably_improved ~ log(sessions)",
             "probit GLM",
             len(d),
@@ -542,7 +543,7 @@ def _trajectories(
         )
     except ModelError as exc:
         card = failed_card(
-            "trajectory: client intercept and slope",
+            catalog.TRAJECTORY_CLIENT,
             TRAJECTORY_FORMULA,
             "MixedLM, maximum likelihood",
             0,

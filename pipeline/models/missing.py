@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.imputation.mice import MICEData
 
+from pipeline import catalog
 from pipeline.config import MissingDataParams, ModelsParams
 from pipeline.instruments import get_instrument
 from pipeline.models.analysis import (
@@ -237,7 +238,7 @@ def sensitivity(
 
     sign = 1.0 if higher_is_worse else -1.0
     mi_card = ModelCard(
-        model="missing data: multiple imputation",
+        model=catalog.MULTIPLE_IMPUTATION,
         formula=f"poor_outcome ~ {' + '.join(predictors)}; final score imputed from "
         f"baseline, {EXPOSURE}, {', '.join(auxiliaries)}",
         method=f"MICE (statsmodels MICEData, PMM), {params.imputations} imputations, "

@@ -27,6 +27,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from pipeline import catalog
 from pipeline.config import ModelsParams, PredictionParams
 from pipeline.models.analysis import sample_clusters
 from pipeline.models.tidy import ModelCard, ModelError, Results, failed_card
@@ -237,7 +238,7 @@ def predictive_validity(
                 drops.append(d.assign(model=name))
             cards.append(
                 ModelCard(
-                    model=f"prediction: {name}",
+                    model=catalog.model_id(catalog.PREDICTION, name),
                     formula=f"{OUTCOME} ~ {' + '.join([*columns, *categorical])}",
                     method=(
                         f"sklearn Pipeline ({type(learner).__name__}); {params.folds}-fold "
@@ -348,7 +349,7 @@ def prediction_results(
             for card in r.cards:
                 card.notes.append(sampled)
     except ModelError as exc:
-        card = failed_card("prediction", OUTCOME, "sklearn", len(frame), str(exc))
+        card = failed_card(catalog.PREDICTION, OUTCOME, "sklearn", len(frame), str(exc))
         return Results(cards=[card]), None, {}
     tables = {
         "prediction_metrics": r.metrics,

@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
+from pipeline import catalog
 from pipeline.config import Params
+from pipeline.disclosure import Cell, count, rate, suppress_table
 from pipeline.features.index import INDEX_COMPONENTS
 from pipeline.report import figures
-from pipeline.report.disclosure import Cell, count, rate, suppress_table
 
 LEVERS = {  # feature → (panel title, higher means more engaged)
     "attendance_rate": ("Attendance", True),
@@ -543,16 +544,15 @@ def build_context(
     ctx["poor_by_group_rows"] = [
         {**by_group[k], "label": GROUP_LABELS.get(k, k)} for k in ("0", "1", "2+") if k in by_group
     ]
-    ctx["or_flags_2plus"] = _row(po, "poor_outcome: flags group (adjusted)", "flags_group_2+", t)
-    ctx["or_missed_first"] = _row(
-        po,
-        "poor_outcome: flag_missed_first_appointment (adjusted)",
-        "flag_missed_first_appointment",
-        t,
+    poor = catalog.POOR_OUTCOME
+    ctx["or_flags_2plus"] = _row(
+        po, catalog.model_id(poor, "flags group", True), "flags_group_2+", t
     )
+    first = "flag_missed_first_appointment"
+    ctx["or_missed_first"] = _row(po, catalog.model_id(poor, first, True), first, t)
     flag_rows = []
     for flag, label in FLAG_LABELS.items():
-        r = _row(po, f"poor_outcome: {flag} (adjusted)", flag, t)
+        r = _row(po, catalog.model_id(poor, flag, True), flag, t)
         if r is not None and flag not in missing_features and _estimate(r):
             flag_rows.append({"label": label, **r[["estimate", "ci_low", "ci_high"]].to_dict()})
     ctx["flag_rows"] = flag_rows

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import time
 from collections.abc import Iterator
@@ -23,14 +22,6 @@ def resolve(paths: PathsParams, root: str | Path = ".") -> dict[str, Path]:
         for name, value in paths.model_dump().items()
     }
 
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file, read in chunks (provenance of the input)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline import catalog
 from pipeline.config import Params, load_params
 from pipeline.features.build import FEATURE_INPUTS, engagement_features
 from pipeline.io import INTERIM_TABLES, read_interim, read_json, write_json, write_parquet
@@ -23,15 +24,15 @@ def run(params: Params, root: str | Path = ".") -> dict:
             features = engagement_features(
                 tables, params.features, params.outcomes.primary_instrument, extract
             )
-        write_parquet(features, paths["processed_dir"] / "features.parquet")
+        write_parquet(features, catalog.FEATURES.path(paths))
         summary |= {
             "episodes": len(features),
             "with_window": int(features["has_sessions"].sum()),
             "window_complete": int(features["window_complete"].sum()),
             "optional_tables_absent": report["optional_tables_absent"],
-            "outputs": {"features": str(paths["processed_dir"] / "features.parquet")},
+            "outputs": {"features": str(catalog.FEATURES.path(paths))},
         }
-    write_json(summary, paths["logs_dir"] / "features.json")
+    write_json(summary, catalog.stage_log("features").path(paths))
     return summary
 
 
@@ -43,7 +44,7 @@ def _features_dask(params: Params, interim: Path, summary: dict) -> tuple[pd.Dat
     from pipeline.engine.cluster import dask_client, describe
     from pipeline.engine.features import features_partitioned
 
-    report = read_json(interim / "ingest_report.json")
+    report = read_json(interim / catalog.INGEST_REPORT.name)
     files = {t: (interim / f"{t}.parquet").resolve() for t in INTERIM_TABLES}  # read by workers
     files = {t: p for t, p in files.items() if p.exists()}
     if "episodes" not in files:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from pipeline import catalog
 from pipeline.config import Params, load_params
 from pipeline.contract import column_specs
 from pipeline.engine.partition import Layout, is_partitioned, read_layout, write_partitioned
@@ -28,9 +29,9 @@ from pipeline.ingest.manifest import (
 )
 from pipeline.ingest.read import InputError
 from pipeline.ingest.rekey import key_from_environment
-from pipeline.io import atomic_directory, write_json, write_parquet
+from pipeline.io import atomic_directory, file_digest, write_json, write_parquet
 from pipeline.layouts.export import open_export
-from pipeline.stages.common import file_digest, resolve, stage_timer
+from pipeline.stages.common import resolve, stage_timer
 
 
 def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = None) -> dict:
@@ -69,7 +70,7 @@ def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = N
             )
         summary["layout"] = report["export"]["layout"]
         summary["outputs"] = {"interim_dir": str(paths["interim_dir"])}
-    write_json(summary, paths["logs_dir"] / "ingest.json")
+    write_json(summary, catalog.stage_log("ingest").path(paths))
     return summary
 
 
@@ -95,7 +96,7 @@ def _ingest(
         report["export"] = export_description(manifest, export.layout, export.mapping_name)
         report["columns_absent"] = export.columns_absent()
         report["source_tables"] = export.source_report()
-        write_json(report, out / "ingest_report.json")
+        write_json(report, out / catalog.INGEST_REPORT.name)
         return report
 
 
@@ -197,7 +198,7 @@ def _ingest_dask(
             for t, cols in layout.manifest["tables"].items()
         }
         report["source_tables"] = {}
-        write_json(report, out / "ingest_report.json")
+        write_json(report, out / catalog.INGEST_REPORT.name)
         return report
 
 

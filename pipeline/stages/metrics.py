@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import catalog
 from pipeline.config import Params, load_params
+from pipeline.disclosure import count
 from pipeline.io import read_json, write_json
-from pipeline.models.metrics import cohort_metrics, effect_metrics
-from pipeline.report.disclosure import count
+from pipeline.report.metrics import cohort_metrics, effect_metrics
 from pipeline.stages.common import resolve, stage_timer
 from pipeline.stages.results import load_analysis_frame, read_results
 
@@ -33,12 +34,12 @@ def run(params: Params, root: str | Path = ".") -> dict:
         tables = read_results(paths, "models", "missing_data")
         metrics = disclose_counts(cohort_metrics(frame, params.disclosure), params.disclosure)
         metrics |= effect_metrics(tables)
-        metrics |= read_json(paths["processed_dir"] / "prediction_headline.json")
+        metrics |= read_json(catalog.PREDICTION_HEADLINE.path(paths))
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
-        write_json(metrics, paths["reports_dir"] / "metrics.json")
-        summary["outputs"] = {"metrics": str(paths["reports_dir"] / "metrics.json")}
+        write_json(metrics, catalog.METRICS.path(paths))
+        summary["outputs"] = {"metrics": str(catalog.METRICS.path(paths))}
         summary["metrics"] = len(metrics)
-    write_json(summary, paths["logs_dir"] / "metrics.json")
+    write_json(summary, catalog.stage_log("metrics").path(paths))
     return summary
 
 

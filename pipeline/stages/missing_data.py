@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import catalog
 from pipeline.config import Params, load_params
 from pipeline.io import write_json
 from pipeline.models.missing import sensitivity
@@ -29,10 +30,10 @@ def run(params: Params, root: str | Path = ".") -> dict:
                 params.outcomes.poor_outcome,
             )
         except ModelError as exc:
-            card = failed_card("missing data", "", "", len(frame), str(exc))
+            card = failed_card(catalog.MISSING_DATA, "", "", len(frame), str(exc))
             results = Results(cards=[card])
         summary |= write_results(results, paths, "missing_data", params)
-    write_json(summary, paths["logs_dir"] / "missing_data.json")
+    write_json(summary, catalog.stage_log("missing_data").path(paths))
     return summary
 
 

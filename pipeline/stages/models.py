@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pipeline import catalog
 from pipeline.config import Params, load_params
 from pipeline.io import write_json
 from pipeline.models.analysis import fit_all
@@ -34,7 +35,7 @@ def run(params: Params, root: str | Path = ".", show_progress: bool = False) -> 
         )
         bar.close()
         summary |= write_results(results, paths, "models", params)
-    write_json(summary, paths["logs_dir"] / "models.json")
+    write_json(summary, catalog.stage_log("models").path(paths))
     return summary
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import catalog
 from pipeline.config import Params, load_params
 from pipeline.features.window import build_window
 from pipeline.io import read_interim, write_json, write_parquet
@@ -30,14 +31,14 @@ def run(params: Params, root: str | Path = ".") -> dict:
                 f"no {primary} score in this export, so no poor outcome can be defined; "
                 f"set outcomes.primary_instrument to one it has ({', '.join(found) or 'none'})"
             )
-        write_parquet(outcomes, paths["processed_dir"] / "outcomes.parquet")
+        write_parquet(outcomes, catalog.OUTCOMES.path(paths))
         summary |= {
             "episodes": len(outcomes),
             "poor_outcome_defined": int(outcomes["poor_outcome"].notna().sum()),
             "dropout_rule_agreement": dropout_rule_agreement(tables),
-            "outputs": {"outcomes": str(paths["processed_dir"] / "outcomes.parquet")},
+            "outputs": {"outcomes": str(catalog.OUTCOMES.path(paths))},
         }
-    write_json(summary, paths["logs_dir"] / "outcomes.json")
+    write_json(summary, catalog.stage_log("outcomes").path(paths))
     return summary
 
 

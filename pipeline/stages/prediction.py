@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import catalog
 from pipeline.config import Params, load_params
 from pipeline.io import write_json, write_parquet
 from pipeline.models.prediction import prediction_results
@@ -31,10 +32,10 @@ def run(params: Params, root: str | Path = ".") -> dict:
         )
         summary |= write_results(results, paths, "prediction", params)
         if predictions is not None:
-            write_parquet(predictions, paths["processed_dir"] / "predictions.parquet")
-        write_json(headline, paths["processed_dir"] / "prediction_headline.json")
+            write_parquet(predictions, catalog.PREDICTIONS.path(paths))
+        write_json(headline, catalog.PREDICTION_HEADLINE.path(paths))
         summary["headline"] = headline
-    write_json(summary, paths["logs_dir"] / "prediction.json")
+    write_json(summary, catalog.stage_log("prediction").path(paths))
     return summary
 
 

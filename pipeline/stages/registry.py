@@ -1,4 +1,5 @@
-"""The analysis stages in order: what `engage run --input DIR --out DIR` executes.
+"""The stage entries by name, in the catalog's order (``pipeline.catalog.STAGES``): what
+``engage run --input DIR --out DIR`` and the teaching notebooks execute.
 
 Kept apart from ``pipeline/stages/__init__.py`` so that importing one stage does not import
 them all (dvc.yaml lists each stage's real dependencies).
@@ -6,6 +7,9 @@ them all (dvc.yaml lists each stage's real dependencies).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from pipeline import catalog
 from pipeline.stages import (
     features,
     ingest,
@@ -15,15 +19,15 @@ from pipeline.stages import (
     outcomes,
     prediction,
     report,
+    synthesize,
 )
 
-ANALYSIS_STAGES = {
-    "ingest": ingest.run,
-    "features": features.run,
-    "outcomes": outcomes.run,
-    "models": models.run,
-    "prediction": prediction.run,
-    "missing_data": missing_data.run,
-    "metrics": metrics.run,
-    "report": report.run,
+_MODULES = {
+    m.__name__.rsplit(".", 1)[1]: m
+    for m in (synthesize, ingest, features, outcomes, models, prediction, missing_data, metrics)
 }
+_MODULES["report"] = report
+STAGES: dict[str, Callable[..., dict]] = {s.name: _MODULES[s.name].run for s in catalog.STAGES}
+"""Every stage's ``run(params, root)``, in order (a catalog entry without a module fails
+here, at import)."""
+ANALYSIS_STAGES = {name: STAGES[name] for name in catalog.ANALYSIS_STAGES}

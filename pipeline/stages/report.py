@@ -1,6 +1,6 @@
 """Stage ``report``: the clinician and technical HTML reports and the DVC plot data.
 
-Everything written here has passed disclosure control (``pipeline/report/disclosure.py``).
+Everything written here has passed disclosure control (``pipeline/disclosure.py``).
 The HTML is self-contained (inline CSS and SVG, no scripts, no network requests).
 
 What the reports say about the data (where it came from, whether it is synthetic, its
@@ -22,8 +22,10 @@ import pandas as pd
 import yaml
 
 import pipeline
-from pipeline import __version__
+from pipeline import __version__, catalog
+from pipeline.catalog import SECTIONS, section_tables
 from pipeline.config import Params, load_params
+from pipeline.disclosure import safe_card, safe_result_table
 from pipeline.instruments import INSTRUMENTS, get_instrument
 from pipeline.io import atomic_directory, read_json, write_csv, write_json, write_text
 from pipeline.models.analysis import analysis_frame
@@ -36,7 +38,6 @@ from pipeline.report.build import (
     pct,
     plot_data,
 )
-from pipeline.report.disclosure import safe_card, safe_result_table
 from pipeline.stages.common import resolve, stage_timer
 from pipeline.stages.results import load_inputs, read_results
 
@@ -170,28 +171,12 @@ def render(
         tipping_text=tipping_text,
         plausible_auc_max=params.prediction.plausible_auc_max,
     )
-    sections = [
-        ("Poor outcome: logistic models", ["poor_outcome_side_by_side", "poor_outcome"]),
-        ("Dropout: Cox models and curves", ["dropout_side_by_side", "dropout", "dropout_at_risk"]),
-        ("Symptom trajectories", ["trajectory", "trajectory_variance"]),
-        ("Dose–response (descriptive)", ["dose_response_observed", "dose_response_curve"]),
-        (
-            "Predictive validity",
-            [
-                "prediction_gain",
-                "prediction_metrics",
-                "prediction_importance",
-                "prediction_calibration",
-            ],
-        ),
-        (
-            "Missing final scores: sensitivity",
-            ["missing_by_group", "missing_data_sensitivity", "missing_data_tipping_point"],
-        ),
-    ]
     model_sections = [
-        (title, [(n, _html_table(n, tables[n], params)) for n in names if n in tables])
-        for title, names in sections
+        (
+            title,
+            [(n, _html_table(n, tables[n], params)) for n in section_tables(title) if n in tables],
+        )
+        for title in SECTIONS
     ]
     technical = env.get_template("technical.html.j2").render(
         **common,
@@ -223,12 +208,12 @@ def run(params: Params, root: str | Path = ".", generated: str | None = None) ->
     with stage_timer(summary):
         interim, ingest_report, features, outcomes = load_inputs(paths)
         frame = analysis_frame(features, outcomes, interim["episodes"], params.models)
-        tables = read_results(paths, "models", "prediction", "missing_data")
-        metrics = read_json(paths["reports_dir"] / "metrics.json")
+        tables = read_results(paths, *catalog.MODEL_STAGES)
+        metrics = read_json(catalog.METRICS.path(paths))
         cards = [
             read_json(p)
-            for stage in ("models", "prediction", "missing_data")
-            for p in sorted((paths["results_dir"] / stage / "model_cards").glob("*.json"))
+            for stage in catalog.MODEL_STAGES
+            for p in sorted(catalog.exact_results(stage).path(paths).glob("model_cards/*.json"))
         ]
         ctx = build_context(
             frame,
@@ -239,18 +224,18 @@ def run(params: Params, root: str | Path = ".", generated: str | None = None) ->
         )
         ctx["generated"] = generated or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         clinician, technical = render(ctx, params, tables, cards, metrics, provenance(ctx))
-        write_text(clinician, paths["reports_dir"] / "clinician.html")
-        write_text(technical, paths["reports_dir"] / "technical.html")
-        with atomic_directory(paths["reports_dir"] / "plots") as folder:
+        write_text(clinician, catalog.CLINICIAN_REPORT.path(paths))
+        write_text(technical, catalog.TECHNICAL_REPORT.path(paths))
+        with atomic_directory(catalog.PLOTS.path(paths)) as folder:
             for name, data in plot_data(ctx).items():
                 write_csv(data, folder / f"{name}.csv", float_format="%.3g")
         summary["outputs"] = {
-            "clinician": str(paths["reports_dir"] / "clinician.html"),
-            "technical": str(paths["reports_dir"] / "technical.html"),
-            "plots": str(paths["reports_dir"] / "plots"),
+            "clinician": str(catalog.CLINICIAN_REPORT.path(paths)),
+            "technical": str(catalog.TECHNICAL_REPORT.path(paths)),
+            "plots": str(catalog.PLOTS.path(paths)),
         }
         summary["summary_sentences"] = ctx["summary"]
-    write_json(summary, paths["logs_dir"] / "report.json")
+    write_json(summary, catalog.stage_log("report").path(paths))
     return summary
 
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline import catalog
 from pipeline.config import Params
+from pipeline.disclosure import safe_card, safe_result_table
 from pipeline.io import atomic_directory, read_interim, write_csv, write_json
 from pipeline.models.analysis import analysis_frame
 from pipeline.models.tidy import Results, card_slug
-from pipeline.report.disclosure import safe_card, safe_result_table
 
 
 def load_inputs(
@@ -20,8 +21,8 @@ def load_inputs(
     others are tens of millions of rows), the ingest report, the features and the
     outcomes."""
     tables, report, _ = read_interim(paths["interim_dir"], tables)
-    features = pd.read_parquet(paths["processed_dir"] / "features.parquet")
-    outcomes = pd.read_parquet(paths["processed_dir"] / "outcomes.parquet")
+    features = pd.read_parquet(catalog.FEATURES.path(paths))
+    outcomes = pd.read_parquet(catalog.OUTCOMES.path(paths))
     return tables, report, features, outcomes
 
 
@@ -37,9 +38,9 @@ def write_results(results: Results, paths: dict[str, Path], stage: str, params: 
     """Exact tables and cards to ``data/results/<stage>/{tables,model_cards}/`` (for the
     analyst); disclosure-controlled copies to ``reports/tables/<stage>/`` and
     ``reports/model_cards/<stage>/`` (for sharing). Each folder is replaced whole."""
-    exact_dir = paths["results_dir"] / stage
-    tables_dir = paths["reports_dir"] / "tables" / stage
-    cards_dir = paths["reports_dir"] / "model_cards" / stage
+    exact_dir = catalog.exact_results(stage).path(paths)
+    tables_dir = catalog.shared_tables(stage).path(paths)
+    cards_dir = catalog.shared_cards(stage).path(paths)
     d = params.disclosure
     with atomic_directory(exact_dir) as folder:
         (folder / "tables").mkdir()
@@ -72,7 +73,7 @@ def read_results(paths: dict[str, Path], *stages: str) -> dict[str, pd.DataFrame
     files = [
         csv
         for stage in stages
-        for csv in sorted((paths["results_dir"] / stage / "tables").glob("*.csv"))
+        for csv in sorted((catalog.exact_results(stage).path(paths) / "tables").glob("*.csv"))
     ]
     return {csv.stem: table for csv in files if (table := _read_table(csv)) is not None}
 

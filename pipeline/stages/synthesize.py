@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import __version__
+from pipeline import __version__, catalog
 from pipeline.config import Params, SyntheticParams, load_params
 from pipeline.ingest.manifest import MANIFEST_NAME, SYNTHETIC, ExportManifest
 from pipeline.io import atomic_directory, write_csv, write_json, write_parquet, write_table
@@ -65,19 +65,19 @@ def run(params: Params, root: str | Path = ".") -> dict:
                 write_table(df, raw_dir / f"{table}.{sp.file_format}", sp.file_format)
             write_json(export_manifest(sp), raw_dir / MANIFEST_NAME)
         with atomic_directory(paths["truth_dir"]) as truth_dir:
-            write_parquet(cohort.truth, truth_dir / "truth_episodes.parquet")
-            write_csv(manifest, truth_dir / "messy_rows.csv")
-            write_csv(calibration, truth_dir / "calibration.csv")
+            write_parquet(cohort.truth, truth_dir / catalog.TRUTH_EPISODES.name)
+            write_csv(manifest, truth_dir / catalog.MESSY_ROWS.name)
+            write_csv(calibration, truth_dir / catalog.CALIBRATION.name)
             write_json(
                 {
                     **cohort.summary,
                     "calibration": calibration.set_index("statistic")["cohort"].to_dict(),
                     "calibration_all_met": bool(calibration["met"].all()),
                 },
-                truth_dir / "truth.json",
+                truth_dir / catalog.TRUTH_SUMMARY.name,
             )
         write_json(
-            calibration_metrics(calibration), paths["reports_dir"] / "synthetic_calibration.json"
+            calibration_metrics(calibration), catalog.SYNTHETIC_CALIBRATION.path(paths)
         )
         summary["rows_written"] = {t: len(df) for t, df in written.items()}
         summary["layout"] = sp.layout
@@ -87,7 +87,7 @@ def run(params: Params, root: str | Path = ".") -> dict:
         if missed:
             summary["warnings"].append(f"calibration targets not met: {', '.join(missed)}")
         summary["outputs"] = {k: str(paths[k]) for k in ("raw_dir", "truth_dir")}
-    write_json(summary, paths["logs_dir"] / "synthesize.json")
+    write_json(summary, catalog.stage_log("synthesize").path(paths))
     return summary
 
 

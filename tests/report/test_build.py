@@ -3,8 +3,8 @@
 import pandas as pd
 
 from pipeline.config import DisclosureParams
+from pipeline.disclosure import rate
 from pipeline.report.build import summary_sentences
-from pipeline.report.disclosure import rate
 
 D = DisclosureParams()
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline import catalog
 from pipeline.config import DisclosureParams
-from pipeline.report.disclosure import rate
+from pipeline.disclosure import rate
 
 
 def _rate(values: pd.Series, params: DisclosureParams) -> float | None:
@@ -49,35 +50,27 @@ def cohort_metrics(frame: pd.DataFrame, params: DisclosureParams) -> dict:
     }
 
 
-def _effect(table: pd.DataFrame, model: str, term: str, name: str) -> dict:
-    rows = table[(table["model"] == model) & (table["term"] == term)]
+def _effect(tables: dict[str, pd.DataFrame], metric: catalog.EffectMetric) -> dict:
+    """The estimate and interval of ``metric``; nothing when its model was not fitted (a
+    model that could not be fitted writes a card but no row)."""
+    table = tables.get(metric.table)
+    if table is None:
+        return {}
+    rows = table[(table["model"] == metric.model) & (table["term"] == metric.term)]
     if rows.empty or ("status" in rows and rows["status"].iloc[0] != "fitted"):
         return {}
     r = rows.iloc[0]
+    name = metric.name
     return {name: r["estimate"], f"{name}_ci_low": r["ci_low"], f"{name}_ci_high": r["ci_high"]}
 
 
 def effect_metrics(tables: dict[str, pd.DataFrame]) -> dict:
-    """Key effects: adjusted OR and HR per SD of the disengagement index, OR for two or more
-    flags, the within-client alliance effect, and the missing-data sensitivity."""
+    """Key effects (``catalog.EFFECT_METRICS``: adjusted OR and HR per SD of the
+    disengagement index, OR for two or more flags, the within-client alliance effect), and
+    the missing-data sensitivity."""
     out: dict = {}
-    if "poor_outcome" in tables:
-        po = tables["poor_outcome"]
-        out |= _effect(po, "poor_outcome: index (adjusted)", "disengagement_index", "or_index")
-        out |= _effect(
-            po, "poor_outcome: flags group (adjusted)", "flags_group_2+", "or_flags_2plus"
-        )
-    if "dropout" in tables:
-        out |= _effect(
-            tables["dropout"], "dropout: index (adjusted)", "disengagement_index", "hr_index"
-        )
-    if "trajectory" in tables:
-        out |= _effect(
-            tables["trajectory"],
-            "trajectory: client intercept and slope",
-            "alliance_score_within",
-            "alliance_within_effect",
-        )
+    for metric in catalog.EFFECT_METRICS:
+        out |= _effect(tables, metric)
     if "missing_data_sensitivity" in tables:
         s = tables["missing_data_sensitivity"]
         mi = s[(s["analysis"] == "multiple imputation") & (s["delta"] == 0)]

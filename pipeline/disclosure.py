@@ -18,11 +18,13 @@ unprotected number by accident.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from pipeline import catalog
 from pipeline.config import DisclosureParams
 
 MISSING_MARK = "—"
@@ -151,20 +153,6 @@ def safe_frame(
 
 # --- researcher tables and model cards written to reports/ -----------------------------
 
-COUNT_COLUMNS = (
-    "n_analysed",
-    "n_input",
-    "n_at_risk",
-    "n_events",
-    "episodes",
-    "n",
-    "n_imputed",
-    "missing_final_score",
-    "n_groups",
-    "events",
-    "improved",
-)
-"""Columns (and ``_adjusted``/``_unadjusted`` variants) that count people."""
 BASIS_COLUMNS = ("n_analysed", "n_at_risk", "episodes", "n")
 """The count a row's estimates rest on, in order of preference."""
 SHARES = {
@@ -174,22 +162,13 @@ SHARES = {
 }
 """Proportions published in result tables: (numerator, denominator) count columns. A share
 is withheld when its numerator or complement is a suppressible count."""
-COUNT_FREE = {
-    "trajectory_variance",  # standard deviations of a model fitted to thousands of scores
-    "prediction_gain",
-    "prediction_importance",
-    "missing_data_tipping_point",
-    "dose_response_curve",  # a fitted curve; its data are in dose_response_observed
-}
-"""Tables with no per-row count of people: checked by name, so a new table cannot skip
-disclosure control by accident."""
 SIGNIFICANT = "%.4g"
 """Shared result tables carry 4 significant digits: enough to read, too few to recover an
 exact count from a fraction."""
 
 
-def _count_columns(columns) -> list[str]:
-    return [c for c in columns if _strip_suffix(c) in COUNT_COLUMNS]
+def _count_columns(columns: Iterable[str], declared: tuple[str, ...]) -> list[str]:
+    return [c for c in columns if _strip_suffix(c) in declared]
 
 
 def _strip_suffix(column: str) -> str:
@@ -217,17 +196,24 @@ def safe_result_table(
     - Shares are withheld when their numerator or complement is a suppressible count.
     - Count columns become rounded counts or ``<8`` (suppressed).
     - Intercepts are dropped: with an odds ratio they give back a 2 × 2 table.
-    - A table with no count column must be listed in ``COUNT_FREE``.
+    - Which columns count people is declared with the table in ``pipeline/catalog.py``
+      (``TABLES``): an undeclared table is refused, and so is a declared one whose count
+      columns are all absent (the declaration no longer describes it).
     """
     out = table.copy()
     if out.empty:  # no model could be fitted: no row, nothing to protect
         return out
     if "term" in out:
         out = out[~out["term"].isin(["const", "Intercept"])]
-    counts = _count_columns(out.columns)
-    if not counts and name not in COUNT_FREE:
+    try:
+        declared = catalog.table(name).counts
+    except KeyError as exc:
+        raise ValueError(f"disclosure: {exc.args[0]}") from None
+    counts = _count_columns(out.columns, declared)
+    if declared and not counts:
         raise ValueError(
-            f"disclosure: table {name!r} has no count column; add one or list it in COUNT_FREE"
+            f"disclosure: table {name!r} has none of its declared count columns "
+            f"({', '.join(declared)}); update its entry in pipeline/catalog.py"
         )
     t = params.threshold
     withheld = pd.DataFrame(False, index=out.index, columns=out.columns)

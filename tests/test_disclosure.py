@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.config import DisclosureParams
-from pipeline.report.disclosure import count, estimate, rate, safe_frame, suppress_table
+from pipeline.disclosure import count, estimate, rate, safe_frame, suppress_table
 
 D = DisclosureParams()  # threshold 8, base 5
 
@@ -70,7 +70,7 @@ def test_safe_frame_withholds_estimates_on_small_counts_and_flags_why():
 
 
 def test_result_tables_withhold_by_their_own_count_and_drop_intercepts():
-    from pipeline.report.disclosure import safe_result_table
+    from pipeline.disclosure import safe_result_table
 
     side = pd.DataFrame(
         {
@@ -92,7 +92,7 @@ def test_result_tables_withhold_by_their_own_count_and_drop_intercepts():
 
 
 def test_shares_that_reveal_a_small_count_are_withheld_and_rounded():
-    from pipeline.report.disclosure import safe_result_table
+    from pipeline.disclosure import safe_result_table
 
     cal = pd.DataFrame({"bin": [1, 2], "n": [211, 210], "events": [1, 105],
                         "observed": [1 / 211, 0.5], "mean_predicted": [0.01, 0.49]})  # fmt: skip
@@ -104,15 +104,18 @@ def test_shares_that_reveal_a_small_count_are_withheld_and_rounded():
 def test_a_table_without_counts_must_be_declared():
     import pytest
 
-    from pipeline.report.disclosure import safe_result_table
+    from pipeline.disclosure import safe_result_table
 
-    with pytest.raises(ValueError, match="COUNT_FREE"):
+    with pytest.raises(ValueError, match=r"not declared in pipeline/catalog\.py"):
         safe_result_table(pd.DataFrame({"estimate": [1.0]}), D, "new_table")
     safe_result_table(pd.DataFrame({"sd": [1.0]}), D, "trajectory_variance")
+    # a declared table that lost its count columns no longer matches its declaration
+    with pytest.raises(ValueError, match="declared count columns"):
+        safe_result_table(pd.DataFrame({"estimate": [1.0]}), D, "poor_outcome")
 
 
 def test_scrubbing_counts_in_free_text():
-    from pipeline.report.disclosure import scrub_text
+    from pipeline.disclosure import scrub_text
 
     assert scrub_text("3 row(s) dropped", D) == "<8 row(s) dropped"
     assert scrub_text("dropped 4.", D) == "dropped <8."
