@@ -247,3 +247,18 @@ EFFECT_METRICS: tuple[EffectMetric, ...] = (
         "alliance_within_effect", "trajectory", TRAJECTORY_CLIENT, "alliance_score_within"
     ),
 )
+
+MI_METRICS_TABLE = "missing_data_sensitivity"
+"""``or_index_mi`` and its interval: the pooled multiple-imputation estimate (delta 0)."""
+TIPPING_METRICS_TABLE = "missing_data_tipping_point"
+"""``tipping_delta_negative`` / ``tipping_delta_positive``."""
+METRIC_SOURCES: tuple[str, ...] = tuple(
+    dict.fromkeys([*(m.table for m in EFFECT_METRICS), MI_METRICS_TABLE, TIPPING_METRICS_TABLE])
+)
+"""Every result table that feeds ``reports/metrics.json``."""
+
+
+def stages_of(tables: tuple[str, ...]) -> tuple[str, ...]:
+    """The model stages that write ``tables``, in pipeline order."""
+    wanted = {table(name).stage for name in tables}
+    return tuple(s for s in MODEL_STAGES if s in wanted)

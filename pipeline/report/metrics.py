@@ -71,15 +71,15 @@ def effect_metrics(tables: dict[str, pd.DataFrame]) -> dict:
     out: dict = {}
     for metric in catalog.EFFECT_METRICS:
         out |= _effect(tables, metric)
-    if "missing_data_sensitivity" in tables:
-        s = tables["missing_data_sensitivity"]
+    if catalog.MI_METRICS_TABLE in tables:
+        s = tables[catalog.MI_METRICS_TABLE]
         mi = s[(s["analysis"] == "multiple imputation") & (s["delta"] == 0)]
         if len(mi):
             r = mi.iloc[0]
             out |= {"or_index_mi": r["estimate"], "or_index_mi_ci_low": r["ci_low"]}
             out["or_index_mi_ci_high"] = r["ci_high"]
-    if "missing_data_tipping_point" in tables:
-        t = tables["missing_data_tipping_point"].set_index("direction")["tipping_delta"]
+    if catalog.TIPPING_METRICS_TABLE in tables:
+        t = tables[catalog.TIPPING_METRICS_TABLE].set_index("direction")["tipping_delta"]
         for side in ("negative", "positive"):
             value = t.get(side)
             out[f"tipping_delta_{side}"] = None if pd.isna(value) else float(value)

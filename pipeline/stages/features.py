@@ -7,16 +7,15 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import catalog
-from pipeline.config import Params, load_params
+from pipeline.config import Params
 from pipeline.features.build import FEATURE_INPUTS, engagement_features
-from pipeline.io import INTERIM_TABLES, read_interim, read_json, write_json, write_parquet
-from pipeline.stages.common import resolve, stage_timer
+from pipeline.io import INTERIM_TABLES, read_interim, read_json, write_parquet
+from pipeline.stages.common import stage, stage_main
 
 
-def run(params: Params, root: str | Path = ".") -> dict:
-    paths = resolve(params.paths, root)
-    summary: dict = {"stage": "features"}
-    with stage_timer(summary):
+def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
+    with stage("features", params, root, show_progress=show_progress) as s:
+        paths, summary = s.paths, s.summary
         if params.engine == "dask":
             features, report = _features_dask(params, paths["interim_dir"], summary)
         else:
@@ -32,8 +31,7 @@ def run(params: Params, root: str | Path = ".") -> dict:
             "optional_tables_absent": report["optional_tables_absent"],
             "outputs": {"features": str(catalog.FEATURES.path(paths))},
         }
-    write_json(summary, catalog.stage_log("features").path(paths))
-    return summary
+    return s.summary
 
 
 def _features_dask(params: Params, interim: Path, summary: dict) -> tuple[pd.DataFrame, dict]:
@@ -68,10 +66,10 @@ def _features_dask(params: Params, interim: Path, summary: dict) -> tuple[pd.Dat
 
 
 def main() -> None:
-    s = run(load_params())
-    print(
-        f"Features for {s['episodes']} episodes ({s['window_complete']} with a complete "
-        f"window) → {s['outputs']['features']}"
+    stage_main(
+        run,
+        lambda s: f"Features for {s['episodes']} episodes ({s['window_complete']} with a "
+        f"complete window) → {s['outputs']['features']}",
     )
 
 

@@ -9,7 +9,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from pipeline import catalog
-from pipeline.config import Params, load_params
+from pipeline.config import Params
 from pipeline.contract import column_specs
 from pipeline.engine.partition import Layout, is_partitioned, read_layout, write_partitioned
 from pipeline.ingest.accept import (
@@ -31,10 +31,16 @@ from pipeline.ingest.read import InputError
 from pipeline.ingest.rekey import key_from_environment
 from pipeline.io import atomic_directory, file_digest, write_json, write_parquet
 from pipeline.layouts.export import open_export
-from pipeline.stages.common import resolve, stage_timer
+from pipeline.stages.common import resolve, stage, stage_main
 
 
-def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = None) -> dict:
+def run(
+    params: Params,
+    root: str | Path = ".",
+    input_dir: str | Path | None = None,
+    *,
+    show_progress: bool = False,
+) -> dict:
     """Ingest ``input_dir`` (default ``paths.input_dir``) into ``paths.interim_dir``.
 
     The extract date: ``ingest.extract_date`` if set for this run, else the export's
@@ -43,10 +49,11 @@ def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = N
     (``engage partition``); the outputs are the same either way.
     Raises ``InputError`` for whole-input problems; nothing is written then.
     """
-    paths = resolve(params.paths, root)
-    source = Path(input_dir) if input_dir is not None else paths["input_dir"]
-    summary: dict = {"stage": "ingest", "input_dir": str(source)}
-    with stage_timer(summary):
+    source = Path(input_dir) if input_dir is not None else resolve(params.paths, root)["input_dir"]
+    with stage(
+        "ingest", params, root, show_progress=show_progress, input_dir=str(source)
+    ) as s:
+        paths, summary = s.paths, s.summary
         key = key_from_environment(params.ingest.rekey_key_env) if params.ingest.rekey else None
         manifest = read_manifest(source)
         choice = choose_extract_date(params.ingest.extract_date, manifest)
@@ -70,8 +77,7 @@ def run(params: Params, root: str | Path = ".", input_dir: str | Path | None = N
             )
         summary["layout"] = report["export"]["layout"]
         summary["outputs"] = {"interim_dir": str(paths["interim_dir"])}
-    write_json(summary, catalog.stage_log("ingest").path(paths))
-    return summary
+    return s.summary
 
 
 def _ingest(
@@ -202,13 +208,16 @@ def _ingest_dask(
         return report
 
 
-def main() -> None:
-    summary = run(load_params())
+def describe(summary: dict) -> str:
     t = summary["totals"]
-    print(
+    return (
         f"Ingested {t['rows_read']} rows: {t['rows_accepted']} accepted, "
         f"{t['rows_quarantined']} quarantined → {summary['outputs']['interim_dir']}"
     )
+
+
+def main() -> None:
+    stage_main(run, describe)
 
 
 if __name__ == "__main__":

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline import catalog
-from pipeline.config import Params, load_params
+from pipeline.config import DisclosureParams, Params
 from pipeline.disclosure import count
 from pipeline.io import read_json, write_json
 from pipeline.report.metrics import cohort_metrics, effect_metrics
-from pipeline.stages.common import resolve, stage_timer
+from pipeline.stages.common import stage, stage_main
 from pipeline.stages.results import load_analysis_frame, read_results
 
 
-def disclose_counts(metrics: dict, params) -> dict:
+def disclose_counts(metrics: dict, params: DisclosureParams) -> dict:
     """Counts of people (``n_*``) rounded or suppressed like every other shared count; a
     suppressed count is reported as null with a ``<name>_suppressed`` flag."""
     out = dict(metrics)
@@ -26,12 +26,11 @@ def disclose_counts(metrics: dict, params) -> dict:
     return out
 
 
-def run(params: Params, root: str | Path = ".") -> dict:
-    paths = resolve(params.paths, root)
-    summary: dict = {"stage": "metrics"}
-    with stage_timer(summary):
+def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
+    with stage("metrics", params, root, show_progress=show_progress) as s:
+        paths, summary = s.paths, s.summary
         frame, _, _ = load_analysis_frame(paths, params)
-        tables = read_results(paths, "models", "missing_data")
+        tables = read_results(paths, *catalog.stages_of(catalog.METRIC_SOURCES))
         metrics = disclose_counts(cohort_metrics(frame, params.disclosure), params.disclosure)
         metrics |= effect_metrics(tables)
         metrics |= read_json(catalog.PREDICTION_HEADLINE.path(paths))
@@ -39,13 +38,11 @@ def run(params: Params, root: str | Path = ".") -> dict:
         write_json(metrics, catalog.METRICS.path(paths))
         summary["outputs"] = {"metrics": str(catalog.METRICS.path(paths))}
         summary["metrics"] = len(metrics)
-    write_json(summary, catalog.stage_log("metrics").path(paths))
-    return summary
+    return s.summary
 
 
 def main() -> None:
-    s = run(load_params())
-    print(f"{s['metrics']} metrics → {s['outputs']['metrics']}")
+    stage_main(run, lambda s: f"{s['metrics']} metrics → {s['outputs']['metrics']}")
 
 
 if __name__ == "__main__":

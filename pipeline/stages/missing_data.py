@@ -8,19 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline import catalog
-from pipeline.config import Params, load_params
-from pipeline.io import write_json
+from pipeline.config import Params
 from pipeline.models.missing import sensitivity
 from pipeline.models.tidy import ModelError, Results, failed_card
-from pipeline.stages.common import resolve, stage_timer
-from pipeline.stages.results import load_analysis_frame, print_summary, write_results
+from pipeline.stages.common import stage, stage_main
+from pipeline.stages.results import describe_results, load_analysis_frame, write_results
 
 
-def run(params: Params, root: str | Path = ".") -> dict:
-    paths = resolve(params.paths, root)
-    summary: dict = {"stage": "missing_data"}
-    with stage_timer(summary):
-        frame, _, _ = load_analysis_frame(paths, params)
+def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
+    with stage("missing_data", params, root, show_progress=show_progress) as s:
+        frame, _, _ = load_analysis_frame(s.paths, params)
         try:
             results = sensitivity(
                 frame,
@@ -32,14 +29,12 @@ def run(params: Params, root: str | Path = ".") -> dict:
         except ModelError as exc:
             card = failed_card(catalog.MISSING_DATA, "", "", len(frame), str(exc))
             results = Results(cards=[card])
-        summary |= write_results(results, paths, "missing_data", params)
-    write_json(summary, catalog.stage_log("missing_data").path(paths))
-    return summary
+        s.summary |= write_results(results, s.paths, "missing_data", params)
+    return s.summary
 
 
 def main() -> None:
-    s = run(load_params())
-    print_summary(s)
+    stage_main(run, describe_results)
 
 
 if __name__ == "__main__":

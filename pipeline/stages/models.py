@@ -9,39 +9,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tqdm import tqdm
-
-from pipeline import catalog
-from pipeline.config import Params, load_params
-from pipeline.io import write_json
+from pipeline.config import Params
 from pipeline.models.analysis import fit_all
-from pipeline.stages.common import resolve, stage_timer
-from pipeline.stages.results import load_inputs, print_summary, write_results
+from pipeline.stages.common import stage, stage_main
+from pipeline.stages.results import describe_results, load_inputs, write_results
 
 
-def run(params: Params, root: str | Path = ".", show_progress: bool = False) -> dict:
-    paths = resolve(params.paths, root)
-    summary: dict = {"stage": "models"}
-    with stage_timer(summary):
-        tables, _, features, outcomes = load_inputs(paths, ("episodes", "sessions", "measures"))
-        bar = tqdm(total=4, desc="models", disable=not show_progress, leave=False)
-
-        def step(label: str) -> None:
-            bar.set_postfix_str(f"{label} done")
-            bar.update(1)
-
-        results = fit_all(
-            tables, features, outcomes, params.models, params.outcomes.primary_instrument, step
+def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
+    with stage("models", params, root, show_progress=show_progress) as s:
+        tables, _, features, outcomes = load_inputs(
+            s.paths, ("episodes", "sessions", "measures")
         )
-        bar.close()
-        summary |= write_results(results, paths, "models", params)
-    write_json(summary, catalog.stage_log("models").path(paths))
-    return summary
+        results = fit_all(
+            tables, features, outcomes, params.models, params.outcomes.primary_instrument, s.step
+        )
+        s.summary |= write_results(results, s.paths, "models", params)
+    return s.summary
 
 
 def main() -> None:
-    s = run(load_params(), show_progress=True)
-    print_summary(s)
+    stage_main(run, describe_results)
 
 
 if __name__ == "__main__":

@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline import catalog
-from pipeline.config import Params, load_params
+from pipeline.config import Params
 from pipeline.features.window import build_window
-from pipeline.io import read_interim, write_json, write_parquet
+from pipeline.io import read_interim, write_parquet
 from pipeline.outcomes import dropout_rule_agreement, outcome_table
-from pipeline.stages.common import resolve, stage_timer
+from pipeline.stages.common import stage, stage_main
 
 
-def run(params: Params, root: str | Path = ".") -> dict:
-    paths = resolve(params.paths, root)
-    summary: dict = {"stage": "outcomes"}
-    with stage_timer(summary):
+def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
+    with stage("outcomes", params, root, show_progress=show_progress) as s:
+        paths, summary = s.paths, s.summary
         # Outcomes need appointments and scores only (goals and contacts are never read).
         tables, _, extract = read_interim(
             paths["interim_dir"], ("episodes", "sessions", "measures")
@@ -38,13 +37,11 @@ def run(params: Params, root: str | Path = ".") -> dict:
             "dropout_rule_agreement": dropout_rule_agreement(tables),
             "outputs": {"outcomes": str(catalog.OUTCOMES.path(paths))},
         }
-    write_json(summary, catalog.stage_log("outcomes").path(paths))
-    return summary
+    return s.summary
 
 
 def main() -> None:
-    s = run(load_params())
-    print(f"Outcomes for {s['episodes']} episodes → {s['outputs']['outcomes']}")
+    stage_main(run, lambda s: f"Outcomes for {s['episodes']} episodes → {s['outputs']['outcomes']}")
 
 
 if __name__ == "__main__":

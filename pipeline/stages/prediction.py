@@ -11,17 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline import catalog
-from pipeline.config import Params, load_params
+from pipeline.config import Params
 from pipeline.io import write_json, write_parquet
 from pipeline.models.prediction import prediction_results
-from pipeline.stages.common import resolve, stage_timer
-from pipeline.stages.results import load_analysis_frame, print_summary, write_results
+from pipeline.stages.common import stage, stage_main
+from pipeline.stages.results import describe_results, load_analysis_frame, write_results
 
 
-def run(params: Params, root: str | Path = ".") -> dict:
-    paths = resolve(params.paths, root)
-    summary: dict = {"stage": "prediction"}
-    with stage_timer(summary):
+def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
+    with stage("prediction", params, root, show_progress=show_progress) as s:
+        paths, summary = s.paths, s.summary
         frame, features, outcomes = load_analysis_frame(paths, params)
         results, predictions, headline = prediction_results(
             frame,
@@ -35,20 +34,23 @@ def run(params: Params, root: str | Path = ".") -> dict:
             write_parquet(predictions, catalog.PREDICTIONS.path(paths))
         write_json(headline, catalog.PREDICTION_HEADLINE.path(paths))
         summary["headline"] = headline
-    write_json(summary, catalog.stage_log("prediction").path(paths))
-    return summary
+    return s.summary
+
+
+def describe(summary: dict) -> str:
+    """The model-stage line, then the headline AUC gain."""
+    h = summary["headline"]
+    if not h:
+        return describe_results(summary)
+    return describe_results(summary) + (
+        f"\nAUC baseline {h['auc_baseline']:.3f}, with early engagement "
+        f"{h['auc_engagement']:.3f} (gain {h['auc_gain']:.3f}, 95% CI "
+        f"{h['auc_gain_ci_low']:.3f} to {h['auc_gain_ci_high']:.3f})"
+    )
 
 
 def main() -> None:
-    s = run(load_params())
-    print_summary(s)
-    h = s["headline"]
-    if h:
-        print(
-            f"AUC baseline {h['auc_baseline']:.3f}, with early engagement "
-            f"{h['auc_engagement']:.3f} (gain {h['auc_gain']:.3f}, 95% CI "
-            f"{h['auc_gain_ci_low']:.3f} to {h['auc_gain_ci_high']:.3f})"
-        )
+    stage_main(run, describe)
 
 
 if __name__ == "__main__":

@@ -87,10 +87,10 @@ def _read_table(csv: Path) -> pd.DataFrame | None:
         return None
 
 
-def print_summary(summary: dict) -> None:
-    """One line per stage for ``python -m pipeline.stages.<name>`` (what ``dvc repro`` shows),
-    plus every model that could not be fitted and why."""
+def describe_results(summary: dict) -> str:
+    """What ``python -m pipeline.stages.<name>`` prints for a model stage (what ``dvc
+    repro`` shows): one line, plus every model that could not be fitted and why."""
     counts = ", ".join(f"{v} {k}" for k, v in summary["status"].items())
-    print(f"{summary['models']} models ({counts}) → {summary['outputs']['tables']}")
-    for model, why in summary["not_fitted"].items():
-        print(f"  {model}: {'; '.join(why)}")
+    lines = [f"{summary['models']} models ({counts}) → {summary['outputs']['tables']}"]
+    lines += [f"  {model}: {'; '.join(why)}" for model, why in summary["not_fitted"].items()]
+    return "\n".join(lines)

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline import __version__, catalog
-from pipeline.config import Params, SyntheticParams, load_params
+from pipeline.config import Params, SyntheticParams
 from pipeline.ingest.manifest import MANIFEST_NAME, SYNTHETIC, ExportManifest
 from pipeline.io import atomic_directory, write_csv, write_json, write_parquet, write_table
 from pipeline.layouts.export import BUILT_IN
 from pipeline.layouts.mapping import load_mapping
 from pipeline.layouts.nhstt_writer import to_nhstt
-from pipeline.stages.common import resolve, stage_timer
+from pipeline.stages.common import stage, stage_main
 from pipeline.synthetic.calibration import calibration_statistics, check_calibration
 from pipeline.synthetic.generator import generate_cohort
 from pipeline.synthetic.messy import make_export
@@ -44,11 +44,10 @@ def export_manifest(sp: SyntheticParams) -> dict:
     ).model_dump(mode="json")
 
 
-def run(params: Params, root: str | Path = ".") -> dict:
-    paths = resolve(params.paths, root)
+def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
     sp = params.synthetic
-    summary: dict = {"stage": "synthesize"}
-    with stage_timer(summary):
+    with stage("synthesize", params, root, show_progress=show_progress) as s:
+        paths, summary = s.paths, s.summary
         cohort = generate_cohort(sp)
         calibration = check_calibration(
             calibration_statistics(cohort.tables, cohort.truth, sp.landmark_days)
@@ -87,15 +86,14 @@ def run(params: Params, root: str | Path = ".") -> dict:
         if missed:
             summary["warnings"].append(f"calibration targets not met: {', '.join(missed)}")
         summary["outputs"] = {k: str(paths[k]) for k in ("raw_dir", "truth_dir")}
-    write_json(summary, catalog.stage_log("synthesize").path(paths))
-    return summary
+    return s.summary
 
 
 def main() -> None:
-    summary = run(load_params())
-    print(
-        f"Synthetic cohort written to {summary['outputs']['raw_dir']}; ground truth in "
-        f"{summary['outputs']['truth_dir']}"
+    stage_main(
+        run,
+        lambda s: f"Synthetic cohort written to {s['outputs']['raw_dir']}; ground truth in "
+        f"{s['outputs']['truth_dir']}",
     )
 
 
