@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test lint lock notebooks notebooks-sync bench-scale clean-env
+.PHONY: setup run test test-fast lint lock notebooks notebooks-sync bench-scale clean-env
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (found " + sys.version.split()[0] + ")"'
@@ -32,9 +32,11 @@ run: $(STAMP)  ## run the DVC pipeline on the bundled synthetic cohort
 	@echo "  headline metrics:                 reports/metrics.json (dvc metrics show)"
 	@echo "  calibration vs published figures: reports/synthetic_calibration.json"
 
-test: $(STAMP)  ## lint and run the whole test suite
-	ruff check .
+test: lint  ## lint (ruff, import layers, types) and run the whole test suite
 	python -m pytest
+
+test-fast: $(STAMP)  ## every module's unit tests, without the slow, notebook, Dask and browser ones (< 1 min)
+	python -m pytest -q -m "not slow and not notebook and not dask and not browser"
 
 notebooks: $(STAMP)  ## open the teaching notebooks in JupyterLab
 	jupyter lab notebooks/
@@ -45,8 +47,10 @@ notebooks-sync: $(STAMP)  ## rewrite each notebooks/*.ipynb from its .py, withou
 bench-scale: $(STAMP)  ## time every stage at 10k, 100k and 1M episodes (not a test; ~30 min)
 	python benchmarks/bench_scale.py
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, the import-linter contracts (pyproject.toml) and mypy on pipeline/
 	ruff check .
+	lint-imports
+	mypy
 
 lock:  ## re-resolve requirements.lock from pyproject.toml (needs network)
 	$(BIN)/python -m pip install --quiet uv

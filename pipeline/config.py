@@ -147,7 +147,7 @@ class IngestParams(_Section):
             for spec in column_specs(table):
                 if spec.kind == "category":
                     extra = ("future",) if spec.name == "status" else ()
-                    allowed[spec.name] = (*spec.allowed, *extra)
+                    allowed[spec.name] = (*(spec.allowed or ()), *extra)
                 elif spec.kind == "boolean":
                     allowed[spec.name] = ("true", "false")
         merged = {col: dict(codes) for col, codes in DEFAULT_ALIASES.items()}

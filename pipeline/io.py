@@ -100,7 +100,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
                     folder.rmdir()
 
 
-def _write_with(target: str | Path, writer: Callable[[Path], None]) -> Path:
+def _write_with(target: str | Path, writer: Callable[[Path], object]) -> Path:
     with atomic_path(target) as tmp:
         writer(tmp)
     return Path(target)
@@ -180,6 +180,6 @@ def read_interim(
         present = set(pq.read_schema(path).names)
         return pd.read_parquet(path, columns=[c for c in columns[table] if c in present])
 
-    tables = {t: read(t) for t in tables if (folder / f"{t}.parquet").exists()}
+    found = {t: read(t) for t in tables if (folder / f"{t}.parquet").exists()}
     report = read_json(folder / catalog.INGEST_REPORT.name)
-    return tables, report, pd.Timestamp(report["extract_date"])
+    return found, report, pd.Timestamp(report["extract_date"])

@@ -108,9 +108,9 @@ def synthetic_study(
 
     params = study_params(params, **synthetic)
     workspace = tempfile.TemporaryDirectory(prefix="engage-study-") if root is None else None
-    root = Path(workspace.name) if workspace is not None else Path(root)
+    folder = Path(workspace.name) if workspace is not None else Path(root or ".")
     for name in catalog.UPSTREAM_STAGES:
-        STAGES[name](params, root)
-    study = load_study(root, params)
+        STAGES[name](params, folder)
+    study = load_study(folder, params)
     study.workspace = workspace
     return study

@@ -14,6 +14,31 @@ def test_repository_params_load_and_match_defaults():
     assert params.paths.raw_dir == "data/raw/synthetic"
 
 
+def test_params_yaml_is_exactly_the_typed_defaults():
+    # Every setting, not a sample: params.yaml documents the defaults, so a default
+    # changed in code (or a value changed in the file) must be changed in both.
+    import yaml
+
+    from pipeline.config import Params
+
+    in_file = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    assert load_params(ROOT / "params.yaml") == Params()
+    defaults = Params().model_dump(mode="json")
+    assert parse_params(in_file).model_dump(mode="json") == defaults
+
+    def keys(d: dict, prefix: str = "") -> set[str]:
+        out = set()
+        for k, v in d.items():
+            out.add(prefix + k)
+            if isinstance(v, dict) and prefix + k != "ingest.aliases":  # codes: data, not keys
+                out |= keys(v, f"{prefix}{k}.")
+        return out
+
+    # and the file spells out every key (nothing left to a silent default)
+    missing = keys(defaults) - keys(in_file)
+    assert not missing, f"params.yaml does not list: {sorted(missing)}"
+
+
 def test_unknown_key_fails_with_its_path():
     with pytest.raises(ParamsError, match=r"synthetic\.n_episode"):
         parse_params({"synthetic": {"n_episode": 10}})

@@ -20,10 +20,10 @@ def load_inputs(
     """What every model stage reads: the interim ``tables`` it needs (at national scale the
     others are tens of millions of rows), the ingest report, the features and the
     outcomes."""
-    tables, report, _ = read_interim(paths["interim_dir"], tables)
+    interim, report, _ = read_interim(paths["interim_dir"], tables)
     features = pd.read_parquet(catalog.FEATURES.path(paths))
     outcomes = pd.read_parquet(catalog.OUTCOMES.path(paths))
-    return tables, report, features, outcomes
+    return interim, report, features, outcomes
 
 
 def load_analysis_frame(

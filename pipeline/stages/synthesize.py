@@ -24,7 +24,10 @@ MESSY_STREAM = 0x6D657373  # separate random stream for export mess, derived fro
 
 def calibration_metrics(calibration: pd.DataFrame) -> dict:
     """DVC metrics: each calibration statistic of the cohort and whether all targets are met."""
-    values = {row.statistic: round(float(row.cohort), 4) for row in calibration.itertuples()}
+    values = {
+        str(s): round(float(v), 4)
+        for s, v in zip(calibration["statistic"], calibration["cohort"], strict=True)
+    }
     return {"synthetic_calibration": values, "all_targets_met": bool(calibration["met"].all())}
 
 
