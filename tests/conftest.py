@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,60 @@ from pipeline.config import Params, SyntheticParams
 from pipeline.io import write_table
 from pipeline.synthetic.generator import generate_cohort
 from pipeline.synthetic.messy import make_export
+
+ROOT_DIR = Path(__file__).resolve().parents[1]
+
+# --- test categories (pyproject.toml: markers), given here in one place -----------------
+# `make test-fast` runs what is none of them. A test is marked by the fixtures it uses (a
+# Dask cluster, a browser page, a whole-pipeline run) or, for the few that are slow on their
+# own, by name.
+
+MARKS_BY_FIXTURE = {
+    "dask": {"dask_address"},
+    "browser": {"page"},
+    "slow": {
+        "reported",
+        "reported_absent",
+        "default_cohort",
+        "processed_run",
+        "within_estimates",  # tests/models/test_ground_truth.py: models on bigger cohorts
+        "pseudo_truth",
+        "default_frame",
+    },
+}
+MARKS_BY_NAME: dict[str, set[str]] = {
+    "notebook": {"tests/test_notebooks.py::test_executes_top_to_bottom"},
+    "slow": {
+        "tests/ingest/test_property.py",  # hypothesis: hundreds of generated exports
+        "tests/test_cli.py::test_run_writes_the_repository_layout",  # every stage
+        "tests/features/test_leakage.py::test_records_after_the_window_never_change_a_feature",
+        "tests/ingest/test_hostile.py::test_hostile_case[wide_header_100k]",
+        "tests/ingest/test_hostile.py::test_hostile_case[named_pipe]",
+        "tests/models/test_effects.py::test_cox_monotone_likelihood_is_not_reported_as_a_fit",
+        "tests/models/test_missing.py::test_every_analysis_recovers_the_complete_data_effect_within_a_tenth",
+        "tests/models/test_effects.py::test_proportional_hazards_check_flags_a_changing_hazard_ratio",
+        "tests/layouts/test_mapping.py::test_the_pcoms_worked_example_runs_end_to_end",
+        "tests/ingest/test_extract_date.py::test_same_outputs_from_any_folder",
+        "tests/ingest/test_extract_date.py::test_a_later_export_run_from_the_project_folder_keeps_its_own_date",
+    },
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        ids = {item.nodeid, item.nodeid.split("[")[0], item.nodeid.split("::")[0]}
+        for mark, fixtures in MARKS_BY_FIXTURE.items():
+            if used & fixtures:
+                item.add_marker(mark)
+        for mark, names in MARKS_BY_NAME.items():
+            if ids & names:
+                item.add_marker(mark)
+    known = {n.split("::")[0] for names in MARKS_BY_NAME.values() for n in names}
+    missing = {f for f in known if not (ROOT_DIR / f).exists()}
+    if missing:  # a renamed test file would silently lose its mark
+        raise pytest.UsageError(f"tests/conftest.py MARKS_BY_NAME names missing files: {missing}")
+
 
 SMALL = SyntheticParams(
     n_episodes=600, oracle_replicates=8, messy_row_share=0.01, alias_row_share=0.02

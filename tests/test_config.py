@@ -70,3 +70,30 @@ def test_invalid_yaml_message(tmp_path):
     bad.write_text("synthetic: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(bad)
+
+
+def test_every_feature_the_params_name_is_one_the_pipeline_builds(small_cohort):
+    # Feature names are typed in the params (which features to model, flag, impute with);
+    # the features themselves are declared by the feature modules. A name in one that the
+    # other does not build would silently drop a predictor.
+    import pandas as pd
+
+    from pipeline.config import Params
+    from pipeline.features.build import engagement_features
+
+    p = Params()
+    built = set(
+        engagement_features(
+            small_cohort.tables,
+            p.features,
+            p.outcomes.primary_instrument,
+            pd.Timestamp(p.synthetic.extract_date),
+        ).columns
+    )
+    named = {c for cols in p.models.blocks.values() for c in cols}
+    named |= set(p.models.flags)
+    named |= {c for cols in p.prediction.blocks.values() for c in cols}
+    missing = sorted(named - built)
+    assert not missing, f"params name features the pipeline does not build: {missing}"
+    window = {c for c in p.missing_data.auxiliaries if c in built}
+    assert {"attendance_rate", "alliance_mean", "early_change_primary"} <= window
