@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import catalog
@@ -60,10 +61,8 @@ def run(
         params = params.model_copy(
             update={"ingest": params.ingest.model_copy(update={"extract_date": choice.date})}
         )
-        if params.engine == "dask":
-            report = _ingest_dask(params, paths, source, key, summary, choice, manifest)
-        else:
-            report = _ingest(params, paths, source, key, choice, manifest)
+        job = _Job(params, paths, source, key, choice, manifest)
+        report = _ingest_dask(job, summary) if params.engine == "dask" else _ingest(job)
         summary["totals"] = report["totals"]
         summary["extract_date"] = report["extract_date"]
         summary["extract_date_source"] = report["extract_date_source"]
@@ -80,15 +79,22 @@ def run(
     return s.summary
 
 
-def _ingest(
-    params: Params,
-    paths: dict,
-    source: Path,
-    key: bytes | None,
-    choice: ExtractDate,
-    manifest: ExportManifest | None,
-) -> dict:
+@dataclass(frozen=True)
+class _Job:
+    """One ingest: the params (extract date settled), resolved paths, the export folder,
+    the re-keying key, the extract-date choice and the export's manifest."""
+
+    params: Params
+    paths: dict[str, Path]
+    source: Path
+    key: bytes | None
+    choice: ExtractDate
+    manifest: ExportManifest | None
+
+
+def _ingest(job: _Job) -> dict:
     """The pandas engine: the whole export in this process, one table at a time."""
+    params, paths, source, key = job.params, job.paths, job.source, job.key
     if is_partitioned(source):
         raise InputError(
             f"{source} is a partitioned export, which only the dask engine reads: set "
@@ -98,8 +104,8 @@ def _ingest(
     with atomic_directory(paths["interim_dir"]) as out:
         # One table in memory at a time; any error discards the staging folder.
         results = ingest_tables(export, params.ingest, key)
-        report = _write(out, results, export.tables, params, key, choice, lambda: _digests(export))
-        report["export"] = export_description(manifest, export.layout, export.mapping_name)
+        report = _write(out, results, export.tables, job, lambda: _digests(export))
+        report["export"] = export_description(job.manifest, export.layout, export.mapping_name)
         report["columns_absent"] = export.columns_absent()
         report["source_tables"] = export.source_report()
         write_json(report, out / catalog.INGEST_REPORT.name)
@@ -110,25 +116,26 @@ def _write(
     out: Path,
     results: Iterable[TableResult],
     files: dict[str, Path],
-    params: Params,
-    key: bytes | None,
-    choice: ExtractDate,
+    job: _Job,
     digests: Callable[[], dict[str, str]],
 ) -> dict:
     """Write each table and its quarantine as it comes; the ingest report (to be completed
     with what the export says of itself, then written by the caller)."""
+    choice = job.choice
     counts, extract, ignored = [], None, None
     for result in results:
         if result.name == "sessions":
             ignored = ignored_outliers(result)
             refuse_many_future_dated(
-                result.counts, result.extract_date, choice, params.ingest, ignored
+                result.counts, result.extract_date, choice, job.params.ingest, ignored
             )
         write_parquet(result.accepted, out / f"{result.name}.parquet")
         write_parquet(result.quarantine, out / "quarantine" / f"{result.name}.parquet")
         counts.append(result.counts | {"name": result.name})
         extract = result.extract_date
-    report = build_report(counts, files, extract, choice.source, key is not None, ignored)
+    if extract is None:  # the episodes table is required, so at least one table came
+        raise InputError("ingest: the export gave no table")
+    report = build_report(counts, files, extract, choice.source, job.key is not None, ignored)
     report["input_files"] = digests()
     return report
 
@@ -160,24 +167,17 @@ def _partitioned(params: Params, source: Path, scratch: Path) -> Iterator[Layout
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _ingest_dask(
-    params: Params,
-    paths: dict,
-    source: Path,
-    key: bytes | None,
-    summary: dict,
-    choice: ExtractDate,
-    manifest: ExportManifest | None,
-) -> dict:
+def _ingest_dask(job: _Job, summary: dict) -> dict:
     """The dask engine: the same outputs, computed per episode bucket on a Dask cluster."""
+    params, paths, source, key = job.params, job.paths, job.source, job.key
     from pipeline.engine.cluster import dask_client, describe
     from pipeline.engine.ingest import ingest_partitioned
 
     if not is_partitioned(source):
-        layout = open_export(source, params.ingest).layout
-        if layout != "contract":
+        kind = open_export(source, params.ingest).layout
+        if kind != "contract":
             raise InputError(
-                f"{source} is in the {layout} layout; the dask engine reads contract-layout "
+                f"{source} is in the {kind} layout; the dask engine reads contract-layout "
                 "exports. Use engine: pandas, which reads every layout."
             )
 
@@ -197,8 +197,8 @@ def _ingest_dask(
             )
         # closing(): the workers' results are released even if writing fails
         with closing(ingest_partitioned(client, layout, params.ingest, key)) as results:
-            report = _write(out, results, layout.files, params, key, choice, lambda: layout.digests)
-        report["export"] = export_description(manifest, "contract", None)
+            report = _write(out, results, layout.files, job, lambda: layout.digests)
+        report["export"] = export_description(job.manifest, "contract", None)
         report["columns_absent"] = {
             t: [c.name for c in column_specs(t) if c.name not in cols["columns"]]
             for t, cols in layout.manifest["tables"].items()
