@@ -65,12 +65,16 @@ def _features_dask(params: Params, interim: Path, summary: dict) -> tuple[pd.Dat
     return features, report
 
 
-def main() -> None:
-    stage_main(
-        run,
-        lambda s: f"Features for {s['episodes']} episodes ({s['window_complete']} with a "
-        f"complete window) → {s['outputs']['features']}",
+def describe(summary: dict) -> str:
+    """What the stage says when it is done (``python -m``, ``engage``)."""
+    return (
+        f"Features for {summary['episodes']} episodes ({summary['window_complete']} with a "
+        f"complete window) → {summary['outputs']['features']}"
     )
+
+
+def main() -> None:
+    stage_main(run, describe)
 
 
 if __name__ == "__main__":

@@ -209,6 +209,7 @@ def _ingest_dask(job: _Job, summary: dict) -> dict:
 
 
 def describe(summary: dict) -> str:
+    """What the stage says when it is done (``python -m``, ``engage``)."""
     t = summary["totals"]
     return (
         f"Ingested {t['rows_read']} rows: {t['rows_accepted']} accepted, "

@@ -41,8 +41,13 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
     return s.summary
 
 
+def describe(summary: dict) -> str:
+    """What the stage says when it is done (``python -m``, ``engage``)."""
+    return f"{summary['metrics']} metrics → {summary['outputs']['metrics']}"
+
+
 def main() -> None:
-    stage_main(run, lambda s: f"{s['metrics']} metrics → {s['outputs']['metrics']}")
+    stage_main(run, describe)
 
 
 if __name__ == "__main__":

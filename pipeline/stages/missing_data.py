@@ -12,7 +12,8 @@ from pipeline.config import Params
 from pipeline.models.missing import sensitivity
 from pipeline.models.tidy import ModelError, Results, failed_card
 from pipeline.stages.common import stage, stage_main
-from pipeline.stages.results import describe_results, load_analysis_frame, write_results
+from pipeline.stages.results import describe_results as describe
+from pipeline.stages.results import load_analysis_frame, write_results
 
 
 def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
@@ -34,7 +35,7 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
 
 
 def main() -> None:
-    stage_main(run, describe_results)
+    stage_main(run, describe)
 
 
 if __name__ == "__main__":

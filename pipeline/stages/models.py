@@ -12,7 +12,8 @@ from pathlib import Path
 from pipeline.config import Params
 from pipeline.models.analysis import fit_all
 from pipeline.stages.common import stage, stage_main
-from pipeline.stages.results import describe_results, load_inputs, write_results
+from pipeline.stages.results import describe_results as describe
+from pipeline.stages.results import load_inputs, write_results
 
 
 def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
@@ -28,7 +29,7 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
 
 
 def main() -> None:
-    stage_main(run, describe_results)
+    stage_main(run, describe)
 
 
 if __name__ == "__main__":

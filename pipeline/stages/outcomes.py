@@ -40,8 +40,13 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
     return s.summary
 
 
+def describe(summary: dict) -> str:
+    """What the stage says when it is done (``python -m``, ``engage``)."""
+    return f"Outcomes for {summary['episodes']} episodes → {summary['outputs']['outcomes']}"
+
+
 def main() -> None:
-    stage_main(run, lambda s: f"Outcomes for {s['episodes']} episodes → {s['outputs']['outcomes']}")
+    stage_main(run, describe)
 
 
 if __name__ == "__main__":

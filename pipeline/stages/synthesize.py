@@ -92,12 +92,14 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
     return s.summary
 
 
+def describe(summary: dict) -> str:
+    """What the stage says when it is done (``python -m``, ``engage``)."""
+    out = summary["outputs"]
+    return f"Synthetic cohort written to {out['raw_dir']}; ground truth in {out['truth_dir']}"
+
+
 def main() -> None:
-    stage_main(
-        run,
-        lambda s: f"Synthetic cohort written to {s['outputs']['raw_dir']}; ground truth in "
-        f"{s['outputs']['truth_dir']}",
-    )
+    stage_main(run, describe)
 
 
 if __name__ == "__main__":
