@@ -201,6 +201,7 @@ def outcome_table(
     keyed, keyed_window = integer_episode_keys(
         {k: tables[k] for k in ("episodes", "sessions", "measures")}, window
     )
+    assert keyed_window is not None  # a window was given, so it comes back keyed
     out = _outcome_table(keyed, keyed_window, params, extract_date)
     out["episode_id"] = tables["episodes"]["episode_id"].to_numpy()[out["episode_id"].to_numpy()]
     return out

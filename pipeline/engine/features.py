@@ -35,8 +35,11 @@ def row_groups(path: Path) -> list[tuple[int | None, int]]:
     without any is read whole (group None), so every table gives its typed columns."""
     meta = pq.ParquetFile(path).metadata
     sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int) if sizes else []
-    groups = list(zip(range(len(sizes)), (int(o) for o in offsets), strict=True))
+    offsets: list[int] = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
+    offsets = offsets if sizes else []
+    groups: list[tuple[int | None, int]] = [
+        (i, int(o)) for i, o in zip(range(len(sizes)), offsets, strict=True)
+    ]
     return groups or [(None, 0)]
 
 

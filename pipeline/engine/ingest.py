@@ -19,7 +19,7 @@ Once, globally (on the client):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -224,7 +224,7 @@ def _global_extract(
 
 def ingest_partitioned(
     client, layout: Layout, params: IngestParams, rekey_key: bytes | None = None
-) -> Iterator[TableResult]:
+) -> Generator[TableResult, None, None]:
     """Ingest a partitioned export on the cluster: the pandas engine's ``TableResult``s,
     parents first, one table gathered from the workers at a time."""
     extract, inferred = _global_extract(client, layout, params)

@@ -88,8 +88,8 @@ def assign_buckets(
     buckets = first_bucket_per_key(ids, buckets)
     if table != "goals":
         return buckets, None
-    known = ids.notna().to_numpy()
-    by_goal = pd.Series(buckets[known], index=ids[known].to_numpy())
+    present = ids.notna().to_numpy()
+    by_goal = pd.Series(buckets[present], index=ids[present].to_numpy())
     return buckets, by_goal[~by_goal.index.duplicated(keep="first")]
 
 

@@ -30,7 +30,11 @@ def disengagement_flags(features: pd.DataFrame, alliance_cutoff: float) -> pd.Da
 
     def flag(condition: pd.Series, available: pd.Series) -> pd.Series:
         return pd.Series(
-            pd.array(np.where(available, condition, None), dtype="boolean"), index=f.index
+            pd.array(
+                np.where(available.to_numpy(), condition.to_numpy(), None),  # type: ignore[call-overload]  # numpy stubs: a None fill
+                dtype="boolean",
+            ),
+            index=f.index,
         )
 
     flags = pd.DataFrame(

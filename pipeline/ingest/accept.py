@@ -187,9 +187,10 @@ def nothing_accepted_message(name: str, n_read: int, summary: pd.DataFrame) -> s
     if n_read == 0:
         return f"{name}: the file has a header but no rows; a required table cannot be empty."
     top = summary.sort_values("rows", ascending=False).head(3)
+    keys: list[tuple[str, str]] = list(top.index)  # (rule, column) pairs
     reasons = "; ".join(
-        f"{r.rows} row(s) broke {rule} in column {col} (e.g. line {r.line})"
-        for (rule, col), r in top.iterrows()
+        f"{rows} row(s) broke {rule} in column {col} (e.g. line {line})"
+        for (rule, col), rows, line in zip(keys, top["rows"], top["line"], strict=True)
     )
     hint = " Dates must be written YYYY-MM-DD." if "unparseable_date" in reasons else ""
     return (
@@ -309,6 +310,8 @@ def ingest_dataset(
     """Eager form for tables already read (tests, notebooks); never mutates ``raw``."""
     results = list(ingest_tables(_ReadExport(raw), params, rekey_key))
     extract = next((r.extract_date for r in reversed(results) if r.extract_date), None)
+    if extract is None:  # the episodes table is required, so some table set one
+        raise InputError("ingest: no table gave an extract date")
     files = {t: r.path for t, r in raw.items()}
     report = build_report(
         [r.counts | {"name": r.name} for r in results],

@@ -97,7 +97,7 @@ def clean_text(values: pd.Series, markers: tuple[str, ...]) -> tuple[pd.Series, 
 
 def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str, str]]):
     """Return (typed values, problem frames) for one column."""
-    problems = []
+    problems: list[pd.DataFrame] = []
     if spec.kind == "date":
         if isinstance(raw.dtype, pd.DatetimeTZDtype):
             raw = raw.dt.tz_localize(None)  # local calendar date, as written
@@ -119,7 +119,9 @@ def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str,
                 if is_text(raw)
                 else pd.Series(pd.NA, index=raw.index, dtype="str")
             )
-            num = _via_uniques(text, lambda u: pd.to_numeric(u, errors="coerce").astype("float64"))
+            num = _via_uniques(
+                text, lambda u: pd.Series(pd.to_numeric(u, errors="coerce"), dtype="float64")
+            )
         num = num.astype("float64")
         bad = raw.notna().to_numpy() & num.isna().to_numpy()
         problems.append(_problems(bad, spec.name, "not_a_number", raw))
@@ -131,7 +133,8 @@ def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str,
             frac = (num.notna() & (num != np.floor(num))).to_numpy()
             problems.append(_problems(frac, spec.name, "not_an_integer", raw))
             num = num.where(~frac)
-            return pd.array(num.round().to_numpy(dtype="float64"), dtype="Int64"), problems
+            integers = pd.array(num.round().to_numpy(dtype="float64"), dtype="Int64")  # type: ignore[call-overload]  # pandas-stubs: float array to Int64
+            return integers, problems
         return num, problems
     if spec.kind == "boolean":
         if str(raw.dtype) in ("bool", "boolean"):
@@ -148,7 +151,7 @@ def _parse_column(raw: pd.Series, spec: ColumnSpec, aliases: dict[str, dict[str,
     if spec.kind == "category":
         # Spelling variants of a contract value ("Did not attend", "PHQ9 ") map to it;
         # the alias map adds codes ("5", "DNA"); anything else stays as written.
-        lookup = {_normalise_one(v): v for v in spec.allowed}
+        lookup = {_normalise_one(v): v for v in spec.allowed or ()}
         lookup |= {_normalise_one(k): v for k, v in aliases.get(spec.name, {}).items()}
 
         def canonical(u: pd.Series) -> pd.Series:

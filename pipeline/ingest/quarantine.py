@@ -93,7 +93,7 @@ def reconcile(checked: CheckedTable, quarantine: pd.DataFrame) -> dict:
             f"{checked.name}: the file holds {records} records but {read} rows were read "
             f"and {len(checked.raw.empty_lines)} empty lines skipped"
         )
-    counts = {
+    counts: dict[str, object] = {
         "rows_read": read,
         "rows_accepted": accepted,
         "rows_quarantined": held,

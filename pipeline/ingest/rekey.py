@@ -37,7 +37,7 @@ def rekey_column(values: pd.Series, column: str, key: bytes) -> pd.Series:
     first, as ingest trims accepted ids, so a quarantined row's padded id (``' e1 '``) gets
     the token of its accepted ``e1`` and can still be linked to its episode."""
     if pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
-        values = values.astype("string").str.strip().replace("", pd.NA)
+        values = values.astype("string").str.strip().replace("", pd.NA)  # type: ignore[call-overload]  # pandas-stubs: NA as a replacement
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     prefix = f"{column}:".encode()  # a column name is the same in every table that holds it
     tokens = np.array(
@@ -51,7 +51,8 @@ def rekey_column(values: pd.Series, column: str, key: bytes) -> pd.Series:
     )
     if len(set(tokens)) != len(tokens):
         raise InputError(f"Re-keying produced a collision in {column}; use a different key.")
-    out = np.where(codes >= 0, tokens[np.maximum(codes, 0)] if len(tokens) else None, None)
+    picked = tokens[np.maximum(codes, 0)] if len(tokens) else None
+    out = np.where(codes >= 0, picked, None)  # type: ignore[arg-type]  # numpy stubs: object arrays
     return pd.Series(out, index=values.index, dtype="string")
 
 

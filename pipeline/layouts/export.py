@@ -335,7 +335,9 @@ class MappedExport:
             assert isinstance(rule.column, str)
             if rule.from_ is not None:
                 other = self._source(rule.from_).data
-                values, used = aggregate_lookup(frame, other, rule.key, rule.column, rule.pick)
+                values, used = aggregate_lookup(
+                    frame, other, rule.key or {}, rule.column, rule.pick
+                )
                 self._usage.mark(rule.from_, used)
             else:
                 values = frame[rule.column]

@@ -129,7 +129,8 @@ class Mapping(_Rule):
 
 def _allowed(spec: ColumnSpec) -> tuple[str, ...] | None:
     if spec.kind == "category":
-        return (*spec.allowed, "future") if spec.name == "status" else spec.allowed
+        allowed = spec.allowed or ()
+        return (*allowed, "future") if spec.name == "status" else spec.allowed
     if spec.kind == "boolean":
         return ("true", "false")
     return None
@@ -260,10 +261,11 @@ def map_values(values: pd.Series, rule: ColumnRule, where: str) -> pd.Series:
     keys = codes(values)
     distinct = pd.Series(keys.dropna().unique(), dtype="string")
     if rule.match == "prefix":
-        ordered = sorted(rule.values, key=len, reverse=True)
+        prefixes = rule.values or {}
+        ordered = sorted(prefixes, key=len, reverse=True)
 
         def by_prefix(code: str) -> object:
-            return next((rule.values[p] for p in ordered if code.startswith(p)), _UNMAPPED)
+            return next((prefixes[p] for p in ordered if code.startswith(p)), _UNMAPPED)
 
         lookup = {c: by_prefix(c) for c in distinct}
     else:

@@ -9,6 +9,7 @@ card with status ``not fitted`` and the reason; the others still run.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,16 +18,15 @@ from statsmodels.duration.survfunc import CumIncidenceRight
 from pipeline import catalog
 from pipeline.config import ModelsParams
 from pipeline.models.descriptive import dose_response, kaplan_meier
-from pipeline.models.effects import EffectFit, fit_cox, fit_logistic, standardise
+from pipeline.models.effects import EffectFit, FitOptions, fit_cox, fit_logistic, standardise
 from pipeline.models.tidy import (
-    TIDY_COLUMNS,
     ModelCard,
     ModelError,
     Results,
     captured_warnings,
     failed_card,
 )
-from pipeline.models.trajectories import fit_trajectory, person_mean_centre
+from pipeline.models.trajectories import TrajectoryFit, fit_trajectory, person_mean_centre
 
 CLUSTER = "cluster"
 FLAGS_GROUP = "flags_group"
@@ -94,7 +94,11 @@ def analysis_frame(
     frame.attrs["cluster_note"] = cluster_note(ep[CLUSTER], params)
     count = frame["flags_count"].where(frame["flags_assessed"] > 0)
     frame[FLAGS_GROUP] = pd.Categorical(
-        np.select([count == 0, count == 1, count >= 2], FLAGS_GROUPS, default=None),
+        np.select(
+            [(count == 0).to_numpy(), (count == 1).to_numpy(), (count >= 2).to_numpy()],
+            list(FLAGS_GROUPS),
+            default=None,
+        ),  # type: ignore[call-overload]  # numpy stubs: string choices with a None default
         categories=FLAGS_GROUPS,
     ).astype(object)
     frame.loc[count.isna(), FLAGS_GROUP] = np.nan
@@ -133,9 +137,7 @@ def _attempt(
     try:
         return fit()
     except ModelError as exc:
-        return EffectFit(
-            pd.DataFrame(columns=TIDY_COLUMNS), failed_card(model, formula, method, n, str(exc))
-        )
+        return EffectFit.failed(failed_card(model, formula, method, n, str(exc)))
 
 
 def recorded_features(frame: pd.DataFrame, wanted: list[str]) -> tuple[list[str], list[str]]:
@@ -146,7 +148,7 @@ def recorded_features(frame: pd.DataFrame, wanted: list[str]) -> tuple[list[str]
     return have, [c for c in wanted if c not in have]
 
 
-def _prepare_rows(
+def prepare_rows(
     frame: pd.DataFrame,
     needed: list[str],
     exposure: list[str],
@@ -155,7 +157,12 @@ def _prepare_rows(
 ) -> pd.DataFrame:
     """The rows complete on every column of the adjusted model, so that the unadjusted and
     adjusted estimates rest on the same people; continuous predictors per SD of those rows
-    (or of the rows where ``reference`` is present, so another analysis keeps the unit)."""
+    (or of the rows where ``reference`` is present, so another analysis keeps the unit).
+
+    ``needed``: further columns every analysed row must have (outcome, cluster …);
+    ``exposure`` and ``adjust``: the exposure and adjustment predictors. Raises
+    ``ModelError`` if no episode has a value of some exposure column. Returns a new frame
+    (``frame`` is not changed)."""
     missing = recorded_features(frame, exposure)[1]
     if missing:
         raise ModelError(f"not in this export: {', '.join(missing)} (no episode has a value)")
@@ -174,7 +181,8 @@ def _side_by_side(table: pd.DataFrame, exposure_terms: dict[str, list[str]]) -> 
     wide = rows.pivot_table(
         index=["block", "term"], columns="adjusted", values=values, aggfunc="first"
     )
-    wide.columns = [f"{v}_{'adjusted' if a else 'unadjusted'}" for v, a in wide.columns]
+    pairs: list[tuple[str, bool]] = list(wide.columns)  # type: ignore[arg-type]  # a MultiIndex
+    wide.columns = [f"{v}_{'adjusted' if a else 'unadjusted'}" for v, a in pairs]
     order = [f"{v}_{a}" for a in ("unadjusted", "adjusted") for v in values]
     wide = wide.reindex(columns=order).reset_index()
     wide.insert(2, "scale", rows["scale"].iloc[0])
@@ -183,19 +191,33 @@ def _side_by_side(table: pd.DataFrame, exposure_terms: dict[str, list[str]]) -> 
     return wide.sort_values(["_rank", "term"]).drop(columns="_rank").reset_index(drop=True)
 
 
+FitOne = Callable[[pd.DataFrame, list[str], str, int], EffectFit]
+"""Fit one model: (rows, predictors, model id, population N) -> fit."""
+
+
+@dataclass(frozen=True)
+class Battery:
+    """A family of effect models: the catalogue ``kind``, the columns every analysed row
+    needs (the first is the one whose presence defines the population), the fitter, and
+    how the method and outcome are described on the cards."""
+
+    kind: str
+    needed: list[str]
+    fit_one: FitOne
+    method: str
+    outcome_label: str
+
+
 def _battery(
-    frame: pd.DataFrame,
-    params: ModelsParams,
-    kind: str,
-    needed: list[str],
-    fit_one: Callable[[pd.DataFrame, list[str], str, int], EffectFit],
-    method: str,
-    outcome_label: str,
-    sets: dict[str, list[str]],
+    frame: pd.DataFrame, params: ModelsParams, battery: Battery, sets: dict[str, list[str]]
 ) -> Results:
     """Fit unadjusted and adjusted models for every exposure set on shared rows."""
+    kind, needed, fit_one = battery.kind, battery.needed, battery.fit_one
+    method, outcome_label = battery.method, battery.outcome_label
     adjust = adjustment(frame, params)
-    tables, cards, terms = [], [], {}
+    tables: list[pd.DataFrame] = []
+    cards: list[ModelCard] = []
+    terms: dict[str, list[str]] = {}
     for block, wanted in sets.items():
         exposure, absent = recorded_features(frame, wanted)
         if not exposure:  # nothing of the block recorded: say so (the fit then fails)
@@ -205,11 +227,15 @@ def _battery(
             model = catalog.model_id(kind, block, adjusted)
             formula = f"{outcome_label} ~ {' + '.join(predictors)}"
 
-            def fit(exposure=exposure, predictors=predictors, model=model) -> EffectFit:
+            def fit(
+                exposure: list[str] = exposure,
+                predictors: list[str] = predictors,
+                model: str = model,
+            ) -> EffectFit:
                 # Only the model's columns: copying the whole frame (~100 columns) for
                 # each of dozens of models took minutes at national scale.
                 columns = [c for c in dict.fromkeys([*needed, *exposure, *adjust]) if c in frame]
-                rows = _prepare_rows(frame[columns], needed, exposure, adjust)
+                rows = prepare_rows(frame[columns], needed, exposure, adjust)
                 return fit_one(rows, predictors, model, len(frame))
 
             result = _attempt(fit, model, formula, method, int(frame[needed[0]].notna().sum()))
@@ -238,20 +264,17 @@ def poor_outcome_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
     population = frame[frame["poor_outcome"].notna()]
 
     def fit_one(rows: pd.DataFrame, predictors: list[str], model: str, n: int) -> EffectFit:
-        return fit_logistic(
-            rows, "poor_outcome", predictors, CLUSTER, model, params.min_clusters, n
-        )
+        options = FitOptions(params.min_clusters, n)
+        return fit_logistic(rows, "poor_outcome", predictors, CLUSTER, model, options)
 
-    return _battery(
-        population,
-        params,
+    battery = Battery(
         catalog.POOR_OUTCOME,
         ["poor_outcome", CLUSTER],
         fit_one,
         "logistic regression (GLM binomial), cluster-robust errors",
         "poor_outcome",
-        exposures(population, params),
     )
+    return _battery(population, params, battery, exposures(population, params))
 
 
 # --- 2. dropout -------------------------------------------------------------------------
@@ -264,31 +287,23 @@ def dropout_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
     population = population.assign(dropout_event=population["dropout_event"].astype(float))
 
     def fit_one(rows: pd.DataFrame, predictors: list[str], model: str, n: int) -> EffectFit:
+        options = FitOptions(params.min_clusters, n)
         return fit_cox(
-            rows,
-            "dropout_time_days",
-            "dropout_event",
-            predictors,
-            CLUSTER,
-            model,
-            params.min_clusters,
-            n,
+            rows, "dropout_time_days", "dropout_event", predictors, CLUSTER, model, options
         )
 
     sets = {
         "index": list(params.blocks.get("index", ("disengagement_index",))),
         "flags group": [FLAGS_GROUP],
     }
-    results = _battery(
-        population,
-        params,
+    battery = Battery(
         catalog.DROPOUT,
         ["dropout_time_days", "dropout_event", CLUSTER],
         fit_one,
         "Cox PH (PHReg, Efron ties), cluster-robust errors",
         "Surv(dropout_time_days, dropout_event)",
-        sets,
     )
+    results = _battery(population, params, battery, sets)
     curves = population.dropna(subset=[FLAGS_GROUP])
     if curves.empty or curves["dropout_event"].sum() == 0:
         return results
@@ -404,6 +419,53 @@ def sample_clusters(
     return sample, note
 
 
+TRAJECTORY_METHOD = "MixedLM, maximum likelihood"
+
+
+def _client_model(long: pd.DataFrame) -> TrajectoryFit | ModelCard:
+    """Random intercept and slope per client; the failed card if it cannot be fitted."""
+    main = catalog.TRAJECTORY_CLIENT
+    try:
+        return fit_trajectory(long, TRAJECTORY_FORMULA, "episode_id", "~weeks", main)
+    except ModelError as exc:
+        return failed_card(main, TRAJECTORY_FORMULA, TRAJECTORY_METHOD, len(long), str(exc))
+
+
+def _therapist_model(long: pd.DataFrame, client: TrajectoryFit | None) -> TrajectoryFit | ModelCard:
+    """Therapist as a further level (clients' intercepts and slopes as variance components
+    within therapists), its fixed effects compared with the two-level ``client`` fit; the
+    failed card if it cannot be fitted."""
+    name = catalog.TRAJECTORY_THERAPIST
+    try:
+        three = fit_trajectory(
+            long,
+            TRAJECTORY_FORMULA,
+            CLUSTER,
+            "1",  # therapist intercept (statsmodels drops it when vc_formula is set)
+            name,
+            vc_formula={
+                "client intercept": "0 + C(episode_id)",
+                "client slope": "0 + C(episode_id):weeks",
+            },
+        )
+    except ModelError as exc:
+        return failed_card(name, TRAJECTORY_FORMULA, TRAJECTORY_METHOD, len(long), str(exc))
+    three.card.notes.append(
+        "client intercept and slope are independent variance components here "
+        "(statsmodels cannot correlate nested components)"
+    )
+    if client is not None:
+        diff = (
+            three.coefficients.set_index("term")["estimate"]
+            - client.coefficients.set_index("term")["estimate"]
+        ).abs()
+        three.card.notes.append(
+            "largest change in a fixed effect vs the two-level model: "
+            f"{diff.idxmax()} by {diff.max():.4g}"
+        )
+    return three
+
+
 def trajectory_models(long: pd.DataFrame, params: ModelsParams) -> Results:
     """Random intercept and slope per client; then therapist as a further level (clients'
     intercepts and slopes as variance components within therapists), compared. Above
@@ -415,56 +477,20 @@ def trajectory_models(long: pd.DataFrame, params: ModelsParams) -> Results:
         params.trajectory_sample_seed,
         "models.trajectory_max_episodes",
     )
-    tables, variance, cards = [], [], []
-    method = "MixedLM, maximum likelihood"
-    main = catalog.TRAJECTORY_CLIENT
-    try:
-        fit = fit_trajectory(long, TRAJECTORY_FORMULA, "episode_id", "~weeks", main)
-        tables.append(fit.coefficients)
-        variance.append(fit.variance)
-        cards.append(fit.card)
-    except ModelError as exc:
-        cards.append(failed_card(main, TRAJECTORY_FORMULA, method, len(long), str(exc)))
-        fit = None
+    client = _client_model(long)
+    outcomes = [client]
     if params.therapist_level:
-        name = catalog.TRAJECTORY_THERAPIST
-        try:
-            three = fit_trajectory(
-                long,
-                TRAJECTORY_FORMULA,
-                CLUSTER,
-                "1",  # therapist intercept (statsmodels drops it when vc_formula is set)
-                name,
-                vc_formula={
-                    "client intercept": "0 + C(episode_id)",
-                    "client slope": "0 + C(episode_id):weeks",
-                },
-            )
-            three.card.notes.append(
-                "client intercept and slope are independent variance components here "
-                "(statsmodels cannot correlate nested components)"
-            )
-            if fit is not None:
-                diff = (
-                    three.coefficients.set_index("term")["estimate"]
-                    - fit.coefficients.set_index("term")["estimate"]
-                ).abs()
-                three.card.notes.append(
-                    "largest change in a fixed effect vs the two-level model: "
-                    f"{diff.idxmax()} by {diff.max():.4g}"
-                )
-            tables.append(three.coefficients)
-            variance.append(three.variance)
-            cards.append(three.card)
-        except ModelError as exc:
-            cards.append(failed_card(name, TRAJECTORY_FORMULA, method, len(long), str(exc)))
+        fitted = client if isinstance(client, TrajectoryFit) else None
+        outcomes.append(_therapist_model(long, fitted))
+    fits = [f for f in outcomes if isinstance(f, TrajectoryFit)]
+    cards = [f.card if isinstance(f, TrajectoryFit) else f for f in outcomes]
     if sampled:
         for card in cards:
             card.notes.append(sampled)
     out = Results(cards=cards)
-    if tables:
-        out.tables["trajectory"] = pd.concat(tables, ignore_index=True)
-        out.tables["trajectory_variance"] = pd.concat(variance, ignore_index=True)
+    if fits:
+        out.tables["trajectory"] = pd.concat([f.coefficients for f in fits], ignore_index=True)
+        out.tables["trajectory_variance"] = pd.concat([f.variance for f in fits], ignore_index=True)
     return out
 
 
@@ -517,21 +543,24 @@ def fit_all(
     primary_instrument: str,
     progress: Callable[[str], None] = lambda _: None,
 ) -> Results:
-    """Every analysis of the models stage, in the order of the report."""
+    """Every analysis of the models stage (``ANALYSES``, in the order of the report);
+    ``progress`` is told each one's label when it is done."""
     frame = analysis_frame(features, outcomes, tables["episodes"], params)
+    run = {
+        "poor outcome": lambda: poor_outcome_models(frame, params),
+        "dropout": lambda: dropout_models(frame, params),
+        "dose-response": lambda: dose_response_tables(frame, params),
+        "trajectories": lambda: _trajectories(tables, params, primary_instrument),
+    }
     results = Results()
-    for label, analysis in (
-        ("poor outcome", lambda: poor_outcome_models(frame, params)),
-        ("dropout", lambda: dropout_models(frame, params)),
-        ("dose-response", lambda: dose_response_tables(frame, params)),
-        (
-            "trajectories",
-            lambda: _trajectories(tables, params, primary_instrument),
-        ),
-    ):
-        results.extend(analysis())
+    for label in ANALYSES:
+        results.extend(run[label]())
         progress(label)
     return results
+
+
+ANALYSES = ("poor outcome", "dropout", "dose-response", "trajectories")
+"""The models stage's analyses, in order (its progress bar has one step each)."""
 
 
 def _trajectories(

@@ -11,7 +11,8 @@ so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,16 +21,64 @@ from scipy import stats
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.tools.sm_exceptions import PerfectSeparationError
 
-from pipeline.models.tidy import ModelCard, ModelError, captured_warnings, prepare, tidy
+from pipeline.models.tidy import (
+    TIDY_COLUMNS,
+    Estimates,
+    ModelCard,
+    ModelError,
+    captured_warnings,
+    new_card,
+    prepare,
+    tidy,
+)
 
 MIN_CLUSTERS = 20
 MAX_ABS_LOG_RATIO = 10.0  # |log OR| or |log HR| above this: (quasi-)separation, not an effect
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """How a fitter treats its population: below ``min_clusters`` clusters the errors are
+    not clustered; ``n_input`` is the model's population before any earlier row selection
+    (None: the rows passed in)."""
+
+    min_clusters: int = MIN_CLUSTERS
+    n_input: int | None = None
+
+
 @dataclass
 class EffectFit:
+    """A fitted (or failed) effect model, in the spirit of statsmodels' results: the
+    parameters on the model's own scale (log-odds or log-hazard, named by term, with the
+    logistic intercept as ``const``), their covariance (cluster-robust, HC1 or model-based,
+    as the card says), the tidy table on the ratio scale and the model card. A model that
+    could not be fitted has empty ``params`` and ``cov``."""
+
     coefficients: pd.DataFrame
+    """Tidy rows on the reported (ratio) scale: model, term, estimate, ci_low, ci_high …"""
     card: ModelCard
+    params: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    """Estimates on the linear-predictor scale (log odds / log hazard), indexed by term."""
+    cov: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Covariance matrix of ``params`` (terms × terms), as used for the intervals."""
+
+    @property
+    def se(self) -> pd.Series:
+        """Standard errors of ``params``: the square roots of the diagonal of ``cov``."""
+        return pd.Series(np.sqrt(np.diag(self.cov.to_numpy(float))), index=self.cov.index)
+
+    @property
+    def fitted(self) -> bool:
+        """Whether there are estimates (a model that failed has none)."""
+        return not self.params.empty
+
+    @classmethod
+    def failed(cls, card: ModelCard) -> EffectFit:
+        """The result of a model that could not be fitted: no estimates, the card says why."""
+        return cls(pd.DataFrame(columns=TIDY_COLUMNS), card)
+
+
+DEFAULT_OPTIONS = FitOptions()
 
 
 def standardise(
@@ -69,15 +118,18 @@ def _clusters(
     return pd.factorize(data[cluster])[0]
 
 
-def _ratio_fit(model: str, terms, result, card: ModelCard, converged: bool, scale: str):
-    """Record convergence and likelihood on the card; tidy rows on the ratio scale."""
+def _ratio_fit(
+    terms: pd.Index, result: Any, card: ModelCard, converged: bool, scale: str
+) -> EffectFit:
+    """Record convergence and likelihood on the card; keep the parameters and their
+    covariance by term; tidy rows on the ratio scale."""
     card.converged = converged
     card.status = "fitted" if converged else "not converged"
     card.log_likelihood = float(result.llf)
-    rows = tidy(
-        model, terms, result.params, result.bse, result.pvalues, card, scale, transform=np.exp
-    )
-    return EffectFit(rows, card)
+    params = pd.Series(np.asarray(result.params, float), index=terms)
+    cov = pd.DataFrame(np.asarray(result.cov_params(), float), index=terms, columns=terms)
+    rows = tidy(card, Estimates(terms, params, result.bse, result.pvalues), scale, np.exp)
+    return EffectFit(rows, card, params, cov)
 
 
 def _collinear(model: str, exc: Exception) -> str:
@@ -105,23 +157,27 @@ def fit_logistic(
     predictors: list[str],
     cluster: str | None,
     model: str = "poor outcome",
-    min_clusters: int = MIN_CLUSTERS,
-    population: int | None = None,
+    options: FitOptions = DEFAULT_OPTIONS,
 ) -> EffectFit:
-    """Logistic regression; odds ratios with 95% cluster-robust intervals. ``population``:
-    the model's population before any earlier row selection (its ``n_input``)."""
-    card, analysed = prepare(
+    """Logistic regression; odds ratios with 95% cluster-robust intervals. ``options``: the
+    minimum number of clusters, and the model's population before any earlier row
+    selection (its ``n_input``)."""
+    card = new_card(
         data,
         model,
         f"{outcome} ~ {' + '.join(predictors)}",
         "logistic regression (GLM binomial), robust errors",
+    )
+    analysed = prepare(
+        data,
+        card,
         [outcome, *predictors] + ([cluster] if cluster else []),
         [outcome, *predictors],
-        population,
+        options.n_input,
     )
     x = sm.add_constant(_design(analysed, predictors), has_constant="add")
     y = analysed[outcome].astype(float)
-    groups = _clusters(card, analysed, cluster, min_clusters)
+    groups = _clusters(card, analysed, cluster, options.min_clusters)
     if groups is None:
         card.notes.append("heteroscedasticity-robust (HC1) errors instead of cluster-robust ones")
     cov = ("HC1", {}) if groups is None else ("cluster", {"groups": groups})
@@ -154,7 +210,7 @@ def fit_logistic(
     converged = bool(result.mle_retvals.get("converged", False)) and not any(
         "ConvergenceWarning" in w for w in card.warnings
     )
-    return _ratio_fit(model, x.columns, result, card, converged, "odds ratio")
+    return _ratio_fit(x.columns, result, card, converged, "odds ratio")
 
 
 def _at_risk_sums(k: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
@@ -246,23 +302,27 @@ def fit_cox(
     predictors: list[str],
     cluster: str | None,
     model: str = "dropout",
-    min_clusters: int = MIN_CLUSTERS,
-    population: int | None = None,
+    options: FitOptions = DEFAULT_OPTIONS,
 ) -> EffectFit:
-    """Cox proportional hazards (Efron ties); hazard ratios with cluster-robust intervals."""
-    card, analysed = prepare(
+    """Cox proportional hazards (Efron ties); hazard ratios with cluster-robust intervals.
+    ``options`` as for ``fit_logistic``."""
+    card = new_card(
         data,
         model,
         f"Surv({time}, {event}) ~ {' + '.join(predictors)}",
         "Cox PH (statsmodels PHReg, ties='efron'), robust errors",
+    )
+    analysed = prepare(
+        data,
+        card,
         [time, event, *predictors] + ([cluster] if cluster else []),
         predictors,
-        population,
+        options.n_input,
     )
     if analysed[event].astype(float).sum() == 0:
         raise ModelError(f"{model}: no events in the analysed rows")
     x = _design(analysed, predictors)
-    groups = _clusters(card, analysed, cluster, min_clusters)
+    groups = _clusters(card, analysed, cluster, options.min_clusters)
     if groups is None:
         card.notes.append("model-based errors instead of cluster-robust ones")
     with captured_warnings(card):
@@ -280,4 +340,4 @@ def fit_cox(
     converged = bool(np.all(np.isfinite(result.params))) and not any(
         "ConvergenceWarning" in w for w in card.warnings
     )
-    return _ratio_fit(model, x.columns, result, card, converged, "hazard ratio")
+    return _ratio_fit(x.columns, result, card, converged, "hazard ratio")

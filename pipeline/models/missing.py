@@ -19,6 +19,7 @@ score, so it is re-estimated four ways on the landmark population:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +33,8 @@ from pipeline.instruments import get_instrument
 from pipeline.models.analysis import (
     CLUSTER,
     FLAGS_GROUP,
-    _prepare_rows,
     adjustment,
+    prepare_rows,
     sample_clusters,
 )
 from pipeline.models.effects import fit_logistic
@@ -97,11 +98,10 @@ def _poor(baseline: pd.Series, final: pd.Series, instrument: str, definition: st
 
 
 def _log_effect(rows: pd.DataFrame, outcome: str, predictors: list[str], name: str):
+    """The exposure's log odds ratio and its (cluster-robust) SE, kept by the fit, and the
+    card."""
     fit = fit_logistic(rows, outcome, predictors, CLUSTER, name)
-    row = fit.coefficients.set_index("term").loc[EXPOSURE]
-    log_est = np.log(row["estimate"])
-    se = (np.log(row["ci_high"]) - np.log(row["ci_low"])) / (2 * Z)
-    return log_est, se, fit.card
+    return float(fit.params[EXPOSURE]), float(fit.se[EXPOSURE]), fit.card
 
 
 def effect_with_outcome(frame: pd.DataFrame, outcome: str, models: ModelsParams) -> float:
@@ -111,7 +111,7 @@ def effect_with_outcome(frame: pd.DataFrame, outcome: str, models: ModelsParams)
     to recover."""
     pop = frame[frame["in_treatment_at_landmark"]]
     adjust = adjustment(pop, models)
-    rows = _prepare_rows(pop, [outcome, CLUSTER], [EXPOSURE], adjust, reference="poor_outcome")
+    rows = prepare_rows(pop, [outcome, CLUSTER], [EXPOSURE], adjust, reference="poor_outcome")
     log_or, _, _ = _log_effect(rows, outcome, [EXPOSURE, *adjust], f"{outcome} ~ index")
     return float(np.exp(log_or))
 
@@ -133,7 +133,7 @@ def impute_final_scores(
     auxiliaries: list[str],
     params: MissingDataParams,
     instrument: str,
-    case_mix: list[str] = (),
+    case_mix: Sequence[str] = (),
 ) -> list[np.ndarray]:
     """``params.imputations`` completed copies of the final score by chained equations with
     predictive mean matching (statsmodels MICEData), ``params.burn_in`` cycles apart.
@@ -185,97 +185,14 @@ def sensitivity(
     frame, sampled = sample_clusters(
         frame, params.max_episodes, params.seed, "missing_data.max_episodes"
     )
-    pop = frame[frame["in_treatment_at_landmark"]]
-    adjust = adjustment(pop, models)
-    auxiliaries = [c for c in params.auxiliaries if c in pop and pop[c].notna().any()]
-    # Scores on their own scale (the model columns are standardised by _prepare_rows).
-    pop = pop.assign(baseline_score=pop["primary_baseline"], last_score=pop["primary_last"])
-    # Per SD among complete cases: the complete-case row reproduces the main analysis.
-    rows = _prepare_rows(
-        pop, ["primary_baseline", CLUSTER], [EXPOSURE], adjust, reference="poor_outcome"
-    )
-    rows = rows.assign(final=rows["last_score"].where(rows["poor_outcome"].notna()))
-    missing = rows["final"].isna().to_numpy()
-    if missing.all() or not missing.any():
-        raise ModelError(
-            "missing-data sensitivity: needs episodes both with and without a final score"
-        )
-    predictors = [EXPOSURE, *adjust]
-    higher_is_worse = get_instrument(instrument).higher_is_worse
+    ctx = _analysis_rows(frame, models, params, instrument, definition)
     table, cards = [], []
-
-    def record(analysis: str, delta: float, est, se, df, n, p=None, extra=None) -> None:
-        crit = stats.t.ppf(0.975, df) if np.isfinite(df) else Z
-        table.append(
-            {
-                "analysis": analysis,
-                "delta": delta,
-                "term": EXPOSURE,
-                "estimate": float(np.exp(est)),
-                "ci_low": float(np.exp(est - crit * se)),
-                "ci_high": float(np.exp(est + crit * se)),
-                "p_value": float(2 * stats.norm.sf(abs(est) / se)) if p is None else p,
-                "n_analysed": int(n),
-                "n_input": len(rows),
-                "n_imputed": int(missing.sum()) if analysis.startswith("multiple") else 0,
-                "scale": "odds ratio",
-                "fraction_missing_information": (extra or {}).get("fmi", np.nan),
-            }
-        )
-
-    cc = rows[~missing]
-    est, se, card = _log_effect(cc, "poor_outcome", predictors, "missing data: complete cases")
-    record("complete cases", 0.0, est, se, np.inf, len(cc))
-    cards.append(card)
-
-    locf_final = rows["last_score"].fillna(rows["baseline_score"])
-    locf = rows.assign(poor_locf=_poor(rows["baseline_score"], locf_final, instrument, definition))
-    est, se, card = _log_effect(
-        locf, "poor_locf", predictors, "missing data: last observation carried forward"
-    )
-    record("last observation carried forward", 0.0, est, se, np.inf, card.n_analysed)
-    cards.append(card)
-
-    sign = 1.0 if higher_is_worse else -1.0
-    mi_card = ModelCard(
-        model=catalog.MULTIPLE_IMPUTATION,
-        formula=f"poor_outcome ~ {' + '.join(predictors)}; final score imputed from "
-        f"baseline, {EXPOSURE}, {', '.join(auxiliaries)}",
-        method=f"MICE (statsmodels MICEData, PMM), {params.imputations} imputations, "
-        f"{params.burn_in} cycles apart; Rubin's rules; delta adjustment on imputed scores",
-        n_input=len(rows),
-        n_analysed=len(rows),
-        n_groups=int(rows[CLUSTER].nunique()),
-        notes=[f"{int(missing.sum())} of {len(rows)} final scores imputed"],
-    )
-    with captured_warnings(mi_card):
-        case_mix = [c for c in adjust if c != "primary_baseline"]
-        imputed = impute_final_scores(rows, auxiliaries, params, instrument, case_mix)
-    for delta in sorted({0.0, *params.delta_grid}):
-        ests, variances = [], []
-        for completed in imputed:
-            final = pd.Series(completed, index=rows.index)
-            final[missing] = final[missing] + sign * delta
-            spec = get_instrument(instrument)
-            final = final.clip(spec.minimum, spec.maximum)
-            poor = _poor(rows["baseline_score"], final, instrument, definition)
-            est, se, card = _log_effect(
-                rows.assign(poor_mi=poor), "poor_mi", predictors, "missing data: MI"
-            )
-            ests.append(est)
-            variances.append(se**2)
-            mi_card.warnings += [w for w in card.warnings if w not in mi_card.warnings]
-        pooled = rubin(np.array(ests), np.array(variances))
-        record(
-            "multiple imputation" if delta == 0 else "multiple imputation, delta-adjusted",
-            float(delta),
-            pooled.estimate,
-            pooled.se,
-            pooled.df,
-            len(rows),
-            pooled.p_value,
-            {"fmi": pooled.fraction_missing_information},
-        )
+    for analysis in (_complete_cases, _last_observation):
+        row, card = analysis(ctx)
+        table.append(row)
+        cards.append(card)
+    mi_rows, mi_card = _multiple_imputation(ctx, params)
+    table += mi_rows
     cards.append(mi_card)
     if sampled:
         for card in cards:
@@ -289,6 +206,152 @@ def sensitivity(
         },
         cards,
     )
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The rows every sensitivity analysis shares: the landmark population prepared as for
+    the main model (per SD among complete cases), which final scores are missing, the
+    analysis model's predictors, the imputation's auxiliaries and the outcome rule."""
+
+    rows: pd.DataFrame
+    missing: np.ndarray
+    predictors: list[str]
+    case_mix: list[str]
+    auxiliaries: list[str]
+    instrument: str
+    definition: str
+
+
+def _analysis_rows(
+    frame: pd.DataFrame,
+    models: ModelsParams,
+    params: MissingDataParams,
+    instrument: str,
+    definition: str,
+) -> _Rows:
+    """The shared rows (``_Rows``); a clear error when no score or every score is missing."""
+    pop = frame[frame["in_treatment_at_landmark"]]
+    adjust = adjustment(pop, models)
+    auxiliaries = [c for c in params.auxiliaries if c in pop and pop[c].notna().any()]
+    # Scores on their own scale (the model columns are standardised by prepare_rows).
+    pop = pop.assign(baseline_score=pop["primary_baseline"], last_score=pop["primary_last"])
+    # Per SD among complete cases: the complete-case row reproduces the main analysis.
+    rows = prepare_rows(
+        pop, ["primary_baseline", CLUSTER], [EXPOSURE], adjust, reference="poor_outcome"
+    )
+    rows = rows.assign(final=rows["last_score"].where(rows["poor_outcome"].notna()))
+    missing = rows["final"].isna().to_numpy()
+    if missing.all() or not missing.any():
+        raise ModelError(
+            "missing-data sensitivity: needs episodes both with and without a final score"
+        )
+    case_mix = [c for c in adjust if c != "primary_baseline"]
+    return _Rows(
+        rows, missing, [EXPOSURE, *adjust], case_mix, auxiliaries, instrument, definition
+    )
+
+
+@dataclass(frozen=True)
+class _Effect:
+    """A log odds ratio with its error: ``df`` infinite for a single fit (normal
+    interval), Rubin's degrees of freedom for a pooled one."""
+
+    estimate: float
+    se: float
+    df: float = np.inf
+    p_value: float | None = None
+    fmi: float = np.nan
+
+
+def _row(ctx: _Rows, analysis: str, delta: float, effect: _Effect, n: int) -> dict:
+    """One row of the sensitivity table: the odds ratio per SD and its interval."""
+    est, se = effect.estimate, effect.se
+    crit = stats.t.ppf(0.975, effect.df) if np.isfinite(effect.df) else Z
+    p = float(2 * stats.norm.sf(abs(est) / se)) if effect.p_value is None else effect.p_value
+    return {
+        "analysis": analysis,
+        "delta": delta,
+        "term": EXPOSURE,
+        "estimate": float(np.exp(est)),
+        "ci_low": float(np.exp(est - crit * se)),
+        "ci_high": float(np.exp(est + crit * se)),
+        "p_value": p,
+        "n_analysed": int(n),
+        "n_input": len(ctx.rows),
+        "n_imputed": int(ctx.missing.sum()) if analysis.startswith("multiple") else 0,
+        "scale": "odds ratio",
+        "fraction_missing_information": effect.fmi,
+    }
+
+
+def _complete_cases(ctx: _Rows) -> tuple[dict, ModelCard]:
+    """The main analysis on those with a final score."""
+    cc = ctx.rows[~ctx.missing]
+    est, se, card = _log_effect(cc, "poor_outcome", ctx.predictors, "missing data: complete cases")
+    return _row(ctx, "complete cases", 0.0, _Effect(est, se), len(cc)), card
+
+
+def _last_observation(ctx: _Rows) -> tuple[dict, ModelCard]:
+    """The last score carried forward (the baseline where there is none)."""
+    rows = ctx.rows
+    final = rows["last_score"].fillna(rows["baseline_score"])
+    poor = _poor(rows["baseline_score"], final, ctx.instrument, ctx.definition)
+    est, se, card = _log_effect(
+        rows.assign(poor_locf=poor),
+        "poor_locf",
+        ctx.predictors,
+        "missing data: last observation carried forward",
+    )
+    analysis = "last observation carried forward"
+    return _row(ctx, analysis, 0.0, _Effect(est, se), card.n_analysed), card
+
+
+def _multiple_imputation(ctx: _Rows, params: MissingDataParams) -> tuple[list[dict], ModelCard]:
+    """Chained-equation imputation of the final score, then each delta of the grid added
+    to the imputed scores (positive = worse), pooled by Rubin's rules."""
+    rows, missing = ctx.rows, ctx.missing
+    card = ModelCard(
+        model=catalog.MULTIPLE_IMPUTATION,
+        formula=f"poor_outcome ~ {' + '.join(ctx.predictors)}; final score imputed from "
+        f"baseline, {EXPOSURE}, {', '.join(ctx.auxiliaries)}",
+        method=f"MICE (statsmodels MICEData, PMM), {params.imputations} imputations, "
+        f"{params.burn_in} cycles apart; Rubin's rules; delta adjustment on imputed scores",
+        n_input=len(rows),
+        n_analysed=len(rows),
+        n_groups=int(rows[CLUSTER].nunique()),
+        notes=[f"{int(missing.sum())} of {len(rows)} final scores imputed"],
+    )
+    with captured_warnings(card):
+        imputed = impute_final_scores(rows, ctx.auxiliaries, params, ctx.instrument, ctx.case_mix)
+    out = []
+    for delta in sorted({0.0, *params.delta_grid}):
+        pooled = _pooled_at(ctx, imputed, float(delta), card)
+        analysis = "multiple imputation" if delta == 0 else "multiple imputation, delta-adjusted"
+        fmi = pooled.fraction_missing_information
+        effect = _Effect(pooled.estimate, pooled.se, pooled.df, pooled.p_value, fmi)
+        out.append(_row(ctx, analysis, float(delta), effect, len(rows)))
+    return out, card
+
+
+def _pooled_at(ctx: _Rows, imputed: list[np.ndarray], delta: float, card: ModelCard) -> Pooled:
+    """The effect in each completed dataset with ``delta`` added to the imputed scores,
+    pooled (the fits' warnings are collected on ``card``)."""
+    spec = get_instrument(ctx.instrument)
+    sign = 1.0 if spec.higher_is_worse else -1.0
+    ests, variances = [], []
+    for completed in imputed:
+        final = pd.Series(completed, index=ctx.rows.index)
+        final[ctx.missing] = final[ctx.missing] + sign * delta
+        final = final.clip(spec.minimum, spec.maximum)
+        poor = _poor(ctx.rows["baseline_score"], final, ctx.instrument, ctx.definition)
+        est, se, fit_card = _log_effect(
+            ctx.rows.assign(poor_mi=poor), "poor_mi", ctx.predictors, "missing data: MI"
+        )
+        ests.append(est)
+        variances.append(se**2)
+        card.warnings += [w for w in fit_card.warnings if w not in card.warnings]
+    return rubin(np.array(ests), np.array(variances))
 
 
 def tipping_point(table: pd.DataFrame) -> pd.DataFrame:

@@ -204,10 +204,10 @@ def predictive_validity(
     blocks: dict[str, list[str]],
     params: PredictionParams,
 ) -> PredictionResult:
-    """Baseline-only vs baseline + engagement, for each learner, on the landmark population."""
+    """Baseline-only vs baseline + engagement, for each learner, on the landmark population:
+    grouped cross-validation (``_cross_validate_all``), then cluster-bootstrap intervals
+    (``_metric_table``, ``_gain_table``), calibration and permutation importance."""
     data = frame[frame[OUTCOME].notna()].reset_index(drop=True)
-    engagement = [c for cols in blocks.values() for c in cols]
-    numeric = [*baseline, *engagement]
     if data[OUTCOME].nunique() < 2:
         raise ModelError("prediction: the outcome takes a single value; nothing to predict")
     n_groups = data[GROUP].nunique()
@@ -218,9 +218,59 @@ def predictive_validity(
         )
     y = data[OUTCOME].to_numpy(int)
     groups = data[GROUP].to_numpy()
+    cv = _cross_validate_all(data, y, groups, baseline, categorical, blocks, params)
+    for card in cv.cards:
+        card.n_input, card.n_groups = len(frame), int(n_groups)
+    boot = cluster_bootstrap(y, cv.oof, groups, params)
+    _warn_implausible(cv.cards, y, cv.oof, params)
+    calibration = pd.concat(
+        [
+            calibration_curve(y, p, params.calibration_bins).assign(model=name)
+            for name, p in cv.oof.items()
+        ],
+        ignore_index=True,
+    )[["model", "bin", "n", "events", "mean_predicted", "observed"]]
+    importance = (
+        pd.concat(cv.drops)
+        .groupby(["model", "block"], sort=False)["drop"]
+        .agg(auc_drop="mean", sd="std", evaluations="size")
+        .reset_index()
+    )
+    predictions = pd.DataFrame({"episode_id": data["episode_id"], **cv.oof})
+    return PredictionResult(
+        _metric_table(y, cv.oof, boot, len(data)),
+        _gain_table(y, cv.oof, boot, params),
+        calibration,
+        importance,
+        predictions,
+        cv.cards,
+    )
+
+
+@dataclass
+class _CrossValidated:
+    """Out-of-fold predictions per model, permutation drops and one card per model."""
+
+    oof: dict[str, np.ndarray]
+    drops: list[pd.DataFrame]
+    cards: list[ModelCard]
+
+
+def _cross_validate_all(
+    data: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    baseline: list[str],
+    categorical: list[str],
+    blocks: dict[str, list[str]],
+    params: PredictionParams,
+) -> _CrossValidated:
+    """Each learner on the baseline set and on baseline + engagement, cross-validated by
+    therapist (permutation importance by block for the engagement sets)."""
+    numeric = [*baseline, *(c for cols in blocks.values() for c in cols)]
     x = _as_model_input(data, numeric, categorical)
     sets = {"baseline": [*baseline], "engagement": numeric}
-    oof, cards, drops, per_repeat = {}, [], [], {}
+    out = _CrossValidated({}, [], [])
     for learner_name, learner in learners(params).items():
         for set_name, columns in sets.items():
             name = f"{set_name} ({learner_name})"
@@ -233,33 +283,44 @@ def predictive_validity(
                 params,
                 blocks if set_name == "engagement" else None,
             )
-            oof[name], per_repeat[name] = p, repeats
+            out.oof[name] = p
             if not d.empty:
-                drops.append(d.assign(model=name))
-            cards.append(
-                ModelCard(
-                    model=catalog.model_id(catalog.PREDICTION, name),
-                    formula=f"{OUTCOME} ~ {' + '.join([*columns, *categorical])}",
-                    method=(
-                        f"sklearn Pipeline ({type(learner).__name__}); {params.folds}-fold "
-                        f"CV grouped by therapist, {params.repeats} repeats"
-                    ),
-                    n_input=len(frame),
-                    n_analysed=len(data),
-                    n_groups=int(n_groups),
-                    notes=[
-                        "AUC per repeat: " + ", ".join(f"{a:.3f}" for a in repeats),
-                        "missing predictor values imputed inside the training folds "
-                        "(median + missing indicator)",
-                    ],
-                )
-            )
-    boot = cluster_bootstrap(y, oof, groups, params)
+                out.drops.append(d.assign(model=name))
+            out.cards.append(_card(name, learner, [*columns, *categorical], repeats, params))
+            out.cards[-1].n_analysed = len(data)
+    return out
+
+
+def _card(
+    name: str, learner: object, columns: list[str], repeats: np.ndarray, params: PredictionParams
+) -> ModelCard:
+    """The card of one cross-validated model (counts are filled in by the caller)."""
+    return ModelCard(
+        model=catalog.model_id(catalog.PREDICTION, name),
+        formula=f"{OUTCOME} ~ {' + '.join(columns)}",
+        method=(
+            f"sklearn Pipeline ({type(learner).__name__}); {params.folds}-fold "
+            f"CV grouped by therapist, {params.repeats} repeats"
+        ),
+        n_input=0,
+        n_analysed=0,
+        n_groups=0,
+        notes=[
+            "AUC per repeat: " + ", ".join(f"{a:.3f}" for a in repeats),
+            "missing predictor values imputed inside the training folds "
+            "(median + missing indicator)",
+        ],
+    )
+
+
+def _metric_table(
+    y: np.ndarray, oof: dict[str, np.ndarray], boot: pd.DataFrame, n: int
+) -> pd.DataFrame:
+    """Every metric of every model with its cluster-bootstrap percentile interval."""
     rows = []
     for name, p in oof.items():
-        point = metric_values(y, p)
         b = boot[boot["model"] == name]
-        for metric, value in point.items():
+        for metric, value in metric_values(y, p).items():
             sample = b[metric].dropna()
             rows.append(
                 {
@@ -268,14 +329,21 @@ def predictive_validity(
                     "estimate": value,
                     "ci_low": float(np.quantile(sample, 0.025)),
                     "ci_high": float(np.quantile(sample, 0.975)),
-                    "n_analysed": len(data),
+                    "n_analysed": n,
                 }
             )
-    metrics = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def _gain_table(
+    y: np.ndarray, oof: dict[str, np.ndarray], boot: pd.DataFrame, params: PredictionParams
+) -> pd.DataFrame:
+    """Per learner: AUC without and with the window, and the gain with a paired
+    bootstrap interval."""
     gains = []
+    paired = boot.pivot_table(index="replicate", columns="model", values="auc")
     for learner_name in learners(params):
         e, base = f"engagement ({learner_name})", f"baseline ({learner_name})"
-        paired = boot.pivot_table(index="replicate", columns="model", values="auc")
         diff = paired[e] - paired[base]
         gains.append(
             {
@@ -287,6 +355,13 @@ def predictive_validity(
                 "ci_high": float(np.quantile(diff, 0.975)),
             }
         )
+    return pd.DataFrame(gains)
+
+
+def _warn_implausible(
+    cards: list[ModelCard], y: np.ndarray, oof: dict[str, np.ndarray], params: PredictionParams
+) -> None:
+    """A warning on each card whose cross-validated AUC is implausibly high."""
     for card in cards:
         auc = roc_auc_score(y, oof[card.model.removeprefix("prediction: ")])
         if auc > params.plausible_auc_max:
@@ -295,23 +370,6 @@ def predictive_validity(
                 "implausibly high for early-window data (published: about 0.60–0.75); "
                 "check the predictors for leakage from after the landmark"
             )
-    calibration = pd.concat(
-        [
-            calibration_curve(y, p, params.calibration_bins).assign(model=name)
-            for name, p in oof.items()
-        ],
-        ignore_index=True,
-    )[["model", "bin", "n", "events", "mean_predicted", "observed"]]
-    importance = (
-        pd.concat(drops)
-        .groupby(["model", "block"], sort=False)["drop"]
-        .agg(auc_drop="mean", sd="std", evaluations="size")
-        .reset_index()
-    )
-    predictions = pd.DataFrame({"episode_id": data["episode_id"], **oof})
-    return PredictionResult(
-        metrics, pd.DataFrame(gains), calibration, importance, predictions, cards
-    )
 
 
 # Headline figures for reports/metrics.json (stable names; the logistic learner).
@@ -357,25 +415,30 @@ def prediction_results(
         "prediction_calibration": r.calibration,
         "prediction_importance": r.importance,
     }
-    m = r.metrics.set_index(["model", "metric"])
-    g = r.gain.set_index("learner").loc[HEADLINE]
-    headline = {
-        "auc_baseline": m.loc[(f"baseline ({HEADLINE})", "auc")],
-        "auc_engagement": m.loc[(f"engagement ({HEADLINE})", "auc")],
+    return Results(tables, r.cards), r.predictions, headline_figures(r.metrics, r.gain)
+
+
+def headline_figures(metrics: pd.DataFrame, gain: pd.DataFrame) -> dict[str, float]:
+    """The prediction figures ``reports/metrics.json`` carries: AUC without and with the
+    window (headline learner) and the gain, with intervals; Brier, calibration and
+    average precision with the window; the boosting learner's AUC."""
+    est: dict[tuple[str, str], tuple[float, float, float]] = {
+        (str(model), str(metric)): (float(e), float(lo), float(hi))
+        for model, metric, e, lo, hi in metrics[
+            ["model", "metric", "estimate", "ci_low", "ci_high"]
+        ].itertuples(index=False, name=None)
     }
-    out = {}
-    for name, row in headline.items():
-        out |= {
-            name: row["estimate"],
-            f"{name}_ci_low": row["ci_low"],
-            f"{name}_ci_high": row["ci_high"],
-        }
+    out: dict[str, float] = {}
+    for name, model in (("auc_baseline", "baseline"), ("auc_engagement", "engagement")):
+        e, lo, hi = est[(f"{model} ({HEADLINE})", "auc")]
+        out |= {name: e, f"{name}_ci_low": lo, f"{name}_ci_high": hi}
+    g = {str(k): v for k, v in gain[gain["learner"] == HEADLINE].iloc[0].to_dict().items()}
     out |= {
-        "auc_gain": g["auc_gain"],
-        "auc_gain_ci_low": g["ci_low"],
-        "auc_gain_ci_high": g["ci_high"],
+        "auc_gain": float(g["auc_gain"]),
+        "auc_gain_ci_low": float(g["ci_low"]),
+        "auc_gain_ci_high": float(g["ci_high"]),
     }
     for metric in ("brier", "calibration_slope", "calibration_intercept", "average_precision"):
-        out[f"{metric}_engagement"] = m.loc[(f"engagement ({HEADLINE})", metric), "estimate"]
-    out["auc_engagement_boosting"] = m.loc[("engagement (boosting)", "auc"), "estimate"]
-    return Results(tables, r.cards), r.predictions, {k: float(v) for k, v in out.items()}
+        out[f"{metric}_engagement"] = est[(f"engagement ({HEADLINE})", metric)][0]
+    out["auc_engagement_boosting"] = est[("engagement (boosting)", "auc")][0]
+    return out

@@ -7,9 +7,11 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 TIDY_COLUMNS = [
     "model",
@@ -107,16 +109,14 @@ def complete_rows(
 
 def prepare(
     data: pd.DataFrame,
-    model: str,
-    formula: str,
-    method: str,
+    card: ModelCard,
     columns: list[str],
     must_vary: list[str],
     population: int | None = None,
-) -> tuple[ModelCard, pd.DataFrame]:
-    """A new model card and the complete rows it will be fitted to. ``population`` (if the
-    caller already selected rows) is the model's input N; the card notes the difference."""
-    card = ModelCard(model=model, formula=formula, method=method, n_input=len(data), n_analysed=0)
+) -> pd.DataFrame:
+    """The complete rows ``card``'s model will be fitted to (``card`` is a new card: its N
+    are filled in). ``population`` (if the caller already selected rows) is the model's
+    input N; the card notes the difference."""
     analysed = complete_rows(data, columns, card, must_vary=must_vary)
     if population is not None and population > len(data):
         card.notes.append(
@@ -124,32 +124,45 @@ def prepare(
             "adjusted model of this block (dropped so both models use the same rows)"
         )
         card.n_input = population
-    return card, analysed
+    return analysed
+
+
+def new_card(data: pd.DataFrame, model: str, formula: str, method: str) -> ModelCard:
+    """A card for a model about to be fitted to ``data`` (nothing analysed yet)."""
+    return ModelCard(model=model, formula=formula, method=method, n_input=len(data), n_analysed=0)
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """Point estimates, standard errors and p-values of a model's terms, on the model's
+    own (linear-predictor) scale."""
+
+    terms: pd.Index
+    estimate: ArrayLike
+    se: ArrayLike
+    p_value: ArrayLike
 
 
 def tidy(
-    model: str,
-    terms: pd.Index,
-    estimate,
-    se,
-    p_value,
     card: ModelCard,
+    estimates: Estimates,
     scale: str = "identity",
-    transform: Callable | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """One row per term with a 95% Wald interval; ``transform`` maps to the reported scale
-    (``np.exp`` for odds and hazard ratios)."""
-    estimate, se = np.asarray(estimate, float), np.asarray(se, float)
+    """One row per term of ``card``'s model with a 95% Wald interval; ``transform`` maps to
+    the reported scale (``np.exp`` for odds and hazard ratios)."""
+    estimate = np.asarray(estimates.estimate, float)
+    se = np.asarray(estimates.se, float)
     low, high = estimate - 1.959964 * se, estimate + 1.959964 * se
     f = transform or (lambda x: x)
     return pd.DataFrame(
         {
-            "model": model,
-            "term": list(terms),
+            "model": card.model,
+            "term": list(estimates.terms),
             "estimate": f(estimate),
             "ci_low": f(low),
             "ci_high": f(high),
-            "p_value": np.asarray(p_value, float),
+            "p_value": np.asarray(estimates.p_value, float),
             "n_analysed": card.n_analysed,
             "n_input": card.n_input,
             "scale": scale,
@@ -177,7 +190,7 @@ def card_slug(model: str) -> str:
     return "-".join(re.findall(r"[a-z0-9+]+", model.lower())).replace("+", "plus")
 
 
-def term_row(fit, term: str) -> pd.Series:
+def term_row(fit: Any, term: str) -> pd.Series:
     """One term's row of a fit's tidy table (estimate, ci_low, ci_high, p_value, n_analysed
     …), for any fit with ``coefficients`` and ``card`` (``fit_logistic``, ``fit_cox``,
     ``fit_trajectory``)."""

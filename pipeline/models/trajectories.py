@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 
-from pipeline.models.tidy import ModelCard, ModelError, captured_warnings, complete_rows, tidy
+from pipeline.models.tidy import (
+    Estimates,
+    ModelCard,
+    ModelError,
+    captured_warnings,
+    complete_rows,
+    tidy,
+)
 
 BOUNDARY_SHARE = 0.01  # a random-effect SD under 1% of the residual SD is at the boundary
 
@@ -36,6 +44,130 @@ def _variables(formula: str) -> list[str]:
     return [n for n in dict.fromkeys(names) if n not in {"C", "np", "log"}]
 
 
+@dataclass(frozen=True)
+class TrajectorySpec:
+    """A mixed model: fixed effects ``formula``, random effects ``re_formula`` (None: an
+    intercept) per ``group``, and variance components ``vc_formula`` nested in it."""
+
+    formula: str
+    group: str
+    re_formula: str | None
+    model: str
+    vc_formula: dict[str, str] | None
+
+
+def _analysed_rows(data: pd.DataFrame, spec: TrajectorySpec, card: ModelCard) -> pd.DataFrame:
+    """The complete rows on every variable of the model, with at least two groups."""
+    names = _variables(spec.formula) + [
+        v for f in (spec.vc_formula or {}).values() for v in _variables("~" + f)
+    ]
+    names = [n for n in dict.fromkeys(names) if n != spec.group]
+    columns = [c for c in names if c in data] + [spec.group]
+    missing = [c for c in names if c not in data]
+    if missing:
+        raise ModelError(f"{spec.model}: column(s) not in the data: {', '.join(missing)}")
+    analysed = complete_rows(data, columns, card, must_vary=columns[:-1])
+    card.n_groups = int(analysed[spec.group].nunique())
+    if card.n_groups < 2:
+        raise ModelError(
+            f"{spec.model}: all rows belong to one {spec.group}; a random effect per "
+            f"{spec.group} needs at least two"
+        )
+    return analysed
+
+
+def _fit_mixedlm(analysed: pd.DataFrame, spec: TrajectorySpec, card: ModelCard) -> Any:
+    """The ML fit (lbfgs), warnings on the card, convergence recorded."""
+    with captured_warnings(card):
+        try:
+            result = smf.mixedlm(
+                spec.formula,
+                analysed,
+                groups=analysed[spec.group],
+                re_formula=spec.re_formula,
+                vc_formula=spec.vc_formula,
+            ).fit(reml=False, method=["lbfgs"])
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            raise ModelError(
+                f"{spec.model}: the model could not be fitted ({exc}); check for "
+                "collinear or constant predictors"
+            ) from None
+    card.converged = bool(result.converged)
+    card.status = "fitted" if card.converged else "not converged"
+    card.optimizer = "lbfgs"
+    card.log_likelihood = float(result.llf)
+    if not card.converged:
+        card.notes.append("did not converge: estimates are reported but must not be used")
+    return result
+
+
+def _random_effects(result: Any, spec: TrajectorySpec) -> tuple[list[str], list[str], np.ndarray]:
+    """Labels of the group's random effects, names of every random component, their SDs."""
+    labels = ["intercept" if n == "Group" else str(n) for n in result.cov_re.index]
+    # statsmodels orders variance components by name: take its order, not the dict's.
+    vc_names = list(result.model.exog_vc.names) if spec.vc_formula else []
+    names = [f"{spec.group}: {n}" for n in labels] + vc_names
+    re_sd = np.sqrt(
+        np.clip(np.concatenate([np.diag(result.cov_re), np.asarray(result.vcomp)]), 0, None)
+    )
+    return labels, names, re_sd
+
+
+def _variance_table(result: Any, spec: TrajectorySpec) -> pd.DataFrame:
+    """Random-effect and residual SDs, and correlations between a group's random effects."""
+    labels, names, re_sd = _random_effects(result, spec)
+    variance = pd.DataFrame(
+        {
+            "model": spec.model,
+            "component": [*names, "residual"],
+            "sd": [*re_sd, float(np.sqrt(result.scale))],
+            "correlation": np.nan,
+        }
+    )
+    cov = np.asarray(result.cov_re)
+    for i in range(len(labels)):  # correlations between a group's random effects
+        for j in range(i):
+            denom = np.sqrt(cov[i, i] * cov[j, j])
+            variance.loc[len(variance)] = {
+                "model": spec.model,
+                "component": f"{spec.group}: corr({labels[j]}, {labels[i]})",
+                "sd": np.nan,
+                "correlation": cov[i, j] / denom if denom > 0 else np.nan,
+            }
+    return variance
+
+
+def _check_boundary(
+    data: pd.DataFrame, spec: TrajectorySpec, result: Any, fit: TrajectoryFit
+) -> None:
+    """At the boundary: statsmodels says so, or an SD is negligible next to the residual
+    SD. Noted on the card; with random slopes, the fixed effects are cross-checked against
+    a random-intercept-only fit."""
+    card = fit.card
+    _, names, re_sd = _random_effects(result, spec)
+    said = any("boundary" in w for w in card.warnings)
+    small = [
+        n for n, sd in zip(names, re_sd, strict=True) if sd < BOUNDARY_SHARE * np.sqrt(result.scale)
+    ]
+    at_boundary = small or ([names[int(np.argmin(re_sd))]] if said else [])
+    if not at_boundary:
+        return
+    card.notes.append(f"random-effect variance at the boundary (near zero): {at_boundary}")
+    if spec.re_formula is not None and not spec.vc_formula:  # cross-check without the slope(s)
+        simpler = fit_trajectory(
+            data, spec.formula, spec.group, None, f"{spec.model} (intercept only)"
+        )
+        diff = (
+            (
+                fit.coefficients.set_index("term")["estimate"]
+                - simpler.coefficients.set_index("term")["estimate"]
+            )
+            .abs()
+            .max()
+        )
+        card.notes.append(f"max change in fixed effects without the boundary term: {diff:.4g}")
+
+
 def fit_trajectory(
     data: pd.DataFrame,
     formula: str,
@@ -51,6 +183,7 @@ def fit_trajectory(
     Maximum likelihood (not REML), so that fixed effects can be compared across models and
     match published ML fits. Never mutates ``data``.
     """
+    spec = TrajectorySpec(formula, group, re_formula, model, vc_formula)
     nested = "".join(f" + {k}: {v}" for k, v in (vc_formula or {}).items())
     card = ModelCard(
         model=model,
@@ -59,89 +192,13 @@ def fit_trajectory(
         n_input=len(data),
         n_analysed=0,
     )
-    names = _variables(formula) + [
-        v for f in (vc_formula or {}).values() for v in _variables("~" + f)
-    ]
-    names = [n for n in dict.fromkeys(names) if n != group]
-    columns = [c for c in names if c in data] + [group]
-    missing = [c for c in names if c not in data]
-    if missing:
-        raise ModelError(f"{model}: column(s) not in the data: {', '.join(missing)}")
-    analysed = complete_rows(data, columns, card, must_vary=columns[:-1])
-    card.n_groups = int(analysed[group].nunique())
-    if card.n_groups < 2:
-        raise ModelError(
-            f"{model}: all rows belong to one {group}; a random effect per "
-            f"{group} needs at least two"
-        )
-    with captured_warnings(card):
-        try:
-            result = smf.mixedlm(
-                formula,
-                analysed,
-                groups=analysed[group],
-                re_formula=re_formula,
-                vc_formula=vc_formula,
-            ).fit(reml=False, method=["lbfgs"])
-        except (np.linalg.LinAlgError, ValueError) as exc:
-            raise ModelError(
-                f"{model}: the model could not be fitted ({exc}); check for "
-                "collinear or constant predictors"
-            ) from None
-    card.converged = bool(result.converged)
-    card.status = "fitted" if card.converged else "not converged"
-    card.optimizer = "lbfgs"
-    card.log_likelihood = float(result.llf)
-    if not card.converged:
-        card.notes.append("did not converge: estimates are reported but must not be used")
+    analysed = _analysed_rows(data, spec, card)
+    result = _fit_mixedlm(analysed, spec, card)
     fe = result.fe_params.index
-    coefficients = tidy(model, fe, result.fe_params, result.bse_fe, result.pvalues[fe], card)
-
-    labels = ["intercept" if n == "Group" else str(n) for n in result.cov_re.index]
-    # statsmodels orders variance components by name: take its order, not the dict's.
-    vc_names = list(result.model.exog_vc.names) if vc_formula else []
-    names = [f"{group}: {n}" for n in labels] + vc_names
-    re_sd = np.sqrt(
-        np.clip(np.concatenate([np.diag(result.cov_re), np.asarray(result.vcomp)]), 0, None)
-    )
-    variance = pd.DataFrame(
-        {
-            "model": model,
-            "component": [*names, "residual"],
-            "sd": [*re_sd, float(np.sqrt(result.scale))],
-            "correlation": np.nan,
-        }
-    )
-    cov = np.asarray(result.cov_re)
-    for i in range(len(labels)):  # correlations between a group's random effects
-        for j in range(i):
-            denom = np.sqrt(cov[i, i] * cov[j, j])
-            variance.loc[len(variance)] = {
-                "model": model,
-                "component": f"{group}: corr({labels[j]}, {labels[i]})",
-                "sd": np.nan,
-                "correlation": cov[i, j] / denom if denom > 0 else np.nan,
-            }
-    # At the boundary: statsmodels says so, or an SD is negligible next to the residual SD.
-    said = any("boundary" in w for w in card.warnings)
-    small = [
-        n for n, sd in zip(names, re_sd, strict=True) if sd < BOUNDARY_SHARE * np.sqrt(result.scale)
-    ]
-    at_boundary = small or ([names[int(np.argmin(re_sd))]] if said else [])
-    if at_boundary:
-        card.notes.append(f"random-effect variance at the boundary (near zero): {at_boundary}")
-        if re_formula is not None and not vc_formula:  # cross-check without the slope(s)
-            simpler = fit_trajectory(data, formula, group, None, f"{model} (intercept only)")
-            diff = (
-                (
-                    coefficients.set_index("term")["estimate"]
-                    - simpler.coefficients.set_index("term")["estimate"]
-                )
-                .abs()
-                .max()
-            )
-            card.notes.append(f"max change in fixed effects without the boundary term: {diff:.4g}")
-    return TrajectoryFit(coefficients, variance, card)
+    coefficients = tidy(card, Estimates(fe, result.fe_params, result.bse_fe, result.pvalues[fe]))
+    fit = TrajectoryFit(coefficients, _variance_table(result, spec), card)
+    _check_boundary(data, spec, result, fit)
+    return fit
 
 
 def person_mean_centre(data: pd.DataFrame, column: str, group: str) -> pd.DataFrame:

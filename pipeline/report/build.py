@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
 from pipeline import catalog
-from pipeline.config import Params
+from pipeline.config import DisclosureParams, Params
 from pipeline.disclosure import Cell, count, rate, suppress_table
 from pipeline.features.index import INDEX_COMPONENTS
 from pipeline.report import figures
@@ -368,8 +369,10 @@ def missing_rows(miss: pd.DataFrame, params: Params) -> list[dict]:
     out = []
     for group in [*groups.index, "Total"]:
         row = safe.loc[group]
-        source = miss.set_index("group").loc["all" if group == "Total" else group]
-        share = rate(source["missing_final_score"], source["episodes"], params.disclosure)
+        source = miss.set_index("group").loc["all" if group == "Total" else group].to_dict()
+        share = rate(
+            float(source["missing_final_score"]), float(source["episodes"]), params.disclosure
+        )
         hidden = not (row["missing"].shown and row["present"].shown)
         out.append(
             {
@@ -403,75 +406,362 @@ def _estimate(r) -> bool:
     return r is not None and _finite(r["estimate"], r["ci_low"], r["ci_high"])
 
 
+def _sentence_poor_by_group(ctx: dict) -> str | None:
+    g = ctx["poor_by_group"]
+    if not (g.get("2+") and g.get("0") and g["2+"]["cell"].shown and g["0"]["cell"].shown):
+        return None
+    return (
+        f"{pct(g['2+']['cell'])} of clients with two or more early signs of disengagement "
+        f"finished without reliable improvement, compared with {pct(g['0']['cell'])} of "
+        "clients with none."
+    )
+
+
+def _sentence_or_flags(ctx: dict) -> str | None:
+    r = ctx["or_flags_2plus"]
+    if not _estimate(r):
+        return None
+    return (
+        "Allowing for how severe their symptoms were at the start and for case mix, their "
+        f"odds of a poor outcome were about {r['estimate']:.1f} times "
+        f"as high (95% CI {r['ci_low']:.1f} to "
+        f"{r['ci_high']:.1f})."
+    )
+
+
+def _sentence_missed_first(ctx: dict) -> str | None:
+    r = ctx["or_missed_first"]
+    if not _estimate(r):
+        return None
+    how = _by_interval(
+        r["ci_low"],
+        r["ci_high"],
+        1,
+        "more likely",
+        "less likely",
+        "not clearly more or less likely",
+    )
+    return (
+        f"Clients who missed their first appointment were {how} to finish without "
+        f"reliable improvement: odds about {r['estimate']:.1f} times as high (95% CI "
+        f"{r['ci_low']:.1f} to {r['ci_high']:.1f})."
+    )
+
+
+def _sentence_dropout(ctx: dict) -> str | None:
+    inc = ctx["incidence_12w"]
+    if not ("2+" in inc and "0" in inc and _finite(inc["2+"], inc["0"])):
+        return None
+    return (
+        f"Twelve weeks after the first six weeks, about {inc['2+']:.0%} of clients with two "
+        f"or more early signs had dropped out, compared with {inc['0']:.0%} of those with "
+        "none."
+    )
+
+
+def _sentence_prediction(ctx: dict) -> str | None:
+    p = ctx["prediction"]
+    keys = ("auc_baseline", "auc_engagement", "auc_gain_ci_low", "auc_gain_ci_high")
+    if not (p and _finite(*(p.get(k) for k in keys))):
+        return None
+    verb = _by_interval(
+        p["auc_gain_ci_low"],
+        p["auc_gain_ci_high"],
+        0,
+        "improved",
+        "worsened",
+        "did not clearly change",
+    )
+    return (
+        f"Adding early engagement {verb} the prediction of who would not improve: the AUC "
+        f"went from {p['auc_baseline']:.2f} (starting severity and case mix alone) to "
+        f"{p['auc_engagement']:.2f} (95% CI for the change {p['auc_gain_ci_low']:.2f} to "
+        f"{p['auc_gain_ci_high']:.2f})."
+    )
+
+
+def _sentence_missing(ctx: dict) -> str | None:
+    m = ctx["missing"]
+    if not (m and m["share_missing"].shown and _finite(m["mi"]["estimate"], m["cc"]["estimate"])):
+        return None
+    ratio = m["mi"]["estimate"] / m["cc"]["estimate"]
+    similar = "a similar" if 0.8 <= ratio <= 1.25 else "a different"
+    return (
+        f"{pct(m['share_missing'])} of clients had no final score. Estimating what their "
+        f"scores might have been (multiple imputation) gave {similar} association (odds "
+        f"ratio {m['mi']['estimate']:.1f} per SD of the disengagement index, against "
+        f"{m['cc']['estimate']:.1f} without them)."
+    )
+
+
+SENTENCES: tuple[Callable[[dict], str | None], ...] = (  # in the order the reports list them
+    _sentence_poor_by_group,
+    _sentence_or_flags,
+    _sentence_missed_first,
+    _sentence_dropout,
+    _sentence_prediction,
+    _sentence_missing,
+)
+
+
 def summary_sentences(ctx: dict) -> list[str]:
     """The plain-language key findings, each built from the numbers it states; a finding
     whose numbers are missing (a block not in this export, a model not fitted) is left
     out, never narrated as zero or "nan"."""
-    s = []
-    g = ctx["poor_by_group"]
-    if g.get("2+") and g.get("0") and g["2+"]["cell"].shown and g["0"]["cell"].shown:
-        s.append(
-            f"{pct(g['2+']['cell'])} of clients with two or more early signs of disengagement "
-            f"finished without reliable improvement, compared with {pct(g['0']['cell'])} of "
-            "clients with none."
-        )
-    if _estimate(ctx["or_flags_2plus"]):
-        s.append(
-            "Allowing for how severe their symptoms were at the start and for case mix, their "
-            f"odds of a poor outcome were about {ctx['or_flags_2plus']['estimate']:.1f} times "
-            f"as high (95% CI {ctx['or_flags_2plus']['ci_low']:.1f} to "
-            f"{ctx['or_flags_2plus']['ci_high']:.1f})."
-        )
-    if _estimate(ctx["or_missed_first"]):
-        r = ctx["or_missed_first"]
-        how = _by_interval(
-            r["ci_low"],
-            r["ci_high"],
-            1,
-            "more likely",
-            "less likely",
-            "not clearly more or less likely",
-        )
-        s.append(
-            f"Clients who missed their first appointment were {how} to finish without "
-            f"reliable improvement: odds about {r['estimate']:.1f} times as high (95% CI "
-            f"{r['ci_low']:.1f} to {r['ci_high']:.1f})."
-        )
-    inc = ctx["incidence_12w"]
-    if "2+" in inc and "0" in inc and _finite(inc["2+"], inc["0"]):
-        s.append(
-            f"Twelve weeks after the first six weeks, about {inc['2+']:.0%} of clients with two "
-            f"or more early signs had dropped out, compared with {inc['0']:.0%} of those with "
-            "none."
-        )
+    return [s for s in (sentence(ctx) for sentence in SENTENCES) if s is not None]
+
+
+# --- the context, section by section: each builder returns its part of the context ------
+
+
+def data_section(ingest_report: dict, records: list[Record]) -> dict:
+    """The input of this run and what it does not record (from its ingest report only)."""
+    info = export_info(ingest_report)
+    missing_features = absent_features(records)
+    when = info["extract_date"]
+    if when and "inferred" in info["extract_date_source"]:
+        when = f"{when}, inferred from its latest appointment"
+    source = ("the bundled synthetic cohort" if info["synthetic"] else "the service's export") + (
+        f" (extract date {when})" if when else ""
+    )
+    return {
+        "export": info,
+        "synthetic": info["synthetic"],
+        "source": source,
+        "absent_records": records,
+        "not_recorded": absent_words(records),
+        "not_recorded_all": [
+            {"table": r.table, "column": r.column or "(whole table)", "words": r.words}
+            for r in records
+        ],
+        "signs_counted": [w for f, w in SIGN_WORDS.items() if f not in missing_features],
+        "signs_absent": [w for f, w in SIGN_WORDS.items() if f in missing_features],
+    }
+
+
+def _finished_rate(finished: pd.DataFrame, col: str, d: DisclosureParams) -> Cell:
+    """The share of finished courses where ``col`` holds."""
+    v = finished[col].dropna()
+    hits = int((v == True).sum()) if v.dtype != bool else int(v.sum())  # noqa: E712
+    return rate(hits, len(v), d)
+
+
+def glance_section(frame: pd.DataFrame, metrics: dict, params: Params) -> dict:
+    """The cohort at a glance: counts of episodes and appointments, NHS rates."""
+    d = params.disclosure
+    finished = frame[frame["finished_course"].astype(bool)]
+    started = frame[frame["ended"] & (frame["sessions_attended_total"] >= 1)]
+    rows = [
+        ("Episodes of care (referrals offered treatment)", count(len(frame), d).text()),
+        ("Appointments scheduled", count(metrics.get("n_sessions", np.nan), d).text()),
+        ("Finished a course of treatment (2+ sessions)", count(len(finished), d).text()),
+        (
+            "Still in treatment six weeks after the first appointment",
+            count(int(frame["in_treatment_at_landmark"].sum()), d).text(),
+        ),
+        (
+            "Dropped out (of ended episodes with a session)",
+            pct(rate(int(started["dropout"].sum()), len(started), d)),
+        ),
+    ]
+    for label, col in (
+        ("Reliable improvement (finished courses)", "nhs_reliable_improvement"),
+        ("Reliable recovery (finished courses at caseness)", "nhs_reliable_recovery"),
+        ("Reliable deterioration (finished courses)", "nhs_reliable_deterioration"),
+    ):
+        rows.append((label, pct(_finished_rate(finished, col, d))))
+    return {"glance": rows}
+
+
+def poor_outcome_section(
+    frame: pd.DataFrame, po: pd.DataFrame, params: Params, missing_features: set[str]
+) -> dict:
+    """Poor outcome by flags group, and the adjusted odds ratios of the early signs."""
+    t = params.disclosure.threshold
+    pop = frame[frame["poor_outcome"].notna()]
+    by_group = {r["label"]: r for r in rates_by(pop, pop["flags_group"], "poor_outcome", params)}
+    poor = catalog.POOR_OUTCOME
+    first = "flag_missed_first_appointment"
+    flag_rows = []
+    for flag, label in FLAG_LABELS.items():
+        r = _row(po, catalog.model_id(poor, flag, True), flag, t)
+        if r is not None and flag not in missing_features and _estimate(r):
+            flag_rows.append({"label": label, **r[["estimate", "ci_low", "ci_high"]].to_dict()})
+    return {
+        "poor_by_group": by_group,
+        "poor_by_group_rows": [
+            {**by_group[k], "label": GROUP_LABELS.get(k, k)}
+            for k in ("0", "1", "2+")
+            if k in by_group
+        ],
+        "or_flags_2plus": _row(
+            po, catalog.model_id(poor, "flags group", True), "flags_group_2+", t
+        ),
+        "or_missed_first": _row(po, catalog.model_id(poor, first, True), first, t),
+        "flag_rows": flag_rows,
+    }
+
+
+LEVER_TERMS = {  # lever → (model term, what one SD more of it means in words)
+    "Open communication": ("alliance_mean", "a higher alliance rating"),
+    "Clear goals": ("goal_owned_share", "more goals of their own"),
+    "Small wins": ("homework_completion_rate", "more homework done"),
+    "Realistic obstacles": ("barrier_share", "more sessions with an obstacle raised"),
+}
+
+
+def lever_text(
+    lever: str, side: pd.DataFrame, records: list[Record], threshold: int
+) -> dict | None:
+    """The finding about one lever from the side-by-side table of adjusted odds ratios;
+    a lever this export does not record is said to be absent; None when there is no
+    finding (too few analysed, no finite estimate)."""
+    term, words = LEVER_TERMS[lever]
+    lacking = [r.words for r in records if term in r.features]
+    if lacking:
+        return {
+            "lever": lever,
+            "text": f"Not in this export: it does not record {join_words(lacking)}, "
+            "so there is no finding about this lever.",
+            "absent": True,
+        }
+    rows = side[side["term"] == term] if len(side) else side
+    if rows is None or rows.empty or rows.iloc[0]["n_analysed_adjusted"] < threshold:
+        return None
+    r = rows.iloc[0]
+    if not _finite(r["estimate_adjusted"], r["ci_low_adjusted"], r["ci_high_adjusted"]):
+        return None
+    direction = _by_interval(
+        r["ci_low_adjusted"],
+        r["ci_high_adjusted"],
+        1,
+        "higher odds",
+        "lower odds",
+        "no clear difference in the odds",
+    )
+    return {
+        "lever": lever,
+        "text": f"Clients with {words} (one standard deviation more) had {direction} "
+        f"of a poor outcome: odds ratio {r['estimate_adjusted']:.2f} (95% CI "
+        f"{r['ci_low_adjusted']:.2f} to {r['ci_high_adjusted']:.2f}).",
+        "absent": False,
+    }
+
+
+def levers_section(
+    frame: pd.DataFrame, tables: dict[str, pd.DataFrame], params: Params, records: list[Record]
+) -> dict:
+    """Poor outcome by thirds of each lever, and the adjusted finding about each lever."""
+    side = tables.get("poor_outcome_side_by_side", pd.DataFrame())
+    texts = [lever_text(lever, side, records, params.disclosure.threshold) for lever in LEVER_TERMS]
+    return {
+        "lever_rates": lever_rates(frame, params, absent_features(records)),
+        "levers": [text for text in texts if text is not None],
+        "levers_absent": [LEVER_WORDS[f] for f in LEVERS if any(f in r.features for r in records)],
+    }
+
+
+def at_risk_table(at_risk: pd.DataFrame | None, d: DisclosureParams) -> dict | None:
+    """Numbers at risk by group and week, as rounded counts."""
+    if at_risk is None:
+        return None
+    wide = at_risk.pivot(index="group", columns="week", values="n_at_risk").fillna(0)
+    return {
+        "weeks": list(wide.columns),
+        "rows": [
+            (GROUP_LABELS.get(str(g), str(g)), [count(v, d).text() for v in wide.loc[g]])
+            for g in wide.index
+        ],
+    }
+
+
+def dropout_section(tables: dict[str, pd.DataFrame], params: Params) -> dict:
+    """Dropout curves, the incidence at 12 weeks and the numbers at risk."""
+    ci = tables.get("dropout_cumulative_incidence")
+    km = tables.get("dropout_km")
+    curves = incidence_for_plot(ci, km, params) if ci is not None and km is not None else None
+    return {
+        "incidence_curves": curves,
+        "incidence_12w": incidence_at(curves, 12) if curves is not None else {},
+        "at_risk": at_risk_table(tables.get("dropout_at_risk"), params.disclosure),
+    }
+
+
+def prediction_section(tables: dict[str, pd.DataFrame], metrics: dict, params: Params) -> dict:
+    """Prediction metrics, the calibration bins that may be shown and, when those bins
+    support it, the "of 100 clients" wording."""
+    d = params.disclosure
+    out: dict = {
+        "prediction": {k: metrics[k] for k in metrics if k.startswith(("auc", "brier", "calib"))},
+        "calibration": None,
+        "of_100": None,  # set only when the calibration bins support it
+    }
+    cal = tables.get("prediction_calibration")
+    if cal is not None:
+        cal = cal[[rate(e, n, d).shown for e, n in zip(cal["events"], cal["n"], strict=True)]]
+        out["calibration"] = cal
+        top = cal[cal["model"] == "engagement (logistic)"].sort_values("bin")
+        if len(top) >= 4:
+            out["of_100"] = {
+                "high": round(100 * float(top.tail(2)["observed"].mean())),
+                "low": round(100 * float(top.head(2)["observed"].mean())),
+            }
+    return out
+
+
+def missing_section(tables: dict[str, pd.DataFrame], params: Params) -> dict:
+    """Missing final scores: their share, the sensitivity analyses and the tipping point."""
+    sens = tables.get("missing_data_sensitivity")
+    miss = tables.get("missing_by_group")
+    if sens is None or miss is None:
+        return {"missing": None}
+    allrow = miss[miss["group"] == "all"].iloc[0]
+    mi = sens[(sens["analysis"] == "multiple imputation") & (sens["delta"] == 0)]
+    share = rate(int(allrow["missing_final_score"]), int(allrow["episodes"]), params.disclosure)
+    return {
+        "missing": {
+            "share_missing": share,
+            "cc": sens[sens["analysis"] == "complete cases"].iloc[0],
+            "mi": mi.iloc[0],
+            "locf": sens[sens["analysis"] == "last observation carried forward"].iloc[0],
+            "by_group": missing_rows(miss, params),
+            "tipping": tables.get("missing_data_tipping_point"),
+        }
+    }
+
+
+def dose_section(tables: dict[str, pd.DataFrame], params: Params) -> dict:
+    """Dose-response: observed bars (those on too few episodes withheld) and the curve;
+    nothing when the table is absent."""
+    obs = tables.get("dose_response_observed")
+    if obs is None:
+        return {}
+    d = params.disclosure
+    shown = [rate(k, n, d).shown for k, n in zip(obs["improved"], obs["episodes"], strict=True)]
+    return {"dose_observed": obs[shown], "dose_curve": tables.get("dose_response_curve")}
+
+
+def ingest_section(ingest_report: dict, params: Params) -> dict:
+    """Records read and set aside by ingest."""
+    d = params.disclosure
+    return {
+        "quarantine": quarantine_table(ingest_report, params),
+        "quarantine_total": count(ingest_report["totals"]["rows_quarantined"], d).text(),
+        "rows_read": count(ingest_report["totals"]["rows_read"], d).text(),
+    }
+
+
+def shown_section(ctx: dict) -> dict:
+    """Whether the AUC and the missing-data comparison have the numbers to be shown."""
     p = ctx["prediction"]
-    keys = ("auc_baseline", "auc_engagement", "auc_gain_ci_low", "auc_gain_ci_high")
-    if p and _finite(*(p.get(k) for k in keys)):
-        verb = _by_interval(
-            p["auc_gain_ci_low"],
-            p["auc_gain_ci_high"],
-            0,
-            "improved",
-            "worsened",
-            "did not clearly change",
-        )
-        s.append(
-            f"Adding early engagement {verb} the prediction of who would not improve: the AUC "
-            f"went from {p['auc_baseline']:.2f} (starting severity and case mix alone) to "
-            f"{p['auc_engagement']:.2f} (95% CI for the change {p['auc_gain_ci_low']:.2f} to "
-            f"{p['auc_gain_ci_high']:.2f})."
-        )
     m = ctx["missing"]
-    if m and m["share_missing"].shown and _finite(m["mi"]["estimate"], m["cc"]["estimate"]):
-        ratio = m["mi"]["estimate"] / m["cc"]["estimate"]
-        similar = "a similar" if 0.8 <= ratio <= 1.25 else "a different"
-        s.append(
-            f"{pct(m['share_missing'])} of clients had no final score. Estimating what their "
-            f"scores might have been (multiple imputation) gave {similar} association (odds "
-            f"ratio {m['mi']['estimate']:.1f} per SD of the disengagement index, against "
-            f"{m['cc']['estimate']:.1f} without them)."
-        )
-    return s
+    return {
+        "auc_shown": _finite(p.get("auc_baseline"), p.get("auc_engagement")),
+        "missing_shown": m is not None
+        and _finite(
+            m["mi"]["estimate"], m["mi"]["ci_low"], m["mi"]["ci_high"], m["cc"]["estimate"]
+        ),
+    }
 
 
 def build_context(
@@ -481,271 +771,125 @@ def build_context(
     ingest_report: dict,
     params: Params,
 ) -> dict:
-    """Everything both reports show, disclosure-controlled."""
+    """Everything both reports show, disclosure-controlled, section by section."""
     d = params.disclosure
-    t = d.threshold
     po = tables.get("poor_outcome", pd.DataFrame(columns=["model", "term"]))
-    ctx: dict = {"threshold": t, "rounding_base": d.rounding_base}
-
-    # --- the input of this run, and what it does not record (from its ingest report only)
-    info = export_info(ingest_report)
     records = absent_records(ingest_report)
-    missing_features = absent_features(records)
-    ctx["export"] = info
-    ctx["synthetic"] = info["synthetic"]
-    when = info["extract_date"]
-    if when and "inferred" in info["extract_date_source"]:
-        when = f"{when}, inferred from its latest appointment"
-    ctx["source"] = (
-        "the bundled synthetic cohort" if info["synthetic"] else "the service's export"
-    ) + (f" (extract date {when})" if when else "")
-    ctx["absent_records"] = records
-    ctx["not_recorded"] = absent_words(records)
-    ctx["not_recorded_all"] = [
-        {"table": r.table, "column": r.column or "(whole table)", "words": r.words} for r in records
-    ]
-    ctx["signs_counted"] = [w for f, w in SIGN_WORDS.items() if f not in missing_features]
-    ctx["signs_absent"] = [w for f, w in SIGN_WORDS.items() if f in missing_features]
-
-    # --- cohort at a glance
-    finished = frame[frame["finished_course"].astype(bool)]
-    n_fin = len(finished)
-
-    def fin_rate(col: str, value=True) -> Cell:
-        v = finished[col].dropna()
-        hits = int((v == value).sum()) if v.dtype != bool else int(v.sum())
-        return rate(hits, len(v), d)
-
-    started = frame[frame["ended"] & (frame["sessions_attended_total"] >= 1)]
-    ctx["glance"] = [
-        ("Episodes of care (referrals offered treatment)", count(len(frame), d).text()),
-        ("Appointments scheduled", count(metrics.get("n_sessions", np.nan), d).text()),
-        ("Finished a course of treatment (2+ sessions)", count(n_fin, d).text()),
-        (
-            "Still in treatment six weeks after the first appointment",
-            count(int(frame["in_treatment_at_landmark"].sum()), d).text(),
-        ),
-        (
-            "Dropped out (of ended episodes with a session)",
-            pct(rate(int(started["dropout"].sum()), len(started), d)),
-        ),
-        ("Reliable improvement (finished courses)", pct(fin_rate("nhs_reliable_improvement"))),
-        (
-            "Reliable recovery (finished courses at caseness)",
-            pct(fin_rate("nhs_reliable_recovery")),
-        ),
-        ("Reliable deterioration (finished courses)", pct(fin_rate("nhs_reliable_deterioration"))),
-    ]
-
-    # --- poor outcome by flags group
-    pop = frame[frame["poor_outcome"].notna()]
-    by_group = {r["label"]: r for r in rates_by(pop, pop["flags_group"], "poor_outcome", params)}
-    ctx["poor_by_group"] = by_group
-    ctx["poor_by_group_rows"] = [
-        {**by_group[k], "label": GROUP_LABELS.get(k, k)} for k in ("0", "1", "2+") if k in by_group
-    ]
-    poor = catalog.POOR_OUTCOME
-    ctx["or_flags_2plus"] = _row(
-        po, catalog.model_id(poor, "flags group", True), "flags_group_2+", t
-    )
-    first = "flag_missed_first_appointment"
-    ctx["or_missed_first"] = _row(po, catalog.model_id(poor, first, True), first, t)
-    flag_rows = []
-    for flag, label in FLAG_LABELS.items():
-        r = _row(po, catalog.model_id(poor, flag, True), flag, t)
-        if r is not None and flag not in missing_features and _estimate(r):
-            flag_rows.append({"label": label, **r[["estimate", "ci_low", "ci_high"]].to_dict()})
-    ctx["flag_rows"] = flag_rows
-
-    # --- levers
-    levers = lever_rates(frame, params, missing_features)
-    ctx["lever_rates"] = levers
-    side = tables.get("poor_outcome_side_by_side", pd.DataFrame())
-    lever_terms = {
-        "Open communication": ("alliance_mean", "a higher alliance rating"),
-        "Clear goals": ("goal_owned_share", "more goals of their own"),
-        "Small wins": ("homework_completion_rate", "more homework done"),
-        "Realistic obstacles": ("barrier_share", "more sessions with an obstacle raised"),
-    }
-    lever_text = []
-    for lever, (term, words) in lever_terms.items():
-        lacking = [r.words for r in records if term in r.features]
-        if lacking:
-            lever_text.append(
-                {
-                    "lever": lever,
-                    "text": f"Not in this export: it does not record {join_words(lacking)}, "
-                    "so there is no finding about this lever.",
-                    "absent": True,
-                }
-            )
-            continue
-        rows = side[side["term"] == term] if len(side) else side
-        if rows is None or rows.empty or rows.iloc[0]["n_analysed_adjusted"] < t:
-            continue
-        r = rows.iloc[0]
-        if not _finite(r["estimate_adjusted"], r["ci_low_adjusted"], r["ci_high_adjusted"]):
-            continue
-        direction = _by_interval(
-            r["ci_low_adjusted"],
-            r["ci_high_adjusted"],
-            1,
-            "higher odds",
-            "lower odds",
-            "no clear difference in the odds",
-        )
-        lever_text.append(
-            {
-                "lever": lever,
-                "text": f"Clients with {words} (one standard deviation more) had {direction} "
-                f"of a poor outcome: odds ratio {r['estimate_adjusted']:.2f} (95% CI "
-                f"{r['ci_low_adjusted']:.2f} to {r['ci_high_adjusted']:.2f}).",
-                "absent": False,
-            }
-        )
-    ctx["levers"] = lever_text
-    ctx["levers_absent"] = [LEVER_WORDS[f] for f in LEVERS if any(f in r.features for r in records)]
-
-    # --- dropout curves and numbers at risk
-    ci = tables.get("dropout_cumulative_incidence")
-    km = tables.get("dropout_km")
-    curves = incidence_for_plot(ci, km, params) if ci is not None and km is not None else None
-    ctx["incidence_curves"] = curves
-    ctx["incidence_12w"] = incidence_at(curves, 12) if curves is not None else {}
-    at_risk = tables.get("dropout_at_risk")
-    if at_risk is not None:
-        wide = at_risk.pivot(index="group", columns="week", values="n_at_risk").fillna(0)
-        ctx["at_risk"] = {
-            "weeks": list(wide.columns),
-            "rows": [
-                (GROUP_LABELS.get(str(g), str(g)), [count(v, d).text() for v in wide.loc[g]])
-                for g in wide.index
-            ],
-        }
-    else:
-        ctx["at_risk"] = None
-
-    # --- prediction
-    ctx["prediction"] = {k: metrics[k] for k in metrics if k.startswith(("auc", "brier", "calib"))}
-    ctx["calibration"] = None
-    ctx["of_100"] = None  # set only when the calibration bins support it
-    cal = tables.get("prediction_calibration")
-    if cal is not None:
-        cal = cal[[rate(e, n, d).shown for e, n in zip(cal["events"], cal["n"], strict=True)]]
-        ctx["calibration"] = cal
-        top = cal[cal["model"] == "engagement (logistic)"].sort_values("bin")
-        if len(top) >= 4:
-            ctx["of_100"] = {
-                "high": round(100 * float(top.tail(2)["observed"].mean())),
-                "low": round(100 * float(top.head(2)["observed"].mean())),
-            }
-    # --- missing data
-    sens = tables.get("missing_data_sensitivity")
-    miss = tables.get("missing_by_group")
-    if sens is not None and miss is not None:
-        allrow = miss[miss["group"] == "all"].iloc[0]
-        cc = sens[sens["analysis"] == "complete cases"].iloc[0]
-        mi = sens[(sens["analysis"] == "multiple imputation") & (sens["delta"] == 0)].iloc[0]
-        ctx["missing"] = {
-            "share_missing": rate(int(allrow["missing_final_score"]), int(allrow["episodes"]), d),
-            "cc": cc,
-            "mi": mi,
-            "locf": sens[sens["analysis"] == "last observation carried forward"].iloc[0],
-            "by_group": missing_rows(miss, params),
-            "tipping": tables.get("missing_data_tipping_point"),
-        }
-    else:
-        ctx["missing"] = None
-
-    # --- dose-response (bars on too few episodes withheld)
-    obs = tables.get("dose_response_observed")
-    if obs is not None:
-        shown = [rate(k, n, d).shown for k, n in zip(obs["improved"], obs["episodes"], strict=True)]
-        ctx["dose_observed"] = obs[shown]
-        ctx["dose_curve"] = tables.get("dose_response_curve")
-
-    ctx["quarantine"] = quarantine_table(ingest_report, params)
-    ctx["quarantine_total"] = count(ingest_report["totals"]["rows_quarantined"], d).text()
-    ctx["rows_read"] = count(ingest_report["totals"]["rows_read"], d).text()
-    p = ctx["prediction"]
-    ctx["auc_shown"] = _finite(p.get("auc_baseline"), p.get("auc_engagement"))
-    m = ctx["missing"]
-    ctx["missing_shown"] = m is not None and _finite(
-        m["mi"]["estimate"], m["mi"]["ci_low"], m["mi"]["ci_high"], m["cc"]["estimate"]
-    )
+    ctx: dict = {"threshold": d.threshold, "rounding_base": d.rounding_base}
+    ctx |= data_section(ingest_report, records)
+    ctx |= glance_section(frame, metrics, params)
+    ctx |= poor_outcome_section(frame, po, params, absent_features(records))
+    ctx |= levers_section(frame, tables, params, records)
+    ctx |= dropout_section(tables, params)
+    ctx |= prediction_section(tables, metrics, params)
+    ctx |= missing_section(tables, params)
+    ctx |= dose_section(tables, params)
+    ctx |= ingest_section(ingest_report, params)
+    ctx |= shown_section(ctx)
     ctx["summary"] = summary_sentences(ctx)
     return ctx
 
 
-def make_figures(ctx: dict) -> dict[str, figures.Figure]:
-    """All figures of the reports from the (already disclosure-controlled) context."""
-    out = {}
+# --- figures -----------------------------------------------------------------------------
+
+
+def _levers_figure(ctx: dict) -> figures.Figure | None:
     lr = ctx["lever_rates"].dropna(subset=["rate"]) if len(ctx["lever_rates"]) else None
+    if lr is None or not len(lr):
+        return None
     absent = ctx.get("levers_absent") or []
-    if lr is not None and len(lr):
-        shown = set(lr["panel"])
-        words = [LEVER_WORDS[f] for f, (panel, _) in LEVERS.items() if panel in shown]
-        out["levers"] = figures.rate_bars(
-            lr,
-            "Finished without reliable improvement, by early engagement (thirds)",
-            "Poor outcome (%)",
-            "Bar charts: the share of clients who finished without reliable improvement, for "
-            f"the lowest, middle and highest third of {join_words(words)} in the first six "
-            "weeks"
-            + (f" ({join_words(absent)}: not in this export)" if absent else "")
-            + ". "
-            + "; ".join(
-                f"{p} {lab}: {r:.0%}"
-                for p, lab, r in zip(lr["panel"], lr["label"], lr["rate"], strict=True)
-            ),
-        )
-    if ctx["flag_rows"]:
-        rows = pd.DataFrame(ctx["flag_rows"])
-        signs_absent = ctx.get("signs_absent") or []
-        out["flags"] = figures.forest(
-            rows,
-            "Early signs of disengagement and poor outcome (adjusted)",
-            "Odds ratio of finishing without reliable improvement (log scale)",
-            "Odds ratios with 95% intervals: "
-            + "; ".join(f"{r['label']} {r['estimate']:.1f}" for _, r in rows.iterrows())
-            + (
-                f". Not in this export, so not shown: {'; '.join(signs_absent)}"
-                if signs_absent
-                else ""
-            ),
-        )
+    shown = set(lr["panel"])
+    words = [LEVER_WORDS[f] for f, (panel, _) in LEVERS.items() if panel in shown]
+    return figures.rate_bars(
+        lr,
+        "Finished without reliable improvement, by early engagement (thirds)",
+        "Poor outcome (%)",
+        "Bar charts: the share of clients who finished without reliable improvement, for "
+        f"the lowest, middle and highest third of {join_words(words)} in the first six "
+        "weeks"
+        + (f" ({join_words(absent)}: not in this export)" if absent else "")
+        + ". "
+        + "; ".join(
+            f"{p} {lab}: {r:.0%}"
+            for p, lab, r in zip(lr["panel"], lr["label"], lr["rate"], strict=True)
+        ),
+    )
+
+
+def _flags_figure(ctx: dict) -> figures.Figure | None:
+    if not ctx["flag_rows"]:
+        return None
+    rows = pd.DataFrame(ctx["flag_rows"])
+    signs_absent = ctx.get("signs_absent") or []
+    return figures.forest(
+        rows,
+        "Early signs of disengagement and poor outcome (adjusted)",
+        "Odds ratio of finishing without reliable improvement (log scale)",
+        "Odds ratios with 95% intervals: "
+        + "; ".join(f"{r['label']} {r['estimate']:.1f}" for _, r in rows.iterrows())
+        + (
+            f". Not in this export, so not shown: {'; '.join(signs_absent)}" if signs_absent else ""
+        ),
+    )
+
+
+def _dropout_figure(ctx: dict) -> figures.Figure | None:
     curves = ctx["incidence_curves"]
-    if curves is not None and len(curves):
-        inc = {g: v for g, v in ctx["incidence_12w"].items() if _finite(v)}
-        out["dropout"] = figures.incidence_curves(
-            curves,
-            "Dropout after the first six weeks, by early signs of disengagement",
-            "Curves of the cumulative percentage who dropped out, by number of early signs "
-            "(0, 1, 2 or more), with 95% bands."
-            + (
-                " At 12 weeks: " + ", ".join(f"{g} signs {v:.0%}" for g, v in inc.items())
-                if inc
-                else ""
-            ),
-        )
-    if ctx.get("calibration") is not None and len(ctx["calibration"]):
-        cal = ctx["calibration"]
-        out["calibration"] = figures.calibration(
-            cal[cal["model"].str.contains("logistic")],
-            "Observed against predicted risk of poor outcome in tenths of predicted risk, for "
-            "the model with and without early engagement; points near the diagonal are well "
-            "calibrated.",
-        )
-    if ctx.get("dose_observed") is not None and len(ctx["dose_observed"]):
-        obs = ctx["dose_observed"]
-        out["dose"] = figures.dose_response(
-            obs,
-            ctx["dose_curve"],
-            "Bars: share reliably improved by number of sessions attended; line: fitted curve. "
-            f"Highest observed share {obs['share_improved'].max():.0%} at "
-            f"{int(obs.loc[obs['share_improved'].idxmax(), 'sessions'])} sessions.",
-        )
-    return out
+    if curves is None or not len(curves):
+        return None
+    inc = {g: v for g, v in ctx["incidence_12w"].items() if _finite(v)}
+    return figures.incidence_curves(
+        curves,
+        "Dropout after the first six weeks, by early signs of disengagement",
+        "Curves of the cumulative percentage who dropped out, by number of early signs "
+        "(0, 1, 2 or more), with 95% bands."
+        + (
+            " At 12 weeks: " + ", ".join(f"{g} signs {v:.0%}" for g, v in inc.items())
+            if inc
+            else ""
+        ),
+    )
+
+
+def _calibration_figure(ctx: dict) -> figures.Figure | None:
+    cal = ctx.get("calibration")
+    if cal is None or not len(cal):
+        return None
+    return figures.calibration(
+        cal[cal["model"].str.contains("logistic")],
+        "Observed against predicted risk of poor outcome in tenths of predicted risk, for "
+        "the model with and without early engagement; points near the diagonal are well "
+        "calibrated.",
+    )
+
+
+def _dose_figure(ctx: dict) -> figures.Figure | None:
+    obs = ctx.get("dose_observed")
+    if obs is None or not len(obs):
+        return None
+    return figures.dose_response(
+        obs,
+        ctx["dose_curve"],
+        "Bars: share reliably improved by number of sessions attended; line: fitted curve. "
+        f"Highest observed share {obs['share_improved'].max():.0%} at "
+        f"{int(obs.loc[obs['share_improved'].idxmax(), 'sessions'])} sessions.",
+    )
+
+
+FIGURES: dict[str, Callable[[dict], figures.Figure | None]] = {
+    "levers": _levers_figure,
+    "flags": _flags_figure,
+    "dropout": _dropout_figure,
+    "calibration": _calibration_figure,
+    "dose": _dose_figure,
+}
+
+
+def make_figures(ctx: dict) -> dict[str, figures.Figure]:
+    """All figures of the reports from the (already disclosure-controlled) context; a
+    figure with nothing to draw is left out."""
+    drawn = {name: draw(ctx) for name, draw in FIGURES.items()}
+    return {name: fig for name, fig in drawn.items() if fig is not None}
 
 
 def plot_data(ctx: dict) -> dict[str, pd.DataFrame]:

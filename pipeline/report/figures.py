@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import matplotlib.ticker
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure as MplFigure
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442"]
 GROUP_COLOURS = {"0": PALETTE[0], "1": PALETTE[1], "2+": PALETTE[2]}
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "font.size": 10,
     "axes.titlesize": 11,
     "axes.spines.top": False,
@@ -40,10 +42,11 @@ class Figure:
     """Text alternative: what the figure shows, in words."""
 
 
-def _svg(fig) -> str:
+def _svg(fig: MplFigure) -> str:
+    """The figure as SVG. Drawn with the object-oriented API (no pyplot): ``savefig`` picks
+    the SVG canvas itself, so no backend is chosen and nothing global is touched."""
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg") :]  # drop the XML prolog: the SVG is inlined in HTML
 
@@ -51,8 +54,9 @@ def _svg(fig) -> str:
 def forest(rows: pd.DataFrame, title: str, xlabel: str, alt: str) -> Figure:
     """Ratios with 95% intervals on a log axis; ``rows``: label, estimate, ci_low, ci_high
     (withheld rows already removed)."""
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(rows) + 1.2))
+    with matplotlib.rc_context(STYLE):
+        fig = MplFigure(figsize=(6.4, 0.42 * len(rows) + 1.2))
+        ax = fig.subplots()
         y = np.arange(len(rows))[::-1]
         ax.errorbar(
             rows["estimate"],
@@ -80,8 +84,9 @@ def forest(rows: pd.DataFrame, title: str, xlabel: str, alt: str) -> Figure:
 def incidence_curves(curves: pd.DataFrame, title: str, alt: str) -> Figure:
     """Cumulative incidence of dropout by flags group with 95% bands; ``curves``: group,
     week, incidence, ci_low, ci_high (already cut where fewer than threshold remain)."""
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    with matplotlib.rc_context(STYLE):
+        fig = MplFigure(figsize=(6.4, 3.6))
+        ax = fig.subplots()
         for group, g in curves.groupby("group", sort=True):
             colour = GROUP_COLOURS.get(str(group), PALETTE[3])
             ax.step(
@@ -112,10 +117,9 @@ def rate_bars(rates: pd.DataFrame, title: str, ylabel: str, alt: str) -> Figure:
     """Percentages with 95% intervals by category, in panels; ``rates``: panel, label,
     rate, ci_low, ci_high (withheld rates removed)."""
     panels = list(dict.fromkeys(rates["panel"]))
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(
-            1, len(panels), figsize=(2.3 * len(panels) + 0.6, 3.2), sharey=True, squeeze=False
-        )
+    with matplotlib.rc_context(STYLE):
+        fig = MplFigure(figsize=(2.3 * len(panels) + 0.6, 3.2))
+        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)
         for ax, panel in zip(axes[0], panels, strict=True):
             d = rates[rates["panel"] == panel]
             x = np.arange(len(d))
@@ -139,8 +143,9 @@ def rate_bars(rates: pd.DataFrame, title: str, ylabel: str, alt: str) -> Figure:
 def dose_response(observed: pd.DataFrame, curve: pd.DataFrame, alt: str) -> Figure:
     """Share reliably improved by sessions attended (bars, withheld bars removed) and the
     fitted probit curve with its band."""
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    with matplotlib.rc_context(STYLE):
+        fig = MplFigure(figsize=(6.4, 3.4))
+        ax = fig.subplots()
         ax.bar(
             observed["sessions"],
             100 * observed["share_improved"],
@@ -173,8 +178,9 @@ def dose_response(observed: pd.DataFrame, curve: pd.DataFrame, alt: str) -> Figu
 def calibration(bins: pd.DataFrame, alt: str) -> Figure:
     """Observed vs predicted risk by bin of predicted risk (bins resting on too few people
     removed), with the line of perfect calibration."""
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    with matplotlib.rc_context(STYLE):
+        fig = MplFigure(figsize=(4.2, 4.0))
+        ax = fig.subplots()
         ax.plot(
             [0, 100],
             [0, 100],

@@ -16,7 +16,7 @@ def _rate(values: pd.Series, params: DisclosureParams) -> float | None:
     """A disclosure-controlled proportion (None if withheld or undefined), 3 decimals."""
     v = values.dropna().astype(float)
     cell = rate(float(v.sum()), float(len(v)), params)
-    return round(cell.value, 3) if cell.shown else None
+    return round(cell.value, 3) if cell.shown and cell.value is not None else None
 
 
 def cohort_metrics(frame: pd.DataFrame, params: DisclosureParams) -> dict:

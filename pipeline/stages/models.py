@@ -10,14 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config import Params
-from pipeline.models.analysis import fit_all
+from pipeline.models.analysis import ANALYSES, fit_all
 from pipeline.stages.common import stage, stage_main
 from pipeline.stages.results import describe_results as describe
 from pipeline.stages.results import load_inputs, write_results
 
 
 def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
-    with stage("models", params, root, show_progress=show_progress) as s:
+    steps = len(ANALYSES)
+    with stage("models", params, root, steps=steps, show_progress=show_progress) as s:
         tables, _, features, outcomes = load_inputs(
             s.paths, ("episodes", "sessions", "measures")
         )

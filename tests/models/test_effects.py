@@ -9,6 +9,7 @@ from statsmodels.duration.hazard_regression import PHReg
 from pipeline.models.effects import (
     MIN_CLUSTERS,
     ClusteredPHReg,
+    FitOptions,
     fit_cox,
     fit_logistic,
     standardise,
@@ -177,7 +178,7 @@ def test_cox_monotone_likelihood_is_not_reported_as_a_fit():
 
 def test_population_size_is_the_input_n_when_rows_were_selected_before():
     d = _clustered_binary()
-    fit = fit_logistic(d.iloc[:5000], "y", ["x"], "therapist", population=6000)
+    fit = fit_logistic(d.iloc[:5000], "y", ["x"], "therapist", options=FitOptions(n_input=6000))
     assert fit.card.n_input == 6000 and fit.card.n_analysed == 5000
     assert any("1000 row(s)" in n for n in fit.card.notes)
 
