@@ -213,8 +213,37 @@ def _outcome_table(
     params: OutcomesParams,
     extract_date: pd.Timestamp,
 ) -> pd.DataFrame:
+    """The outcome table on integer episode keys: scores, course, dropout, landmark."""
     episodes, sessions, measures = tables["episodes"], tables["sessions"], tables["measures"]
     out = pd.DataFrame({"episode_id": episodes["episode_id"].to_numpy()}).set_index("episode_id")
+    out, summaries = _score_outcomes(out, measures, sessions, params)
+    out = _course(out, sessions, episodes)
+    w = window.set_index("episode_id").reindex(out.index)
+    out = _landmark(out, episodes.set_index("episode_id"), w, extract_date)
+    summary = summaries.get(params.primary_instrument)
+    if summary is None:
+        summary = score_summary(measures, sessions, params.primary_instrument, params)
+    last_date = summary["last_date"].reindex(out.index)
+    out["primary_last_after_landmark"] = (last_date >= w["window_end"]).where(
+        last_date.notna() & w["window_end"].notna()
+    )
+    out["poor_outcome_episode"] = poor_outcome_rule(
+        out[[c for c in out.columns if c.startswith("primary_")]].rename(
+            columns=lambda c: c.removeprefix("primary_")
+        ),
+        params.poor_outcome,
+    )
+    # The landmark analysis: in treatment at the landmark, outcome measured after it.
+    after = out["primary_last_after_landmark"].fillna(False).astype(bool)
+    out["poor_outcome"] = out["poor_outcome_episode"].where(out["in_treatment_at_landmark"] & after)
+    return out.reset_index()
+
+
+def _score_outcomes(
+    out: pd.DataFrame, measures: pd.DataFrame, sessions: pd.DataFrame, params: OutcomesParams
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Per-instrument outcomes (``<prefix>_*``), the paired NHS outcomes and the primary
+    instrument's (``primary_*``); also each instrument's score summary."""
     per_instrument, summaries = {}, {}
     present = set(measures["instrument"].dropna().unique().tolist())  # not row by row
     for instrument in sorted(present & set(INSTRUMENTS)):
@@ -233,15 +262,18 @@ def _outcome_table(
             pd.DataFrame({"baseline": np.nan, "last": np.nan, "n": 0}, index=out.index),
             params.primary_instrument,
         )
-    out = out.join(primary.add_prefix("primary_"))
+    return out.join(primary.add_prefix("primary_")), summaries
 
+
+def _course(out: pd.DataFrame, sessions: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
+    """Sessions attended, weeks in treatment, a finished course, and dropout (recorded end
+    reason, else inferred from the sessions)."""
     attended = sessions[sessions["status"] == "attended"]
     n_att = attended.groupby("episode_id").size().reindex(out.index, fill_value=0)
     span = attended.groupby("episode_id")["scheduled_date"].agg(["min", "max"])
     out["sessions_attended_total"] = n_att
     out["weeks_in_treatment"] = ((span["max"] - span["min"]).dt.days / 7.0).reindex(out.index)
     out["finished_course"] = n_att >= 2
-
     ep = episodes.set_index("episode_id")
     recorded = ep["end_reason"] if "end_reason" in ep else pd.Series(pd.NA, index=ep.index)
     inferred = inferred_dropout(sessions, episodes).reindex(out.index, fill_value=False)
@@ -250,8 +282,14 @@ def _outcome_table(
         has_reason, recorded.reindex(out.index).eq("dropped_out"), inferred
     ).astype(bool)
     out["dropout_source"] = np.where(has_reason, "recorded", "inferred")
+    return out
 
-    w = window.set_index("episode_id").reindex(out.index)
+
+def _landmark(
+    out: pd.DataFrame, ep: pd.DataFrame, w: pd.DataFrame, extract_date: pd.Timestamp
+) -> pd.DataFrame:
+    """Whether each episode is in treatment at the landmark, and its dropout time and event
+    from the landmark (followed to its end, or to the extract date while open)."""
     if "end_date" in ep:
         end = ep["end_date"].reindex(out.index)
     else:  # optional in the contract: every episode counts as open
@@ -265,24 +303,7 @@ def _outcome_table(
         out["in_treatment_at_landmark"]
     )
     out["dropout_event"] = (out["dropout"] & end.notna()).where(out["in_treatment_at_landmark"])
-    summary = summaries.get(params.primary_instrument)
-    if summary is None:
-        summary = score_summary(measures, sessions, params.primary_instrument, params)
-    last_date = summary["last_date"].reindex(out.index)
-    out["primary_last_after_landmark"] = (last_date >= w["window_end"]).where(
-        last_date.notna() & w["window_end"].notna()
-    )
-
-    out["poor_outcome_episode"] = poor_outcome_rule(
-        out[[c for c in out.columns if c.startswith("primary_")]].rename(
-            columns=lambda c: c.removeprefix("primary_")
-        ),
-        params.poor_outcome,
-    )
-    # The landmark analysis: in treatment at the landmark, outcome measured after it.
-    after = out["primary_last_after_landmark"].fillna(False).astype(bool)
-    out["poor_outcome"] = out["poor_outcome_episode"].where(out["in_treatment_at_landmark"] & after)
-    return out.reset_index()
+    return out
 
 
 def dropout_rule_agreement(tables: dict[str, pd.DataFrame]) -> dict:

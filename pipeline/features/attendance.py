@@ -50,26 +50,10 @@ def attendance_features(sessions: pd.DataFrame, window: pd.DataFrame) -> pd.Data
         else cc & False
     )
     g = s.groupby("episode_id", sort=False)
-    flags = pd.DataFrame(
-        {
-            "episode_id": s["episode_id"],
-            "att": attended,
-            "dna": dna,
-            "cc": cc,
-            "cs": cs,
-            "late": late,
-        }
-    )
+    kinds = {"att": attended, "dna": dna, "cc": cc, "cs": cs, "late": late}
+    flags = pd.DataFrame({"episode_id": s["episode_id"], **kinds})
     sums = flags.groupby("episode_id", sort=False).sum()
     client_possible = (g.size() - sums["cs"]).replace(0, np.nan)
-
-    # Longest run of missed appointments (no-show or client cancellation).
-    client = s[~cs].copy()
-    client["missed"] = ~client["status"].eq("attended")
-    breaks = (~client["missed"]).astype(int).groupby(client["episode_id"], sort=False).cumsum()
-    runs = client[client["missed"]].groupby([client["episode_id"], breaks], sort=False).size()
-    max_run = runs.groupby(level=0).max()
-
     att = s[attended]
     days_first = (
         att.groupby("episode_id", sort=False)["scheduled_date"].min() - g["window_start"].first()
@@ -94,24 +78,45 @@ def attendance_features(sessions: pd.DataFrame, window: pd.DataFrame) -> pd.Data
             .groupby("episode_id", sort=False)["status"]
             .first()
             .eq("attended"),
-            "max_consecutive_missed": max_run,
+            "max_consecutive_missed": longest_missed_run(s[~cs]),
             "days_to_first_attended": days_first,
             "gap_mean_days": gap.mean(),
             "gap_max_days": gap.max(),
             "gap_sd_days": gap.std(),
         },
     )
+    return _typed(out, window, "notice_hours" in sessions)
+
+
+COUNT_COLUMNS = (
+    "n_scheduled",
+    "n_attended",
+    "n_dna",
+    "n_cancel_client",
+    "n_cancel_service",
+    "max_consecutive_missed",
+)
+"""Attendance counts: 0 for an episode with sessions but none of the kind, missing for an
+episode without sessions in the window."""
+
+
+def longest_missed_run(client: pd.DataFrame) -> pd.Series:
+    """Per episode, the longest run of missed appointments (no-show or client
+    cancellation) among the sessions the client could attend, in date order."""
+    client = client.copy()
+    client["missed"] = ~client["status"].eq("attended")
+    breaks = (~client["missed"]).astype(int).groupby(client["episode_id"], sort=False).cumsum()
+    runs = client[client["missed"]].groupby([client["episode_id"], breaks], sort=False).size()
+    return runs.groupby(level=0).max()
+
+
+def _typed(out: pd.DataFrame, window: pd.DataFrame, has_notice: bool) -> pd.DataFrame:
+    """Counts as nullable integers (missing without sessions), the first-attended flag as
+    a nullable boolean, and no late-cancellation rate when notice is not recorded."""
     has = window["has_sessions"].to_numpy()
-    for col in (
-        "n_scheduled",
-        "n_attended",
-        "n_dna",
-        "n_cancel_client",
-        "n_cancel_service",
-        "max_consecutive_missed",
-    ):
+    for col in COUNT_COLUMNS:
         out[col] = out[col].fillna(0).where(has).astype("Int64")
     out["first_attended"] = out["first_attended"].astype("boolean")
-    if "notice_hours" not in sessions:
+    if not has_notice:
         out["late_cancel_rate"] = np.nan
     return out
