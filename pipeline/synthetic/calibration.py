@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from pipeline.instruments import at_caseness, improvement, reliable_change
+from pipeline.instruments import at_caseness, get_instrument, improvement, reliable_change
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,141 @@ def _icc1(values: pd.Series, groups: pd.Series) -> float:
     return float((msb - msw) / (msb + (k0 - 1) * msw))
 
 
+PHQ9_RC = get_instrument("PHQ-9").reliable_change
+
+
+@dataclass(frozen=True)
+class _Courses:
+    """Episodes, their sessions in date order and who finished a course."""
+
+    ep: pd.DataFrame
+    """Episodes indexed by episode_id."""
+    ses: pd.DataFrame
+    attended: pd.Series
+    """Per session row: attended."""
+    n_att: pd.Series
+    """Attended sessions per episode."""
+    ended: pd.Series
+    finished: pd.Series
+    """Ended, with ≥ 2 attended sessions."""
+    paired: pd.DataFrame
+    """First/last PHQ-9 and GAD-7 per episode with two or more of each."""
+
+
+def _courses(tables: dict[str, pd.DataFrame]) -> _Courses:
+    """Sessions per episode, finished courses, and paired first/last PHQ-9 and GAD-7."""
+    ep = tables["episodes"].set_index("episode_id")
+    ses = tables["sessions"].sort_values(["episode_id", "scheduled_date"], kind="stable")
+    meas = tables["measures"]
+    attended = ses["status"] == "attended"
+    n_att = attended.groupby(ses["episode_id"]).sum().reindex(ep.index, fill_value=0)
+    ended = ep["end_reason"].ne("still_open")
+    phq, gad = _first_last(meas, "PHQ-9"), _first_last(meas, "GAD-7")
+    paired = phq.join(gad, how="inner", lsuffix="_phq", rsuffix="_gad")
+    paired = paired[(paired["n_phq"] >= 2) & (paired["n_gad"] >= 2)]
+    return _Courses(
+        ep=ep,
+        ses=ses,
+        attended=attended,
+        n_att=n_att,
+        ended=ended,
+        finished=ended & (n_att >= 2),
+        paired=paired,
+    )
+
+
+def _either_at_caseness(paired: pd.DataFrame, when: str) -> np.ndarray:
+    """At caseness on PHQ-9 or GAD-7 at the ``first`` or ``last`` score (NHS TT)."""
+    return at_caseness("PHQ-9", paired[f"{when}_phq"]) | at_caseness("GAD-7", paired[f"{when}_gad"])
+
+
+def _reliable_change_rates(c: _Courses) -> dict[str, float]:
+    """Reliable improvement, deterioration and recovery of finished courses (PHQ-9/GAD-7
+    paired, NHS TT rule)."""
+    fin = c.paired[c.paired.index.isin(c.ep.index[c.finished])]
+    rc_phq = reliable_change("PHQ-9", fin["first_phq"], fin["last_phq"])
+    rc_gad = reliable_change("GAD-7", fin["first_gad"], fin["last_gad"])
+    deteriorated = (rc_phq == -1) | (rc_gad == -1)
+    improved = ((rc_phq == 1) | (rc_gad == 1)) & ~deteriorated
+    case_start = _either_at_caseness(fin, "first")
+    recovered = case_start & ~_either_at_caseness(fin, "last")
+    return {
+        "reliable_improvement_rate": float(improved.mean()),
+        "reliable_deterioration_rate": float(deteriorated.mean()),
+        "reliable_recovery_rate": float((recovered & improved)[case_start].mean()),
+    }
+
+
+def _process_outcome(c: _Courses, tables: dict[str, pd.DataFrame]) -> dict[str, float]:
+    """Correlations of alliance, homework and goal consensus with PHQ-9 improvement, and
+    the therapist ICC of improvement, over finished courses."""
+    phq = _first_last(tables["measures"], "PHQ-9")
+    phq_fin = phq[phq.index.isin(c.ep.index[c.finished]) & (phq["n"] >= 2)]
+    gain = pd.Series(improvement("PHQ-9", phq_fin["first"], phq_fin["last"]), index=phq_fin.index)
+    att_ses = c.ses[c.attended]
+    alliance = att_ses.groupby("episode_id")["alliance_score"].mean()
+    hw_score = att_ses["homework_completed"].map({"none": 0.0, "partial": 0.5, "full": 1.0})
+    homework = hw_score.groupby(att_ses["episode_id"]).mean()
+    goals = tables["goals"]
+    owned = goals["set_by"].isin(["client", "collaborative"]).groupby(goals["episode_id"]).mean()
+    return {
+        "alliance_outcome_r": float(gain.corr(alliance.reindex(gain.index))),
+        "homework_outcome_r": float(gain.corr(homework.reindex(gain.index))),
+        "goal_consensus_outcome_r": float(gain.corr(owned.reindex(gain.index))),
+        "therapist_icc_improvement": _icc1(gain, c.ep["therapist_id"].reindex(gain.index)),
+    }
+
+
+def _good_enough_level_gap(c: _Courses) -> float:
+    """Reliable PHQ-9 improvement among planned endings after 2–5 sessions minus 9+."""
+    planned_end = c.ep["end_reason"].eq("completed")
+    pe = c.paired[c.paired.index.isin(c.ep.index[c.finished & planned_end])]
+    pe_improved = pd.Series(
+        reliable_change("PHQ-9", pe["first_phq"], pe["last_phq"]) == 1, index=pe.index
+    )
+    pe_n = c.n_att.reindex(pe.index)
+    return float(pe_improved[pe_n.between(2, 5)].mean() - pe_improved[pe_n >= 9].mean())
+
+
+def _missing_measure_ratio(c: _Courses, measures: pd.DataFrame, truth: pd.DataFrame) -> float:
+    """Share of attended sessions without a PHQ-9, least vs most engaged third."""
+    t = truth.set_index("episode_id")
+    att_ids = c.ses[c.attended][["episode_id", "session_id"]]
+    phq_sessions = measures.loc[measures["instrument"] == "PHQ-9", "session_id"]
+    has_phq = att_ids["session_id"].isin(phq_sessions)
+    missing_share = (~has_phq).groupby(att_ids["episode_id"]).mean()
+    tertile = pd.qcut(t["latent_engagement"].reindex(missing_share.index), 3, labels=False)
+    by_tertile = missing_share.groupby(tertile).mean()
+    return float(by_tertile.iloc[0] / by_tertile.iloc[-1])
+
+
+def _attendance_and_endings(c: _Courses) -> dict[str, float]:
+    """No-show rates, dropout among ended episodes, endings of finished courses."""
+    first_status = c.ses.groupby("episode_id")["status"].first()
+    dropped = c.ep.loc[c.ended, "end_reason"].eq("dropped_out")
+    finished_reason = c.ep.loc[c.finished, "end_reason"]
+    return {
+        "first_appointment_dna_rate": float((first_status == "did_not_attend").mean()),
+        "session_dna_rate": float((c.ses["status"] == "did_not_attend").mean()),
+        "dropout_rate": float(dropped.mean()),
+        "finished_completed_share": float(finished_reason.eq("completed").mean()),
+        "finished_dropout_share": float(finished_reason.eq("dropped_out").mean()),
+    }
+
+
+def _intake_and_end_scores(c: _Courses) -> dict[str, float]:
+    """First and last scores of finished courses at caseness; PHQ-9/GAD-7 correlation."""
+    case_fin = c.paired[c.paired.index.isin(c.ep.index[c.finished])]
+    case_fin = case_fin[_either_at_caseness(case_fin, "first")]
+    return {
+        "phq9_intake_mean": float(case_fin["first_phq"].mean()),
+        "phq9_intake_sd": float(case_fin["first_phq"].std()),
+        "gad7_intake_mean": float(case_fin["first_gad"].mean()),
+        "phq9_gad7_intake_corr": float(c.paired["first_phq"].corr(c.paired["first_gad"])),
+        "phq9_end_mean_caseness_finished": float(case_fin["last_phq"].mean()),
+    }
+
+
 def calibration_statistics(
     tables: dict[str, pd.DataFrame], truth: pd.DataFrame, landmark_days: int = 42
 ) -> dict:
@@ -237,81 +373,22 @@ def calibration_statistics(
     "Finished courses at caseness" means ≥ 2 attended sessions, an ended episode, two or more
     PHQ-9 and GAD-7 scores, and caseness at the start on either measure (NHS TT).
     """
-    ep = tables["episodes"].set_index("episode_id")
-    ses = tables["sessions"].sort_values(["episode_id", "scheduled_date"], kind="stable")
-    meas = tables["measures"]
-    attended = ses["status"] == "attended"
-    first_status = ses.groupby("episode_id")["status"].first()
-    n_att = attended.groupby(ses["episode_id"]).sum().reindex(ep.index, fill_value=0)
-
-    ended = ep["end_reason"].ne("still_open")
-    finished = ended & (n_att >= 2)
-    phq, gad = _first_last(meas, "PHQ-9"), _first_last(meas, "GAD-7")
-    paired = phq.join(gad, how="inner", suffixes=("_phq", "_gad"))
-    paired = paired[(paired["n_phq"] >= 2) & (paired["n_gad"] >= 2)]
-    fin = paired[paired.index.isin(ep.index[finished])]
-    rc_phq = reliable_change("PHQ-9", fin["first_phq"], fin["last_phq"])
-    rc_gad = reliable_change("GAD-7", fin["first_gad"], fin["last_gad"])
-    deteriorated = (rc_phq == -1) | (rc_gad == -1)
-    improved = ((rc_phq == 1) | (rc_gad == 1)) & ~deteriorated
-    case_start = at_caseness("PHQ-9", fin["first_phq"]) | at_caseness("GAD-7", fin["first_gad"])
-    case_end = at_caseness("PHQ-9", fin["last_phq"]) | at_caseness("GAD-7", fin["last_gad"])
-    recovered = case_start & ~case_end
-
-    phq_fin = phq[phq.index.isin(ep.index[finished]) & (phq["n"] >= 2)]
-    gain = pd.Series(improvement("PHQ-9", phq_fin["first"], phq_fin["last"]), index=phq_fin.index)
-    att_ses = ses[attended]
-    alliance = att_ses.groupby("episode_id")["alliance_score"].mean()
-    hw_score = att_ses["homework_completed"].map({"none": 0.0, "partial": 0.5, "full": 1.0})
-    homework = hw_score.groupby(att_ses["episode_id"]).mean()
-    goals = tables["goals"]
-    owned = goals["set_by"].isin(["client", "collaborative"]).groupby(goals["episode_id"]).mean()
-
-    planned_end = ep["end_reason"].eq("completed")
-    pe = paired[paired.index.isin(ep.index[finished & planned_end])]
-    pe_improved = pd.Series(
-        reliable_change("PHQ-9", pe["first_phq"], pe["last_phq"]) == 1, index=pe.index
-    )
-    pe_n = n_att.reindex(pe.index)
-    gel_gap = float(pe_improved[pe_n.between(2, 5)].mean() - pe_improved[pe_n >= 9].mean())
-
-    t = truth.set_index("episode_id")
-    att_ids = att_ses[["episode_id", "session_id"]]
-    has_phq = att_ids["session_id"].isin(meas.loc[meas["instrument"] == "PHQ-9", "session_id"])
-    missing_share = (~has_phq).groupby(att_ids["episode_id"]).mean()
-    tertile = pd.qcut(t["latent_engagement"].reindex(missing_share.index), 3, labels=False)
-    by_tertile = missing_share.groupby(tertile).mean()
-
-    case_fin = paired[paired.index.isin(ep.index[finished])]
-    case_fin = case_fin[
-        at_caseness("PHQ-9", case_fin["first_phq"]) | at_caseness("GAD-7", case_fin["first_gad"])
-    ]
-    dropped = ep.loc[ended, "end_reason"].eq("dropped_out")
-    finished_reason = ep.loc[finished, "end_reason"]
+    c = _courses(tables)
+    process = _process_outcome(c, tables)
     return {
-        "first_appointment_dna_rate": float((first_status == "did_not_attend").mean()),
-        "session_dna_rate": float((ses["status"] == "did_not_attend").mean()),
-        "dropout_rate": float(dropped.mean()),
-        "finished_completed_share": float(finished_reason.eq("completed").mean()),
-        "finished_dropout_share": float(finished_reason.eq("dropped_out").mean()),
-        "phq9_intake_mean": float(case_fin["first_phq"].mean()),
-        "phq9_intake_sd": float(case_fin["first_phq"].std()),
-        "gad7_intake_mean": float(case_fin["first_gad"].mean()),
-        "phq9_gad7_intake_corr": float(paired["first_phq"].corr(paired["first_gad"])),
-        "phq9_end_mean_caseness_finished": float(case_fin["last_phq"].mean()),
-        "reliable_improvement_rate": float(improved.mean()),
-        "reliable_deterioration_rate": float(deteriorated.mean()),
-        "reliable_recovery_rate": float((recovered & improved)[case_start].mean()),
-        "alliance_outcome_r": float(gain.corr(alliance.reindex(gain.index))),
-        "homework_outcome_r": float(gain.corr(homework.reindex(gain.index))),
-        "goal_consensus_outcome_r": float(gain.corr(owned.reindex(gain.index))),
-        "good_enough_level_gap": gel_gap,
-        "therapist_icc_improvement": _icc1(gain, ep["therapist_id"].reindex(gain.index)),
-        "missing_measure_ratio": float(by_tertile.iloc[0] / by_tertile.iloc[-1]),
-        **predictability(ses, meas, paired, landmark_days),
-        "n_episodes": len(ep),
-        "n_finished_course": int(finished.sum()),
-        "mean_sessions_attended_finished": float(n_att[finished].mean()),
+        **_attendance_and_endings(c),
+        **_intake_and_end_scores(c),
+        **_reliable_change_rates(c),
+        "alliance_outcome_r": process["alliance_outcome_r"],
+        "homework_outcome_r": process["homework_outcome_r"],
+        "goal_consensus_outcome_r": process["goal_consensus_outcome_r"],
+        "good_enough_level_gap": _good_enough_level_gap(c),
+        "therapist_icc_improvement": process["therapist_icc_improvement"],
+        "missing_measure_ratio": _missing_measure_ratio(c, tables["measures"], truth),
+        **predictability(c.ses, tables["measures"], c.paired, landmark_days),
+        "n_episodes": len(c.ep),
+        "n_finished_course": int(c.finished.sum()),
+        "mean_sessions_attended_finished": float(c.n_att[c.finished].mean()),
     }
 
 
@@ -328,7 +405,7 @@ def predictability(
     phq = measures[measures["instrument"] == "PHQ-9"].sort_values(
         ["episode_id", "measure_date"], kind="stable"
     )
-    poor = (paired["first_phq"] - paired["last_phq"]) < 6  # not reliably improved (PHQ-9)
+    poor = (paired["first_phq"] - paired["last_phq"]) < PHQ9_RC  # not reliably improved
     intake = _auc_of_logistic(paired[["first_phq", "first_gad"]], poor)
     start = sessions.groupby("episode_id")["scheduled_date"].min()
     cutoff = phq["episode_id"].map(start + pd.Timedelta(days=window_days))

@@ -16,9 +16,12 @@ from sklearn.metrics import roc_auc_score
 
 from pipeline import __version__
 from pipeline.config import SyntheticParams
+from pipeline.instruments import get_instrument
 from pipeline.synthetic.constants import CONSTANTS, GeneratorConstants
 from pipeline.synthetic.courses import (
     ATTENDED,
+    PHQ_RC,
+    CourseModel,
     continue_courses,
     poor_outcome_complete,
     poor_outcome_observed,
@@ -27,6 +30,7 @@ from pipeline.synthetic.courses import (
 )
 from pipeline.synthetic.latents import draw_episodes, draw_response, draw_therapists, make_ids
 from pipeline.synthetic.tables import (
+    CohortFrames,
     build_contacts,
     build_episodes,
     build_goals,
@@ -51,18 +55,24 @@ ORACLE_CHUNK = 20_000  # episodes per Monte Carlo batch (bounds memory: × repli
 
 
 def _simulate_in_chunks(
-    ep, consts, effects, extract, seq: np.random.SeedSequence, collect, landmark_days
-):
+    ep: pd.DataFrame,
+    model: CourseModel,
+    extract: np.datetime64,
+    seq: np.random.SeedSequence,
+    collect: bool,
+    landmark_days: int,
+) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, np.ndarray]]:
     """Simulate in fixed-size chunks; also return every episode's state at its landmark."""
     n_chunks = max(1, -(-len(ep) // CHUNK_EPISODES))
     seeds = seq.spawn(n_chunks)
-    sessions, summaries, states = [], [], []
+    sessions: list[pd.DataFrame] = []
+    summaries: list[pd.DataFrame] = []
+    states: list[dict[str, np.ndarray]] = []
     for i in range(n_chunks):
         part = ep.iloc[i * CHUNK_EPISODES : (i + 1) * CHUNK_EPISODES]
         res = simulate_courses(
             part,
-            consts,
-            effects,
+            model,
             extract,
             np.random.default_rng(seeds[i]),
             collect=collect,
@@ -126,8 +136,7 @@ def oracle_risk_intake(
         tiled = draw_response(tiled, consts, rng_response)
         _, summary, _ = _simulate_in_chunks(
             tiled,
-            consts,
-            params.effects,
+            CourseModel(consts, params.effects),
             extract,
             s_course,
             collect=False,
@@ -165,82 +174,110 @@ def oracle_risk_landmark(
         )
         batch_state = tile_state({k: v[rows] for k, v in state.items()}, reps)
         return continue_courses(
-            tiled, batch_state, consts, params.effects, extract, np.random.default_rng(s_course)
+            tiled,
+            batch_state,
+            CourseModel(consts, params.effects),
+            extract,
+            np.random.default_rng(s_course),
         )
 
     return _monte_carlo(ep, reps, seq, simulate)
 
 
-def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTANTS) -> Cohort:
-    """Generate the full cohort (pure: no I/O, no global random state)."""
-    root = np.random.SeedSequence(params.seed)
-    s_ther, s_ep, s_course, s_goals, s_contacts, s_wsas, s_oracle = root.spawn(7)
-    therapists = draw_therapists(params, consts, np.random.default_rng(s_ther))
-    ep = draw_episodes(params, consts, therapists, np.random.default_rng(s_ep))
-    extract = np.datetime64(params.extract_date, "D")
-    sess, summary, landmark = _simulate_in_chunks(
-        ep, consts, params.effects, extract, s_course, True, params.landmark_days
-    )
+TRUTH_COLUMNS = (
+    "latent_engagement",
+    "latent_alliance",
+    "latent_homework",
+    "latent_goal_ownership",
+    "phq9_true_intake",
+    "gad7_true_intake",
+    "response_index_structural",
+    "response_index_phq9",
+    "response_index_gad7",
+    "potential_change_phq9",
+    "late_change_phq9",
+    "late_change_gad7",
+    "potential_change_gad7",
+    "therapist_change",
+    "therapist_attendance",
+    "therapist_alliance",
+)
+"""Episode-frame columns copied into the ground truth, in this order."""
 
-    n = len(ep)
-    ids = {"episode": make_ids("ep", n, 6), "client": make_ids("cl", n, 6)}
-    episodes = build_episodes(ep, summary, therapists, ids, consts)
-    sessions = build_sessions(sess, ids)
+WSAS = get_instrument("WSAS")
 
-    # WSAS at the first attended session and at a planned ending: the session at which the
-    # course was agreed to end (known at that session, not in hindsight; dropouts get none).
-    rng_w = np.random.default_rng(s_wsas)
+
+def _wsas(
+    sess: pd.DataFrame, summary: pd.DataFrame, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """WSAS at the first attended session and at a planned ending: the session at which the
+    course was agreed to end (known at that session, not in hindsight; dropouts get none).
+
+    Returns the flag of each session row that is such a planned last session, and a WSAS
+    score for every session row (used where a PHQ-9 was recorded)."""
     attended = sess["status"].to_numpy() == ATTENDED
     ep_idx = sess["episode_index"].to_numpy()
     last_row = pd.Series(np.flatnonzero(attended)).groupby(ep_idx[attended]).max()
     planned_end = summary["ended_at_session"].to_numpy()[last_row.index]
     last_attended = np.zeros(len(sess), dtype=bool)
     last_attended[last_row.to_numpy()[planned_end]] = True
-    wsas = np.clip(np.round(1.1 * sess["phq"].to_numpy() + rng_w.normal(3, 4, len(sess))), 0, 40)
-    measures = build_measures(sess, sessions, last_attended, wsas)
-    goals, ratings = build_goals(
-        ep, sess, sessions, episodes, consts, np.random.default_rng(s_goals)
+    wsas = np.clip(
+        np.round(1.1 * sess["phq"].to_numpy() + rng.normal(3, 4, len(sess))),
+        WSAS.minimum,
+        WSAS.maximum,
     )
-    contacts = build_contacts(
-        ep, sess, sessions, episodes, extract, consts, np.random.default_rng(s_contacts)
-    )
-    tables = {
-        "episodes": episodes,
-        "sessions": sessions,
+    return last_attended, wsas
+
+
+@dataclass(frozen=True)
+class _Streams:
+    """Independent random streams of the cohort, one per purpose (spawned from the seed)."""
+
+    therapists: np.random.SeedSequence
+    episodes: np.random.SeedSequence
+    courses: np.random.SeedSequence
+    goals: np.random.SeedSequence
+    contacts: np.random.SeedSequence
+    wsas: np.random.SeedSequence
+    oracle: np.random.SeedSequence
+
+
+def _contract_tables(
+    sim: CohortFrames,
+    sess_summary: pd.DataFrame,
+    extract: np.datetime64,
+    consts: GeneratorConstants,
+    streams: _Streams,
+) -> dict[str, pd.DataFrame]:
+    """The six contract tables from the simulated episodes and sessions."""
+    sess = sim.sess
+    last_attended, wsas = _wsas(sess, sess_summary, np.random.default_rng(streams.wsas))
+    measures = build_measures(sess, sim.sessions, last_attended, wsas)
+    goals, ratings = build_goals(sim, consts, np.random.default_rng(streams.goals))
+    contacts = build_contacts(sim, extract, consts, np.random.default_rng(streams.contacts))
+    return {
+        "episodes": sim.episodes,
+        "sessions": sim.sessions,
         "measures": measures,
         "goals": goals,
         "goal_ratings": ratings,
         "contacts": contacts,
     }
 
-    s_oracle_intake, s_oracle_landmark = s_oracle.spawn(2)
-    risk_intake = oracle_risk_intake(ep, consts, params, s_oracle_intake)
-    risk_landmark = oracle_risk_landmark(ep, landmark, consts, params, s_oracle_landmark)
-    truth = pd.DataFrame(
+
+def _truth(
+    sim: CohortFrames,
+    episode_ids: np.ndarray,
+    summary: pd.DataFrame,
+    risk_intake: np.ndarray,
+    risk_landmark: np.ndarray,
+) -> pd.DataFrame:
+    """One row per episode: latent traits, planted effects' inputs, oracle risks, outcomes."""
+    return pd.DataFrame(
         {
-            "episode_id": ids["episode"],
-            "therapist_id": episodes["therapist_id"],
-            **{
-                col: ep[col].to_numpy()
-                for col in (
-                    "latent_engagement",
-                    "latent_alliance",
-                    "latent_homework",
-                    "latent_goal_ownership",
-                    "phq9_true_intake",
-                    "gad7_true_intake",
-                    "response_index_structural",
-                    "response_index_phq9",
-                    "response_index_gad7",
-                    "potential_change_phq9",
-                    "late_change_phq9",
-                    "late_change_gad7",
-                    "potential_change_gad7",
-                    "therapist_change",
-                    "therapist_attendance",
-                    "therapist_alliance",
-                )
-            },
+            "episode_id": episode_ids,
+            "therapist_id": sim.episodes["therapist_id"],
+            **{col: sim.ep[col].to_numpy() for col in TRUTH_COLUMNS},
             "oracle_risk_intake": risk_intake,
             "oracle_risk_landmark": risk_landmark,
             "poor_outcome_observed": poor_outcome_observed(summary).to_numpy(),
@@ -250,6 +287,30 @@ def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTA
             "poor_outcome_complete": poor_outcome_complete(summary).to_numpy(),
         }
     )
+
+
+def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTANTS) -> Cohort:
+    """Generate the full cohort (pure: no I/O, no global random state)."""
+    streams = _Streams(*np.random.SeedSequence(params.seed).spawn(7))
+    therapists = draw_therapists(params, consts, np.random.default_rng(streams.therapists))
+    ep = draw_episodes(params, consts, therapists, np.random.default_rng(streams.episodes))
+    extract = np.datetime64(params.extract_date, "D")
+    model = CourseModel(consts, params.effects)
+    sess, summary, landmark = _simulate_in_chunks(
+        ep, model, extract, streams.courses, True, params.landmark_days
+    )
+    if sess is None:
+        raise ValueError("the cohort has no scheduled appointment")
+    n = len(ep)
+    ids = {"episode": make_ids("ep", n, 6), "client": make_ids("cl", n, 6)}
+    episodes = build_episodes(ep, summary, therapists, ids, consts)
+    sim = CohortFrames(ep=ep, sess=sess, sessions=build_sessions(sess, ids), episodes=episodes)
+    tables = _contract_tables(sim, summary, extract, consts, streams)
+
+    s_oracle_intake, s_oracle_landmark = streams.oracle.spawn(2)
+    risk_intake = oracle_risk_intake(ep, consts, params, s_oracle_intake)
+    risk_landmark = oracle_risk_landmark(ep, landmark, consts, params, s_oracle_landmark)
+    truth = _truth(sim, ids["episode"], summary, risk_intake, risk_landmark)
     return Cohort(tables=tables, truth=truth, summary=_truth_summary(params, truth))
 
 
@@ -276,7 +337,7 @@ def _truth_summary(params: SyntheticParams, truth: pd.DataFrame) -> dict:
             ),
         },
         "poor_outcome_definition": (
-            "not reliably improved on PHQ-9 (first minus last score < 6) among episodes "
+            f"not reliably improved on PHQ-9 (first minus last score < {PHQ_RC:g}) among episodes "
             "with at least two PHQ-9 scores"
         ),
         "oracle_auc_intake": auc_intake,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from pipeline.config import SyntheticParams
+from pipeline.config import SyntheticEffects, SyntheticParams
 from pipeline.contract import AGE_BANDS, GENDERS, MODALITIES, PRESENTING_PROBLEMS
 from pipeline.synthetic.constants import GeneratorConstants
 
@@ -60,46 +62,78 @@ def _client_of_episode(
     return client[shuffle], order[shuffle]
 
 
-def draw_episodes(
-    params: SyntheticParams,
-    consts: GeneratorConstants,
-    therapists: pd.DataFrame,
-    rng: np.random.Generator,
-) -> pd.DataFrame:
-    """Covariates, dates and latent traits for every episode (vectorised, no loops)."""
-    n = params.n_episodes
-    eff = params.effects
-    client, order = _client_of_episode(n, params.repeat_client_share, rng)
-    n_clients = client.max() + 1
+@dataclass(frozen=True)
+class _Clients:
+    """Which client each episode belongs to, and its order within the client (0 = first)."""
 
-    # Dates: first episodes anywhere in the span; a client's second episode ≥ 180 days later.
+    client: np.ndarray
+    order: np.ndarray
+    n_clients: int
+
+
+def _episode_days(
+    params: SyntheticParams, consts: GeneratorConstants, clients: _Clients, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Referral and first-appointment dates. First episodes fall anywhere in the span; a
+    client's second episode ≥ 180 days later; then a gamma-distributed wait."""
+    n = clients.client.size
     span = params.referral_span_days
     extract = np.datetime64(params.extract_date, "D")
     start = extract - np.timedelta64(span, "D")
-    first_offset = rng.integers(0, span - 14, n_clients)
-    offset = first_offset[client] + order * rng.integers(180, 420, n)
+    first_offset = rng.integers(0, span - 14, clients.n_clients)
+    offset = first_offset[clients.client] + clients.order * rng.integers(180, 420, n)
     offset = np.minimum(offset, span - 7)
     referral = start + offset.astype("timedelta64[D]")
     wait = np.ceil(rng.gamma(consts.wait_days_shape, consts.wait_days_scale, n)).astype(int)
+    return referral, referral + wait.astype("timedelta64[D]")
 
-    # A client keeps age band, gender and most of their engagement trait across episodes.
-    gender_client = rng.choice(len(GENDERS), n_clients, p=consts.gender_probs)
-    age_client = rng.choice(len(AGE_BANDS), n_clients, p=consts.age_band_probs)
-    young = age_client[client] <= 1
+
+def _case_mix(
+    consts: GeneratorConstants, clients: _Clients, n_therapists: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Age band, gender (kept by a client across episodes), problem, treatment, planned
+    sessions and therapist of every episode (as codes)."""
+    client, n = clients.client, clients.client.size
+    gender_client = rng.choice(len(GENDERS), clients.n_clients, p=consts.gender_probs)
+    age_client = rng.choice(len(AGE_BANDS), clients.n_clients, p=consts.age_band_probs)
     problem = rng.choice(len(PRESENTING_PROBLEMS), n, p=consts.problem_probs)
     treatment = rng.choice(len(consts.treatments), n, p=consts.treatment_probs)
     planned = np.asarray(consts.planned_sessions)[treatment] + rng.integers(-2, 3, n)
-    planned = np.clip(planned, 4, 20)
-    ther_idx = rng.integers(0, len(therapists), n)
+    return {
+        "age": age_client[client],
+        "gender": gender_client[client],
+        "young": age_client[client] <= 1,
+        "problem": problem,
+        "treatment": treatment,
+        "planned": np.clip(planned, 4, 20),
+        "therapist": rng.integers(0, n_therapists, n),
+    }
 
-    # Severity: correlated PHQ-9 / GAD-7 true scores at intake (lit. §7b, §9).
+
+def _intake_severity(
+    consts: GeneratorConstants, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Correlated PHQ-9 / GAD-7 true scores at intake (lit. §7b, §9).
+
+    Returns the PHQ-9 standard score ``z1`` (it also shifts engagement), PHQ-9 and GAD-7."""
     z1, z2 = rng.standard_normal((2, n))
     phq0 = consts.phq_mean + consts.phq_sd * z1
     r = consts.phq_gad_corr
     gad0 = consts.gad_mean + consts.gad_sd * (r * z1 + np.sqrt(1 - r * r) * z2)
+    return z1, phq0, gad0
 
-    # Latent engagement E (SD 1): stable client trait + episode part + case mix.
-    trait = rng.standard_normal(n_clients)[client]
+
+def _latent_traits(
+    consts: GeneratorConstants,
+    clients: _Clients,
+    young: np.ndarray,
+    z1: np.ndarray,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Latent engagement E (SD 1): stable client trait + episode part + case mix; alliance,
+    homework and goal-ownership propensities each load on E."""
+    n = clients.client.size
+    trait = rng.standard_normal(clients.n_clients)[clients.client]
     e_raw = np.sqrt(consts.trait_share) * trait + np.sqrt(1 - consts.trait_share) * (
         rng.standard_normal(n)
     )
@@ -111,39 +145,69 @@ def draw_episodes(
         return lam * engagement + np.sqrt(1 - lam * lam) * rng.standard_normal(n)
 
     alliance, homework, goals = component(), component(), component()
+    return {"engagement": engagement, "alliance": alliance, "homework": homework, "goals": goals}
 
-    ther = therapists.iloc[ther_idx]
-    structural = (
+
+def _structural_index(
+    consts: GeneratorConstants,
+    eff: SyntheticEffects,
+    phq0: np.ndarray,
+    latent: dict[str, np.ndarray],
+    therapist_change: np.ndarray,
+) -> np.ndarray:
+    """Structural response index: full-course change expected from intake, the planted
+    effects of the latent traits, and the therapist."""
+    return (
         consts.change_mean
         + consts.change_severity_slope * (phq0 - consts.phq_mean)
-        + eff.alliance_on_change * alliance
-        + eff.homework_on_change * homework
-        + eff.goals_on_change * goals
-        + eff.engagement_on_change * engagement
-        + ther["therapist_change"].to_numpy()
+        + eff.alliance_on_change * latent["alliance"]
+        + eff.homework_on_change * latent["homework"]
+        + eff.goals_on_change * latent["goals"]
+        + eff.engagement_on_change * latent["engagement"]
+        + therapist_change
     )
+
+
+def draw_episodes(
+    params: SyntheticParams,
+    consts: GeneratorConstants,
+    therapists: pd.DataFrame,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Covariates, dates and latent traits for every episode (vectorised, no loops)."""
+    n = params.n_episodes
+    client, order = _client_of_episode(n, params.repeat_client_share, rng)
+    clients = _Clients(client=client, order=order, n_clients=int(client.max() + 1))
+    referral, first_day = _episode_days(params, consts, clients, rng)
+    mix = _case_mix(consts, clients, len(therapists), rng)
+    z1, phq0, gad0 = _intake_severity(consts, n, rng)
+    latent = _latent_traits(consts, clients, mix["young"], z1, rng)
+    ther = therapists.iloc[mix["therapist"]]
+    therapist_change = ther["therapist_change"].to_numpy()
     frame = pd.DataFrame(
         {
             "episode_index": np.arange(n),
             "client_index": client,
-            "therapist_index": ther_idx,
+            "therapist_index": mix["therapist"],
             "referral_day": referral,
-            "first_day": referral + wait.astype("timedelta64[D]"),
-            "age_band": np.asarray(AGE_BANDS)[age_client[client]],
-            "gender": np.asarray(GENDERS)[gender_client[client]],
-            "presenting_problem": np.asarray(PRESENTING_PROBLEMS)[problem],
-            "treatment_code": treatment,
-            "planned_sessions": planned,
-            "young": young,
+            "first_day": first_day,
+            "age_band": np.asarray(AGE_BANDS)[mix["age"]],
+            "gender": np.asarray(GENDERS)[mix["gender"]],
+            "presenting_problem": np.asarray(PRESENTING_PROBLEMS)[mix["problem"]],
+            "treatment_code": mix["treatment"],
+            "planned_sessions": mix["planned"],
+            "young": mix["young"],
             "modality_main": rng.choice(len(MODALITIES), n, p=consts.modality_probs),
-            "latent_engagement": engagement,
-            "latent_alliance": alliance,
-            "latent_homework": homework,
-            "latent_goal_ownership": goals,
+            "latent_engagement": latent["engagement"],
+            "latent_alliance": latent["alliance"],
+            "latent_homework": latent["homework"],
+            "latent_goal_ownership": latent["goals"],
             "phq9_true_intake": phq0,
             "gad7_true_intake": gad0,
-            "response_index_structural": structural,
-            "therapist_change": ther["therapist_change"].to_numpy(),
+            "response_index_structural": _structural_index(
+                consts, params.effects, phq0, latent, therapist_change
+            ),
+            "therapist_change": therapist_change,
             "therapist_attendance": ther["therapist_attendance"].to_numpy(),
             "therapist_alliance": ther["therapist_alliance"].to_numpy(),
         }

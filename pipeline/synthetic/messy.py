@@ -14,6 +14,8 @@ Two kinds of mess, both recorded in a manifest so tests can check that ingest ha
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -77,14 +79,15 @@ def _bad_rows(
     extract: pd.Timestamp,
     n: int,
     rng: np.random.Generator,
-):
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``n`` bad rows for ``table``, cycling through its kinds (vectorised per kind).
 
     Returns the rows and a frame with each row's kind and expected quarantine rule.
     """
     kinds = BAD_ROW_KINDS[table]
     which = np.arange(n) % len(kinds)
-    parts, meta = [], []
+    parts: list[pd.DataFrame] = []
+    meta: list[pd.DataFrame] = []
     for k, (kind, rule, changes) in enumerate(kinds):
         number = np.flatnonzero(which == k)  # running number of each bad row: unique new ids
         if number.size == 0:
@@ -123,7 +126,11 @@ def _before_referral(base, *_):
     return dates.dt.strftime("%Y-%m-%d").to_numpy()
 
 
-BAD_ROW_KINDS = {
+BadRowKind = tuple[str, str, dict[str, Any]]
+"""(kind, expected quarantine rule, {column: value or ``value(base, number, tables, extract,
+rng)``})."""
+
+BAD_ROW_KINDS: dict[str, list[BadRowKind]] = {
     "episodes": [
         ("duplicate_episode_id", "duplicate_id", {"end_reason": "other"}),
         (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.special import expit
@@ -16,6 +18,7 @@ from pipeline.contract import (
     MODALITIES,
     SESSION_STATUSES,
 )
+from pipeline.instruments import get_instrument
 from pipeline.synthetic.constants import GeneratorConstants
 from pipeline.synthetic.courses import ATTENDED, DNA, OPEN
 from pipeline.synthetic.latents import make_ids
@@ -32,13 +35,27 @@ def _days(values: np.ndarray) -> pd.Series:
 def _pick(labels: tuple[str, ...], codes: np.ndarray) -> pd.Series:
     """Integer codes → labels; negative codes → missing."""
     arr = np.asarray(codes)
-    cat = pd.Categorical.from_codes(np.where(arr < 0, -1, arr), categories=list(labels))
+    codes = np.where(arr < 0, -1, arr).astype(np.int64)
+    cat = pd.Categorical.from_codes(codes, categories=pd.Index(labels))
     return pd.Series(cat).astype("str").where(arr >= 0)
 
 
+def _nullable_bool(values: np.ndarray, missing: np.ndarray) -> pd.arrays.BooleanArray:
+    """Nullable booleans: ``values``, missing where ``missing`` (False stored underneath, as
+    ``pd.array`` does)."""
+    return pd.arrays.BooleanArray(values & ~missing, missing)
+
+
+def _nullable_int(values: np.ndarray, missing: np.ndarray) -> pd.arrays.IntegerArray:
+    """Nullable Int64: ``values``, missing where ``missing`` (1 stored underneath, as
+    ``pd.array`` does)."""
+    return pd.arrays.IntegerArray(np.where(missing, 1, values).astype(np.int64), missing)
+
+
 def _bool(codes: np.ndarray) -> pd.Series:
+    """Integer codes → nullable booleans: 1 → True, 0 → False, negative → missing."""
     arr = np.asarray(codes)
-    return pd.Series(pd.array(np.where(arr < 0, None, arr == 1), dtype="boolean"))
+    return pd.Series(_nullable_bool(arr == 1, arr < 0))
 
 
 def build_episodes(
@@ -78,7 +95,7 @@ def build_sessions(sess: pd.DataFrame, ids: dict[str, np.ndarray]) -> pd.DataFra
             "status": _pick(SESSION_STATUSES, sess["status"].to_numpy()),
             "notice_hours": sess["notice_hours"].to_numpy(),
             "modality": _pick(MODALITIES, sess["modality"].to_numpy()),
-            "duration_min": pd.array(np.where(duration < 0, None, duration), dtype="Int64"),
+            "duration_min": _nullable_int(duration, duration < 0),
             "agenda_set_by": _pick(AGENDA_SETTERS, sess["agenda"].to_numpy()),
             "homework_assigned": _bool(sess["hw_assigned"].to_numpy()),
             "homework_completed": _pick(HOMEWORK_COMPLETION, sess["hw_completed"].to_numpy()),
@@ -125,15 +142,26 @@ def build_measures(
     return out.drop(columns="order").reset_index(drop=True)
 
 
-def build_goals(
-    ep: pd.DataFrame,
-    sess: pd.DataFrame,
-    sessions: pd.DataFrame,
-    episodes: pd.DataFrame,
-    consts: GeneratorConstants,
-    rng: np.random.Generator,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Goals set at the first (sometimes second) attended session, and their ratings."""
+@dataclass(frozen=True)
+class CohortFrames:
+    """The simulated cohort the goal and contact tables are drawn from."""
+
+    ep: pd.DataFrame
+    """Episode covariates and latent traits (``draw_episodes``)."""
+    sess: pd.DataFrame
+    """Simulated appointment records (``simulate_courses``), one row per session."""
+    sessions: pd.DataFrame
+    """The contract sessions table, row for row with ``sess``."""
+    episodes: pd.DataFrame
+    """The contract episodes table, row for row with ``ep``."""
+
+
+PHQ9_RC = get_instrument("PHQ-9").reliable_change
+
+
+def _goal_setting_rows(sess: pd.DataFrame, rng: np.random.Generator) -> pd.Series:
+    """Session row at which each episode's goals are set, indexed by episode: the first
+    attended session, or (30%) the second."""
     att = sess[sess["status"] == ATTENDED]
     att_pos = att.index.to_numpy()
     first_rows = att_pos[att["sessions_before"].to_numpy() == 0]
@@ -142,6 +170,26 @@ def build_goals(
     set_row = pd.Series(first_rows, index=ep_first)
     later = rng.random(len(second_rows)) < 0.3
     set_row.loc[sess["episode_index"].to_numpy()[second_rows][later]] = second_rows[later]
+    return set_row
+
+
+@dataclass(frozen=True)
+class _Goals:
+    """Drawn goals: one entry per goal."""
+
+    table: pd.DataFrame
+    ids: np.ndarray
+    episode: np.ndarray
+    """Episode position of each goal."""
+    set_row: np.ndarray
+    """Session row at which each goal was set."""
+
+
+def _draw_goals(sim: CohortFrames, consts: GeneratorConstants, rng: np.random.Generator) -> _Goals:
+    """Goals set at the first (sometimes second) attended session: who set them (more often
+    the client when goal ownership is high) and whether achieved (known once ended)."""
+    ep, sessions = sim.ep, sim.sessions
+    set_row = _goal_setting_rows(sim.sess, rng)
     n_goals = 1 + rng.choice(3, len(set_row), p=consts.goal_count_probs)
     goal_ep = np.repeat(set_row.index.to_numpy(), n_goals)
     goal_row = np.repeat(set_row.to_numpy(), n_goals)
@@ -149,31 +197,40 @@ def build_goals(
     z = consts.goal_ownership_loading * own + rng.standard_normal(goal_ep.size)
     set_by = np.where(z > 0.6, 0, np.where(z > -0.9, 1, 2))
     goal_ids = make_ids("gl", goal_ep.size, 6)
-    # Achieved is known once the episode has ended; more likely after more improvement.
-    end_reason = episodes["end_reason"].to_numpy()[goal_ep]
-    gain = (ep["potential_change_phq9"].to_numpy() / 6.0)[goal_ep]
+    # Achieved is known once the episode has ended; more likely after more improvement
+    # (potential PHQ-9 change in units of the reliable-change criterion).
+    end_reason = sim.episodes["end_reason"].to_numpy()[goal_ep]
+    gain = (ep["potential_change_phq9"].to_numpy() / PHQ9_RC)[goal_ep]
     achieved = rng.random(goal_ep.size) < expit(-0.6 + 0.9 * gain + 0.3 * own)
     known = (end_reason != "still_open") & ~(
         (end_reason == "dropped_out") & (rng.random(goal_ep.size) < 0.5)
     )
-    goals = pd.DataFrame(
+    table = pd.DataFrame(
         {
             "goal_id": goal_ids,
             "episode_id": sessions["episode_id"].to_numpy()[goal_row],
             "set_date": sessions["scheduled_date"].to_numpy()[goal_row],
             "set_by": np.asarray(GOAL_SETTERS)[set_by],
-            "achieved": pd.array(np.where(known, achieved, None), dtype="boolean"),
+            "achieved": _nullable_bool(achieved, ~known),
         }
     )
+    return _Goals(table=table, ids=goal_ids, episode=goal_ep, set_row=goal_row)
 
-    # Ratings at attended sessions from the setting session on (Goal-Based Outcomes, 0–10).
+
+def _rate_goals(
+    sim: CohortFrames, goals: _Goals, consts: GeneratorConstants, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Ratings at attended sessions from the setting session on (Goal-Based Outcomes, 0–10),
+    rising with the episode's potential change."""
+    sess, ep = sim.sess, sim.ep
+    att_pos = sess.index.to_numpy()[sess["status"].to_numpy() == ATTENDED]
     att_ep = sess["episode_index"].to_numpy()[att_pos]
     g = pd.DataFrame(
         {
-            "goal": np.arange(goal_ep.size),
-            "ep": goal_ep,
-            "set_row": goal_row,
-            "start": rng.uniform(1, 4, goal_ep.size),
+            "goal": np.arange(goals.episode.size),
+            "ep": goals.episode,
+            "set_row": goals.set_row,
+            "start": rng.uniform(1, 4, goals.episode.size),
         }
     )
     a = pd.DataFrame({"ep": att_ep, "row": att_pos})
@@ -188,11 +245,11 @@ def build_goals(
     rating = np.clip(
         np.round(pairs["start"].to_numpy() + 6.0 * progress + rng.normal(0, 1.0, len(pairs))), 0, 10
     )
-    ratings = (
+    return (
         pd.DataFrame(
             {
-                "goal_id": goal_ids[pairs["goal"].to_numpy()],
-                "rating_date": sessions["scheduled_date"].to_numpy()[row],
+                "goal_id": goals.ids[pairs["goal"].to_numpy()],
+                "rating_date": sim.sessions["scheduled_date"].to_numpy()[row],
                 "rating": rating,
                 "_order": pairs["goal"].to_numpy() * 1_000 + k,
             }
@@ -201,20 +258,24 @@ def build_goals(
         .drop(columns="_order")
         .reset_index(drop=True)
     )
-    return goals, ratings
+
+
+def build_goals(
+    sim: CohortFrames, consts: GeneratorConstants, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Goals set at the first (sometimes second) attended session, and their ratings."""
+    goals = _draw_goals(sim, consts, rng)
+    return goals.table, _rate_goals(sim, goals, consts, rng)
 
 
 def build_contacts(
-    ep: pd.DataFrame,
-    sess: pd.DataFrame,
-    sessions: pd.DataFrame,
-    episodes: pd.DataFrame,
+    sim: CohortFrames,
     extract_day: np.datetime64,
     consts: GeneratorConstants,
     rng: np.random.Generator,
 ) -> pd.DataFrame:
     """Client-initiated contacts and service outreach between sessions."""
-    c = consts
+    c, ep, sess, episodes = consts, sim.ep, sim.sess, sim.episodes
     E = ep["latent_engagement"].to_numpy()
     first = ep["first_day"].to_numpy().astype("datetime64[D]").astype(np.int64)
     extract = extract_day.astype("datetime64[D]").astype(np.int64)
