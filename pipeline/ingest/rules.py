@@ -38,15 +38,8 @@ def table_rule_problems(
     """
     found = []
     if table == "episodes" and "end_date" in typed:
-        found.append(
-            _flag(
-                (typed["end_date"] < typed["referral_date"]).fillna(False),
-                typed,
-                "end_date",
-                "end_before_referral",
-                raw,
-            )
-        )
+        before = (typed["end_date"] < typed["referral_date"]).fillna(False)
+        found.append(_flag(before, typed, "end_date", "end_before_referral", raw))
     if table in ("sessions", "measures", "goals", "contacts"):
         known = is_in(typed["episode_id"], accepted["episodes"]["episode_id"])
         found.append(
@@ -60,38 +53,42 @@ def table_rule_problems(
         )
         found.append(_flag(~known & typed["goal_id"].notna(), typed, "goal_id", "orphan_goal", raw))
     if table == "sessions":
-        lookup = accepted["episodes"].set_index("episode_id")["referral_date"]
-        referral = pd.Series(lookup.reindex(typed["episode_id"]).to_numpy(), index=typed.index)
-        early = typed["scheduled_date"] < referral - pd.Timedelta(
-            days=SCHEDULED_BEFORE_REFERRAL_DAYS
-        )
-        found.append(
-            _flag(early.fillna(False), typed, "scheduled_date", "scheduled_before_referral", raw)
-        )
-        if "duration_min" in typed:
-            not_attended = typed["status"].ne("attended") & typed["status"].notna()
-            found.append(
-                _flag(
-                    not_attended & typed["duration_min"].notna(),
-                    typed,
-                    "duration_min",
-                    "duration_not_attended",
-                    raw,
-                )
-            )
+        found += _session_problems(typed, raw, accepted["episodes"])
     if table == "measures":
-        # numeric even when every row is missing (a table none of whose rows is usable)
-        lo = pd.to_numeric(typed["instrument"].map({k: v.minimum for k, v in INSTRUMENTS.items()}))
-        hi = pd.to_numeric(typed["instrument"].map({k: v.maximum for k, v in INSTRUMENTS.items()}))
-        score = pd.to_numeric(typed["score"], errors="coerce")
-        outside = ((score < lo) | (score > hi)).fillna(False)
-        found.append(_flag(outside, typed, "score", "score_out_of_range", raw))
-        whole = typed["instrument"].map({k: v.integer_scores for k, v in INSTRUMENTS.items()})
-        fraction = whole.fillna(False).astype(bool) & (score != score.round()).fillna(False)
-        found.append(_flag(fraction, typed, "score", "fractional_score", raw))
+        found += _score_problems(typed, raw)
     for column in FUTURE_DATED.get(table, ()):
         if column in typed:
             after = (typed[column] > extract).fillna(False)
             found.append(_flag(after, typed, column, "future_date", raw))
     found = [f for f in found if len(f)]
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=PROBLEM_COLUMNS)
+
+
+def _session_problems(
+    typed: pd.DataFrame, raw: pd.DataFrame, episodes: pd.DataFrame
+) -> list[pd.DataFrame]:
+    """Appointments long before the referral, and a duration on one not attended."""
+    lookup = episodes.set_index("episode_id")["referral_date"]
+    referral = pd.Series(lookup.reindex(typed["episode_id"]).to_numpy(), index=typed.index)
+    early = typed["scheduled_date"] < referral - pd.Timedelta(days=SCHEDULED_BEFORE_REFERRAL_DAYS)
+    found = [_flag(early.fillna(False), typed, "scheduled_date", "scheduled_before_referral", raw)]
+    if "duration_min" in typed:
+        not_attended = typed["status"].ne("attended") & typed["status"].notna()
+        with_duration = not_attended & typed["duration_min"].notna()
+        found.append(_flag(with_duration, typed, "duration_min", "duration_not_attended", raw))
+    return found
+
+
+def _score_problems(typed: pd.DataFrame, raw: pd.DataFrame) -> list[pd.DataFrame]:
+    """Scores outside the instrument's range, and fractions of an integer-sum instrument."""
+    # numeric even when every row is missing (a table none of whose rows is usable)
+    lo = pd.to_numeric(typed["instrument"].map({k: v.minimum for k, v in INSTRUMENTS.items()}))
+    hi = pd.to_numeric(typed["instrument"].map({k: v.maximum for k, v in INSTRUMENTS.items()}))
+    score = pd.to_numeric(typed["score"], errors="coerce")
+    outside = ((score < lo) | (score > hi)).fillna(False)
+    whole = typed["instrument"].map({k: v.integer_scores for k, v in INSTRUMENTS.items()})
+    fraction = whole.fillna(False).astype(bool) & (score != score.round()).fillna(False)
+    return [
+        _flag(outside, typed, "score", "score_out_of_range", raw),
+        _flag(fraction, typed, "score", "fractional_score", raw),
+    ]
