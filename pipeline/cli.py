@@ -19,8 +19,8 @@ app = typer.Typer(
 )
 # Markup off: messages carry text from the input (column and file names), which must be
 # printed as written, never read as console markup (a column named "[/]" is just a name).
-console = Console(markup=False, highlight=False)
-err = Console(stderr=True, markup=False, highlight=False)
+console = Console(markup=False, highlight=False, soft_wrap=True)  # paths stay whole
+err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 
 def _styled(tag: str, style: str, text: object = "") -> Text:
@@ -202,15 +202,31 @@ def partition(
     ] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Split an export into episode buckets for the dask engine (docs/scaling.md)."""
-    from pipeline.engine.partition import main as partition_main
+    """Split an export into episode buckets for the dask engine (docs/scaling.md).
 
-    argv = [str(export), str(out), "--params", str(params)]
-    if partitions is not None:
-        argv += ["--partitions", str(partitions)]
-    code = partition_main(argv)
-    if code:
-        raise typer.Exit(code)
+    PARAMS (if the file exists) gives dask.partitions, dask.episodes_per_partition and
+    the ingest settings; without it the built-in sizes are used."""
+    from pipeline.engine.partition import write_partitioned
+
+    p = _params(params) if params.exists() else None
+    if partitions is not None and partitions < 1:
+        err.print(_styled("Error: ", "red", "--partitions must be at least 1."))
+        raise typer.Exit(2)
+    try:
+        manifest = write_partitioned(
+            export,
+            out,
+            partitions if partitions else (p.dask.partitions if p else None),
+            p.dask.episodes_per_partition if p else 20_000,
+            p.ingest if p is not None else None,
+        )
+    except (InputError, OSError) as exc:
+        _fail(str(exc))
+    rows = sum(t["rows"] for t in manifest["tables"].values())
+    console.print(
+        f"Partitioned {rows} rows of {len(manifest['tables'])} tables into "
+        f"{manifest['partitions']} episode buckets → {out}"
+    )
 
 
 @app.command()

@@ -23,14 +23,12 @@ file per bucket for every table (empty buckets included), plus
 ``<out>/<table>/_malformed.parquet`` when the table has malformed lines. Values are kept as
 read (text for a CSV export), so the layout holds exactly what the export held.
 
-Convert an export with ``engage partition EXPORT OUT`` (or ``python -m pipeline.engine.partition``).
+Convert an export with ``engage partition EXPORT OUT``.
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import __version__
-from pipeline.config import IngestParams, ParamsError, load_params
+from pipeline.config import IngestParams
 from pipeline.contract import column_specs
 from pipeline.engine.buckets import bucket_of, first_bucket_per_key, n_partitions, split_frame
 from pipeline.ingest.manifest import MANIFEST_NAME
@@ -278,51 +276,3 @@ def read_bucket(layout: Layout, bucket: int, tables: list[str] | None = None) ->
                 raw.malformed = malformed
         out[table] = raw
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.engine.partition",
-        description="Convert an export (a folder of <table>.csv/.parquet) into the "
-        "episode-partitioned layout that the dask engine reads (docs/scaling.md).",
-    )
-    parser.add_argument("export", type=Path, help="folder holding the export's tables")
-    parser.add_argument("out", type=Path, help="new folder for the partitioned export")
-    parser.add_argument("--partitions", type=int, help="number of episode buckets")
-    parser.add_argument(
-        "--params",
-        type=Path,
-        default=Path("params.yaml"),
-        help="params.yaml (dask.partitions, dask.episodes_per_partition, ingest markers)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        params = load_params(args.params) if args.params.exists() else None
-    except ParamsError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 2
-    dask = params.dask if params is not None else None
-    if args.partitions is not None and args.partitions < 1:
-        print("Error: --partitions must be at least 1.", file=sys.stderr)
-        return 2
-    try:
-        manifest = write_partitioned(
-            args.export,
-            args.out,
-            args.partitions if args.partitions else (dask.partitions if dask else None),
-            dask.episodes_per_partition if dask else 20_000,
-            params.ingest if params is not None else None,
-        )
-    except (InputError, OSError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    rows = sum(t["rows"] for t in manifest["tables"].values())
-    print(
-        f"Partitioned {rows} rows of {len(manifest['tables'])} tables into "
-        f"{manifest['partitions']} episode buckets → {args.out}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,6 @@ from pipeline.config import IngestParams, Params
 from pipeline.engine.buckets import bucket_of, n_partitions
 from pipeline.engine.partition import (
     LAYOUT_FILE,
-    main,
     read_bucket,
     read_layout,
     write_partitioned,
@@ -141,12 +140,20 @@ def test_a_damaged_layout_is_a_clear_error(small_export, tmp_path):
         read_layout(tmp_path / "p")
 
 
-def test_command_line_conversion(small_export, tmp_path, capsys):
+def test_command_line_conversion_without_params(small_export, tmp_path):
+    # The engine has no command line of its own: `engage partition` is the one, and works
+    # without a params.yaml (built-in bucket sizes).
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
     folder, _ = small_export
-    assert main([str(folder), str(tmp_path / "p"), "--partitions", "2", "--params", "none"]) == 0
-    assert "into 2 episode buckets" in capsys.readouterr().out
-    assert main([str(tmp_path / "nowhere"), str(tmp_path / "q"), "--params", "none"]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    runner = CliRunner()
+    args = ["partition", str(folder), str(tmp_path / "p"), "--partitions", "2"]
+    ok = runner.invoke(app, [*args, "--params", str(tmp_path / "none.yaml")])
+    assert ok.exit_code == 0 and "into 2 episode buckets" in ok.output
+    bad = runner.invoke(app, [*args[:2], str(tmp_path / "q"), "--partitions", "0"])
+    assert bad.exit_code == 2 and "at least 1" in bad.output
 
 
 def test_engage_partition_command(small_export, tmp_path):
