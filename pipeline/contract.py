@@ -91,7 +91,16 @@ TEXT_RULES = {
 SCHEDULED_BEFORE_REFERRAL_DAYS = 30
 
 
-class Episodes(pa.DataFrameModel):
+class _Table(pa.DataFrameModel):
+    """What every input table shares: extra columns are allowed (dropped and listed by
+    ingest) and nothing is coerced here (ingest parses each column itself)."""
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+class Episodes(_Table):
     """One row per episode of care (a referral that was offered treatment)."""
 
     episode_id: Series[str] = pa.Field(unique=True, description="Unique pseudonymous token.")
@@ -121,12 +130,8 @@ class Episodes(pa.DataFrameModel):
     )
     planned_sessions: Series[pd.Int64Dtype] | None = pa.Field(ge=1, le=100, nullable=True)
 
-    class Config:
-        strict = False
-        coerce = False
 
-
-class Sessions(pa.DataFrameModel):
+class Sessions(_Table):
     """One row per scheduled appointment, whatever happened to it."""
 
     session_id: Series[str] = pa.Field(unique=True)
@@ -165,12 +170,8 @@ class Sessions(pa.DataFrameModel):
         isin=BARRIERS, nullable=True, description="Obstacle the client raised."
     )
 
-    class Config:
-        strict = False
-        coerce = False
 
-
-class Measures(pa.DataFrameModel):
+class Measures(_Table):
     """One row per completed outcome questionnaire."""
 
     episode_id: Series[str] = pa.Field(description="Must exist in episodes.")
@@ -183,12 +184,8 @@ class Measures(pa.DataFrameModel):
     )
     score: Series[float] = pa.Field(description="Total score within the instrument's range.")
 
-    class Config:
-        strict = False
-        coerce = False
 
-
-class Goals(pa.DataFrameModel):
+class Goals(_Table):
     """One row per therapy goal."""
 
     goal_id: Series[str] = pa.Field(unique=True)
@@ -197,24 +194,16 @@ class Goals(pa.DataFrameModel):
     set_by: Series[str] = pa.Field(isin=GOAL_SETTERS)
     achieved: Series[pd.BooleanDtype] | None = pa.Field(nullable=True)
 
-    class Config:
-        strict = False
-        coerce = False
 
-
-class GoalRatings(pa.DataFrameModel):
+class GoalRatings(_Table):
     """Repeated progress ratings of a goal (Goal-Based Outcomes style, 0–10)."""
 
     goal_id: Series[str] = pa.Field(description="Must exist in goals.")
     rating_date: Series[pd.Timestamp]
     rating: Series[float] = pa.Field(ge=0, le=10)
 
-    class Config:
-        strict = False
-        coerce = False
 
-
-class Contacts(pa.DataFrameModel):
+class Contacts(_Table):
     """Communication between sessions."""
 
     episode_id: Series[str] = pa.Field(description="Must exist in episodes.")
@@ -225,10 +214,6 @@ class Contacts(pa.DataFrameModel):
         nullable=True,
         description="For `service_to_client`: did the client reply within 7 days.",
     )
-
-    class Config:
-        strict = False
-        coerce = False
 
 
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
