@@ -337,6 +337,12 @@ class DisclosureParams(_Section):
     """Counts of 1 to threshold − 1 are suppressed; estimates resting on fewer are withheld."""
     rounding_base: Annotated[int, Field(ge=1)] = 5
     """Other counts are rounded to the nearest multiple of this."""
+    label_max_chars: Annotated[int, Field(ge=8)] = 80
+    """Labels from the input (sites, treatments, categories) are shared cut to this length,
+    after the character whitelist (``pipeline.disclosure.safe_label``)."""
+    curve_step_weeks: Annotated[int, Field(ge=1)] = 2
+    """Survival and incidence curves are shared only at every this many weeks (never per
+    event time), each point at a precision the rounding of its number at risk cannot undo."""
 
 
 class DaskParams(_Section):

@@ -9,7 +9,15 @@ Rules (``params.yaml → disclosure``; NHS Digital's secondary-care convention b
 - **secondary suppression**: in a table with totals, a row or column with exactly one
   suppressed cell has its next smallest cell suppressed too, so that no suppressed count can
   be recovered by subtraction;
-- "suppressed" (``< 8``) is always distinct from "missing" (``—``).
+- "suppressed" (``< 8``) is always distinct from "missing" (``—``);
+- a **share** published beside its counts is computed from the published (rounded)
+  counts, so it says nothing the counts do not (NHS Digital's convention for its
+  publications); a share computed from exact counts, read with the rounded counts, gives
+  the exact counts back (``pipeline/disclosure_audit.py`` shows how);
+- a **survival or incidence curve** is shared only at fixed weeks, never per event time,
+  only while its real number at risk is at least the threshold, and each point to the
+  nearest multiple of a quantum of at least ``rounding_base / at risk`` (its ``precision``
+  column), so the step between two points cannot be read back as a number of events.
 
 Values are kept as :class:`Cell` objects until rendering, so a template cannot print an
 unprotected number by accident.
@@ -18,6 +26,7 @@ unprotected number by accident.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -71,13 +80,27 @@ def count(n: float | int | None, params: DisclosureParams) -> Cell:
 
 def rate(numerator: float, denominator: float, params: DisclosureParams) -> Cell:
     """A proportion: withheld if it rests on fewer than threshold people, or if its numerator
-    or complement is a suppressible count. Computed from the exact counts."""
+    or complement is a suppressible count. Computed from the published (rounded) counts, so
+    that, read beside them, it cannot give the exact counts back (:func:`published_counts`)."""
     if denominator is None or not np.isfinite(denominator) or denominator == 0:
         return Cell(None, "missing", params.threshold)
     t = params.threshold
     if denominator < t or _is_small(numerator, t) or _is_small(denominator - numerator, t):
         return Cell(None, "withheld", t)
-    return Cell(float(numerator / denominator), "shown", t)
+    k, n = published_counts(numerator, denominator, params)
+    return Cell(k / n, "shown", t)
+
+
+def published_counts(
+    numerator: float, denominator: float, params: DisclosureParams
+) -> tuple[float, float]:
+    """The numerator and denominator of a shown proportion as their published counts would
+    give them, each rounded to the base. Any statistic of the two (a share, a Wilson
+    interval) computed from these says nothing the published counts do not."""
+    base = params.rounding_base
+    n = float(base * math.floor(denominator / base + 0.5))
+    k = float(base * math.floor(numerator / base + 0.5))
+    return k, n
 
 
 def estimate(value: float, n: float, params: DisclosureParams) -> Cell:
@@ -151,6 +174,86 @@ def safe_frame(
     return out
 
 
+# --- curves: fixed weeks, a precision the rounding cannot undo -----------------------------
+
+QUANTA = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+"""The precisions a curve point may be shown at (as a proportion)."""
+CURVES = {"dropout_km": "survival", "dropout_cumulative_incidence": "incidence_dropout"}
+"""Shared curve tables and the column each one's curve is in."""
+
+
+def quantum(n_at_risk: float, params: DisclosureParams) -> float | None:
+    """The finest precision at which a curve point resting on ``n_at_risk`` people hides
+    the events between points: one step of it is at least ``rounding_base`` people (the
+    ambiguity the rounding of counts already allows). None when no precision up to 0.1
+    does, or fewer than the threshold are at risk: the curve stops there."""
+    if not np.isfinite(n_at_risk) or n_at_risk < params.threshold:
+        return None
+    return next((q for q in QUANTA if q * n_at_risk >= params.rounding_base), None)
+
+
+def _to_quantum(value: float, q: float) -> float:
+    return round(round(value / q) * q, 6)
+
+
+def safe_curve(curve: pd.DataFrame, value: str, params: DisclosureParams) -> pd.DataFrame:
+    """A per-event-time curve (``group``, ``time`` in days, ``value``, ``ci_low``,
+    ``ci_high``, ``n_at_risk``) as shared: one point every ``curve_step_weeks`` weeks per
+    group, the curve and its interval to the nearest ``precision`` (:func:`quantum` of the
+    number at risk at that week), stopping at the first week where fewer than the
+    threshold remain at risk (or no event time follows, so the number is not known).
+    ``n_at_risk`` stays exact here: round it with :func:`count` when publishing."""
+    step = 7 * params.curve_step_weeks
+    start = 1.0 if value == "survival" else 0.0
+    rows = []
+    groups = curve.groupby("group", sort=True) if "group" in curve else [("all", curve)]
+    for group, g in groups:
+        g = g.sort_values("time")
+        times = g["time"].to_numpy(float)
+        week = 0
+        while True:
+            day = week * step
+            later = np.flatnonzero(times >= day)
+            if not len(later):
+                break
+            at_risk = float(g["n_at_risk"].iloc[later[0]])
+            q = quantum(at_risk, params)
+            if q is None:
+                break
+            upto = g[times <= day]
+            point = upto.iloc[-1] if len(upto) else None
+            v, lo, hi = (
+                (start, start, start)
+                if point is None
+                else (point[value], point["ci_low"], point["ci_high"])
+            )
+            rows.append(
+                {
+                    "group": group,
+                    "week": week * params.curve_step_weeks,
+                    value: _to_quantum(v, q),
+                    "ci_low": _to_quantum(lo, q),
+                    "ci_high": _to_quantum(hi, q),
+                    "precision": q,
+                    "n_at_risk": at_risk,
+                }
+            )
+            week += 1
+    return pd.DataFrame(
+        rows, columns=["group", "week", value, "ci_low", "ci_high", "precision", "n_at_risk"]
+    )
+
+
+def share_of_published(numerator: float, denominator: float, params: DisclosureParams) -> float:
+    """A share computed from the published (rounded) counts (:func:`published_counts`);
+    NaN when the denominator is missing or rounds to zero. Whether it may be shown at all
+    is :func:`rate`'s decision."""
+    if not np.isfinite(denominator):
+        return float("nan")
+    k, n = published_counts(numerator, denominator, params)
+    return k / n if n else float("nan")
+
+
 # --- researcher tables and model cards written to reports/ -----------------------------
 
 BASIS_COLUMNS = ("n_analysed", "n_at_risk", "episodes", "n")
@@ -162,9 +265,15 @@ SHARES = {
 }
 """Proportions published in result tables: (numerator, denominator) count columns. A share
 is withheld when its numerator or complement is a suppressible count."""
+ESTIMATE_COLUMNS = ("estimate", "ci_low", "ci_high", "p_value")
+SPARSE_STATUS = "withheld: too few events or non-events at this level among the analysed"
+"""The status of a term withheld by :func:`sparse_terms` in a shared table."""
+
+
 SIGNIFICANT = "%.4g"
-"""Shared result tables carry 4 significant digits: enough to read, too few to recover an
-exact count from a fraction."""
+"""Shared result tables carry 4 significant digits. Shares are computed from the published
+counts (``SHARES``) and curves shared at fixed weeks (``CURVES``): 4 digits of a share of
+exact counts would give the counts back."""
 
 
 def _count_columns(columns: Iterable[str], declared: tuple[str, ...]) -> list[str]:
@@ -203,6 +312,8 @@ def safe_result_table(
     out = table.copy()
     if out.empty:  # no model could be fitted: no row, nothing to protect
         return out
+    if name in CURVES:
+        out = safe_curve(out, CURVES[name], params)
     if "term" in out:
         out = out[~out["term"].isin(["const", "Intercept"])]
     try:
@@ -230,10 +341,26 @@ def safe_result_table(
             if not suffix and c.endswith(("_adjusted", "_unadjusted")):
                 continue
             withheld[c] |= small
+    for suffix in ("", "_adjusted", "_unadjusted"):
+        level = f"level_min{suffix}"
+        if level not in out:
+            continue
+        sparse = pd.to_numeric(out[level], errors="coerce") < t
+        for c in (e + suffix for e in ESTIMATE_COLUMNS):
+            if c in out:
+                withheld[c] |= sparse
+        if f"status{suffix}" in out:
+            out[f"status{suffix}"] = out[f"status{suffix}"].where(~sparse, SPARSE_STATUS)
     for share, (num, den) in SHARES.items():
         if share in out and num in out and den in out:
             k, n = out[num].astype(float), out[den].astype(float)
             withheld[share] |= ((k > 0) & (k < t)) | ((n - k > 0) & (n - k < t)) | (n < t)
+            out[share] = [share_of_published(a, b, params) for a, b in zip(k, n, strict=True)]
+    out = out.drop(columns=[c for c in out.columns if c.startswith("level_min")])
+    withheld = withheld[out.columns]
+    for c in out.columns:
+        if c not in counts and not pd.api.types.is_numeric_dtype(out[c]):
+            out[c] = [safe_label(v, params) if isinstance(v, str) else v for v in out[c]]
     values = out.astype(object)
     for c in out.columns:
         if c not in counts and pd.api.types.is_float_dtype(out[c]):
@@ -244,22 +371,64 @@ def safe_result_table(
     return values
 
 
-_INTEGER = __import__("re").compile(r"(?<![\w.,+\-])(\d+)(?![\w,]|\.\d)")
+_INTEGER = re.compile(r"(?<![\w.,+\-])(\d+)(?![\w,]|\.\d)")
+_QUOTED = re.compile(r"`([^`]*)`")
+LABEL_CHARACTERS = frozenset(" _.,:;()/&'+-%#?!")
+"""Besides letters and digits, the characters a shared label may keep: no markup (``<``,
+``>``, quotes, braces), no control characters."""
+FORMULA_START = ("=", "+", "-", "@")
+"""A spreadsheet reads a cell starting with one of these as a formula."""
+
+
+def safe_label(text: str, params: DisclosureParams) -> str:
+    """A label from the input (a site, treatment or category name, a model term built from
+    one) as it may be shared: characters outside the whitelist (letters, digits,
+    ``LABEL_CHARACTERS``) become ``_``, a leading ``= + - @`` is prefixed with ``'`` so a
+    spreadsheet does not run it, and the label is cut to ``label_max_chars``. Its digits
+    are never rewritten (a label is not a count)."""
+    clean = "".join(c if c.isalnum() or c in LABEL_CHARACTERS else "_" for c in str(text))
+    if clean.startswith(FORMULA_START):
+        clean = "'" + clean
+    limit = params.label_max_chars
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
 def scrub_text(text: str, params: DisclosureParams) -> str:
     """Every whole number in free text (a note such as "3 row(s) dropped") shown as a
     disclosure-controlled count; decimals, scientific notation and parts of names are left
-    alone (over-protecting a number that is not a count is the safe error)."""
-    return _INTEGER.sub(lambda m: _count_text(int(m.group(1)), params), text)
+    alone (over-protecting a number that is not a count is the safe error). A label quoted
+    in backticks (`` `treatment_x` ``) is passed through :func:`safe_label` instead: the
+    scrubber never rewrites a label's digits."""
+    parts = _QUOTED.split(text)  # odd positions: the quoted labels
+    return "".join(
+        safe_label(part, params)
+        if i % 2
+        else _INTEGER.sub(lambda m: _count_text(int(m.group(1)), params), part)
+        for i, part in enumerate(parts)
+    )
+
+
+def sparse_terms(level_counts: dict, params: DisclosureParams) -> list[str]:
+    """The 0/1 terms of a model whose level 1 has fewer than the threshold of events or of
+    non-events among the rows that model analysed: their estimates are withheld (an odds
+    or hazard ratio for a handful of people describes those people)."""
+    return sorted(t for t, pair in level_counts.items() if min(pair) < params.threshold)
 
 
 def safe_card(card: dict, params: DisclosureParams) -> dict:
-    """A model card for sharing: counts rounded or suppressed, notes and warnings scrubbed."""
+    """A model card for sharing: counts rounded or suppressed, notes and warnings scrubbed,
+    the exact counts per level dropped and a note naming the terms withheld for them."""
     out = dict(card)
+    sparse = sparse_terms(out.pop("level_counts", None) or {}, params)
     for key in ("n_input", "n_analysed", "n_groups"):
         if out.get(key) is not None:
             out[key] = _count_text(out[key], params)
     for key in ("notes", "warnings"):
         out[key] = [scrub_text(t, params) for t in out.get(key, [])]
+    if sparse:
+        names = ", ".join(safe_label(t, params) for t in sparse)
+        out["notes"].append(
+            f"estimates withheld for {names}: fewer than the disclosure threshold "
+            "of events or of non-events at that level among the rows this model analysed"
+        )
     return out

@@ -26,6 +26,7 @@ MARKS_BY_FIXTURE = {
     "slow": {
         "reported",
         "reported_absent",
+        "reported_small_hostile",
         "default_cohort",
         "processed_run",
         "within_estimates",  # tests/models/test_ground_truth.py: models on bigger cohorts

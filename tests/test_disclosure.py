@@ -121,3 +121,84 @@ def test_scrubbing_counts_in_free_text():
     assert scrub_text("dropped 4.", D) == "dropped <8."
     assert scrub_text("112 rows; p = 3e-12; r = 0.123", D) == "110 rows; p = 3e-12; r = 0.123"
     assert scrub_text("flags_group_2+ and x1", D) == "flags_group_2+ and x1"
+
+
+# --- rules against a differencing attack (docs/methods.md §7) ---------------------------
+
+
+def test_a_shown_rate_is_the_ratio_of_the_published_counts():
+    # 72 of 462: published 70 and 460, so the share is 70/460 = 0.1522 (72/462 = 0.1558
+    # would give the exact counts back, tests/test_disclosure_audit.py)
+    assert rate(72, 462, D).value == 70 / 460
+    assert rate(8, 16, D).value == 10 / 15  # 8 and its complement 8: at the threshold
+
+
+def test_a_curve_is_shared_at_fixed_weeks_at_a_precision_its_at_risk_supports():
+    from pipeline.disclosure import quantum, safe_curve
+
+    assert quantum(7, D) is None and quantum(8, D) is None  # 0.1 × 8 < 5 people: stop
+    assert quantum(50, D) == 0.1 and quantum(100, D) == 0.05 and quantum(5000, D) == 0.001
+    days = np.arange(1.0, 120.0)  # one event a day, at risk 200 … 82
+    curve = pd.DataFrame({"group": "0", "time": days, "survival": 1 - days / 200,
+                          "ci_low": 1 - days / 180, "ci_high": 1 - days / 220,
+                          "n_at_risk": 200 - days + 1})  # fmt: skip
+    shared = safe_curve(curve, "survival", D)
+    assert shared["week"].tolist() == list(range(0, 18, 2))  # weeks 0, 2, … while known
+    week4 = shared.set_index("week").loc[4]
+    # day 28: S = 1 − 28/200 = 0.86, at risk 173 → precision 0.05 (0.02 × 173 < 5)
+    assert week4["precision"] == 0.05 and week4["survival"] == 0.85
+    assert week4["n_at_risk"] == 173
+    # a step of the coarsest precision (0.1) must still hide 5 people: with fewer than 50
+    # at risk no precision does, and the curve stops (before the threshold is reached)
+    small = curve.assign(n_at_risk=curve["n_at_risk"] - 140)  # 60 at risk on day 1
+    assert safe_curve(small, "survival", D)["week"].tolist() == [0]
+
+
+def test_a_term_with_few_events_at_its_level_is_withheld_with_the_reason_on_the_card():
+    from pipeline.disclosure import SPARSE_STATUS, safe_card, safe_result_table
+
+    tidy = pd.DataFrame({"model": "m", "term": ["gender_x", "gender_y", "age"],
+                         "estimate": [2.0, 1.5, 1.1], "ci_low": [1.0, 1.1, 1.0],
+                         "ci_high": [4.0, 2.0, 1.2], "p_value": [0.04, 0.01, 0.2],
+                         "n_analysed": 500, "status": "fitted",
+                         "level_min": [4.0, 40.0, np.nan]})  # fmt: skip
+    safe = safe_result_table(tidy, D, "poor_outcome")
+    assert safe.loc[0, ["estimate", "ci_low", "ci_high", "p_value"]].tolist() == ["withheld"] * 4
+    assert safe.loc[0, "status"] == SPARSE_STATUS and safe.loc[1, "status"] == "fitted"
+    assert safe.loc[1, "estimate"] == "1.5" and "level_min" not in safe  # exact: not shared
+    card = {"model": "m", "n_input": 500, "n_analysed": 500, "notes": [],
+            "level_counts": {"gender_x": [4, 9], "gender_y": [40, 60]}}  # fmt: skip
+    shared = safe_card(card, D)
+    assert "level_counts" not in shared
+    assert shared["notes"] == [
+        "estimates withheld for gender_x: fewer than the disclosure threshold of events or "
+        "of non-events at that level among the rows this model analysed"
+    ]
+
+
+def test_the_fitters_count_events_and_non_events_per_level_among_the_analysed():
+    from pipeline.models.tidy import level_outcomes
+
+    x = pd.DataFrame({"const": 1.0, "a": [1, 1, 1, 0, 0.0], "z": [0.5, 1, 2, 3, 4]})
+    y = pd.Series([1, 0, 1, 1, 0.0])
+    assert level_outcomes(x, y) == {"a": (2, 1)}  # not the constant, not a continuous term
+
+
+def test_labels_from_the_input_are_whitelisted_and_never_scrubbed_as_counts():
+    from pipeline.disclosure import safe_label, safe_result_table, scrub_text
+
+    assert safe_label("<script>alert(1)</script>", D) == "_script_alert(1)_/script_"
+    # = and @ are not in the whitelist; + and - are, so a leading one is quoted
+    assert safe_label("=HYPERLINK(1)", D) == "_HYPERLINK(1)"
+    assert safe_label("@SUM(A1)", D) == "_SUM(A1)" and safe_label("+1", D) == "'+1"
+    assert safe_label("CBT 2+", D) == "CBT 2+"
+    assert safe_label("a\x00b\tc\"d", D) == "a_b_c_d"
+    assert len(safe_label("x" * 500, D)) == D.label_max_chars
+    # a quoted label keeps its digits; the rest of the note is scrubbed
+    note = "PH check `treatment_<b>3</b>`: 3 row(s)"
+    assert scrub_text(note, D) == "PH check treatment__b_3_/b_: <8 row(s)"
+    tidy = pd.DataFrame({"model": "m", "term": ["treatment_<i>x</i>", "-cmd"],
+                         "estimate": [1.2, 1.3], "n_analysed": [100, 100]})  # fmt: skip
+    assert safe_result_table(tidy, D, "poor_outcome")["term"].tolist() == [
+        "treatment__i_x_/i_", "'-cmd"
+    ]

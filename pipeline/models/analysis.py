@@ -20,6 +20,7 @@ from pipeline.config import ModelsParams
 from pipeline.models.descriptive import dose_response, kaplan_meier
 from pipeline.models.effects import EffectFit, FitOptions, fit_cox, fit_logistic, standardise
 from pipeline.models.tidy import (
+    TIDY_COLUMNS,
     ModelCard,
     ModelError,
     Results,
@@ -177,7 +178,7 @@ def _side_by_side(table: pd.DataFrame, exposure_terms: dict[str, list[str]]) -> 
     rows = table[[(b, t) in wanted for b, t in zip(table["block"], table["term"], strict=True)]]
     if rows.empty:
         return pd.DataFrame()
-    values = ["estimate", "ci_low", "ci_high", "p_value", "n_analysed", "n_input", "status"]
+    values = [c for c in TIDY_COLUMNS if c not in ("model", "term", "scale")]
     wide = rows.pivot_table(
         index=["block", "term"], columns="adjusted", values=values, aggfunc="first"
     )

@@ -27,6 +27,7 @@ from pipeline.models.tidy import (
     ModelCard,
     ModelError,
     captured_warnings,
+    level_outcomes,
     new_card,
     prepare,
     tidy,
@@ -177,6 +178,7 @@ def fit_logistic(
     )
     x = sm.add_constant(_design(analysed, predictors), has_constant="add")
     y = analysed[outcome].astype(float)
+    card.level_counts = level_outcomes(x, y)
     groups = _clusters(card, analysed, cluster, options.min_clusters)
     if groups is None:
         card.notes.append("heteroscedasticity-robust (HC1) errors instead of cluster-robust ones")
@@ -290,7 +292,7 @@ def proportional_hazards_check(result, time, event, terms) -> list[str]:
         rho, p = stats.pearsonr(t[ok], r[ok])
         flag = " — the hazard ratio may change over time" if p < 0.01 else ""
         notes.append(
-            f"PH check {term}: corr(Schoenfeld residual, log time) = {rho:.3f}, p = {p:.3g}{flag}"
+            f"PH check `{term}`: corr(Schoenfeld residual, log time) = {rho:.3f}, p = {p:.3g}{flag}"
         )
     return notes
 
@@ -322,6 +324,7 @@ def fit_cox(
     if analysed[event].astype(float).sum() == 0:
         raise ModelError(f"{model}: no events in the analysed rows")
     x = _design(analysed, predictors)
+    card.level_counts = level_outcomes(x, analysed[event].astype(float))
     groups = _clusters(card, analysed, cluster, options.min_clusters)
     if groups is None:
         card.notes.append("model-based errors instead of cluster-robust ones")

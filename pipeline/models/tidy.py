@@ -24,6 +24,7 @@ TIDY_COLUMNS = [
     "n_input",
     "scale",
     "status",
+    "level_min",
 ]
 
 
@@ -49,6 +50,10 @@ class ModelCard:
     status: str = "fitted"
     """``fitted``, ``not converged`` (estimates shown flagged, not to be used) or ``not fitted``
     (no estimates; ``notes`` says why)."""
+    level_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """For each 0/1 term, the (events, non-events) among the analysed rows at level 1: a
+    term resting on too few of either is withheld from shared output
+    (:func:`pipeline.disclosure.sparse_terms`). Exact: not for sharing."""
 
     def as_dict(self) -> dict:
         """JSON-ready: a non-finite number (e.g. no likelihood) becomes null."""
@@ -167,8 +172,27 @@ def tidy(
             "n_input": card.n_input,
             "scale": scale,
             "status": card.status,
+            "level_min": [
+                float(min(card.level_counts[t])) if t in card.level_counts else np.nan
+                for t in estimates.terms
+            ],
         }
     )[TIDY_COLUMNS]
+
+
+def level_outcomes(design: pd.DataFrame, outcome: pd.Series) -> dict[str, tuple[int, int]]:
+    """(events, non-events) at level 1 of each 0/1 column of ``design`` (``outcome`` 0/1):
+    what a term's estimate rests on."""
+    y = outcome.to_numpy(float)
+    out = {}
+    for c in design.columns:
+        x = design[c].to_numpy(float)
+        if c == "const" or not np.isin(x, (0.0, 1.0)).all():
+            continue
+        at = x == 1.0
+        events = int(y[at].sum())
+        out[str(c)] = (events, int(at.sum()) - events)
+    return out
 
 
 @dataclass

@@ -18,7 +18,14 @@ from statsmodels.stats.proportion import proportion_confint
 
 from pipeline import catalog
 from pipeline.config import DisclosureParams, Params
-from pipeline.disclosure import Cell, count, rate, suppress_table
+from pipeline.disclosure import (
+    Cell,
+    count,
+    published_counts,
+    rate,
+    safe_curve,
+    suppress_table,
+)
 from pipeline.features.index import INDEX_COMPONENTS
 from pipeline.report import figures
 
@@ -250,6 +257,8 @@ def _row(table: pd.DataFrame, model: str, term: str, min_n: int) -> pd.Series | 
     r = rows.iloc[0]
     if r.get("status", "fitted") != "fitted" or r["n_analysed"] < min_n:
         return None
+    if r.get("level_min", np.inf) < min_n:  # a level with too few events or non-events
+        return None
     return r
 
 
@@ -257,7 +266,7 @@ def rate_with_ci(events: int, n: int, params: Params) -> dict:
     cell = rate(events, n, params.disclosure)
     if not cell.shown:
         return {"cell": cell, "ci_low": None, "ci_high": None}
-    low, high = proportion_confint(events, n, method="wilson")
+    low, high = proportion_confint(*published_counts(events, n, params.disclosure), method="wilson")
     return {"cell": cell, "ci_low": float(low), "ci_high": float(high)}
 
 
@@ -305,27 +314,13 @@ def lever_rates(
     return out.sort_values(["panel", "_order"]).drop(columns="_order").reset_index(drop=True)
 
 
-def incidence_for_plot(ci: pd.DataFrame, km: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """Cumulative incidence by group in weeks, cut where fewer than the threshold remain at
-    risk (the tail of a curve would otherwise describe a handful of people)."""
-    rows = []
-    for group, g in ci.groupby("group", sort=True):
-        k = km[km["group"] == group].set_index("time")["n_at_risk"]
-        at_risk = k.reindex(g["time"], method="ffill").fillna(k.max() if len(k) else 0)
-        keep = at_risk.to_numpy() >= params.disclosure.threshold
-        g = g[keep]
-        rows.append(
-            pd.DataFrame(
-                {
-                    "group": str(group),
-                    "week": g["time"].to_numpy() / 7.0,
-                    "incidence": g["incidence_dropout"].to_numpy(),
-                    "ci_low": g["ci_low"].to_numpy(),
-                    "ci_high": g["ci_high"].to_numpy(),
-                }
-            )
-        )
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+def incidence_for_plot(ci: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Cumulative incidence by group as shared (:func:`pipeline.disclosure.safe_curve`): at
+    fixed weeks only, each point at a precision its number at risk supports, and stopping
+    where fewer than the threshold remain at risk."""
+    curves = safe_curve(ci, "incidence_dropout", params.disclosure)
+    curves["group"] = curves["group"].astype(str)
+    return curves.rename(columns={"incidence_dropout": "incidence"}).drop(columns="n_at_risk")
 
 
 def incidence_at(curves: pd.DataFrame, week: float) -> dict[str, float]:
@@ -678,13 +673,17 @@ def at_risk_table(at_risk: pd.DataFrame | None, d: DisclosureParams) -> dict | N
 def dropout_section(tables: dict[str, pd.DataFrame], params: Params) -> dict:
     """Dropout curves, the incidence at 12 weeks and the numbers at risk."""
     ci = tables.get("dropout_cumulative_incidence")
-    km = tables.get("dropout_km")
-    curves = incidence_for_plot(ci, km, params) if ci is not None and km is not None else None
+    curves = incidence_for_plot(ci, params) if ci is not None else None
     return {
         "incidence_curves": curves,
         "incidence_12w": incidence_at(curves, 12) if curves is not None else {},
         "at_risk": at_risk_table(tables.get("dropout_at_risk"), params.disclosure),
     }
+
+
+def _values(cells: list[Cell]) -> list[float]:
+    """The values of rate cells (NaN where not shown)."""
+    return [float("nan") if c.value is None else c.value for c in cells]
 
 
 def prediction_section(tables: dict[str, pd.DataFrame], metrics: dict, params: Params) -> dict:
@@ -698,7 +697,8 @@ def prediction_section(tables: dict[str, pd.DataFrame], metrics: dict, params: P
     }
     cal = tables.get("prediction_calibration")
     if cal is not None:
-        cal = cal[[rate(e, n, d).shown for e, n in zip(cal["events"], cal["n"], strict=True)]]
+        cells = [rate(e, n, d) for e, n in zip(cal["events"], cal["n"], strict=True)]
+        cal = cal.assign(observed=_values(cells))[[c.shown for c in cells]]
         out["calibration"] = cal
         top = cal[cal["model"] == "engagement (logistic)"].sort_values("bin")
         if len(top) >= 4:
@@ -737,8 +737,9 @@ def dose_section(tables: dict[str, pd.DataFrame], params: Params) -> dict:
     if obs is None:
         return {}
     d = params.disclosure
-    shown = [rate(k, n, d).shown for k, n in zip(obs["improved"], obs["episodes"], strict=True)]
-    return {"dose_observed": obs[shown], "dose_curve": tables.get("dose_response_curve")}
+    cells = [rate(k, n, d) for k, n in zip(obs["improved"], obs["episodes"], strict=True)]
+    obs = obs.assign(share_improved=_values(cells))[[c.shown for c in cells]]
+    return {"dose_observed": obs, "dose_curve": tables.get("dose_response_curve")}
 
 
 def ingest_section(ingest_report: dict, params: Params) -> dict:

@@ -83,16 +83,18 @@ def forest(rows: pd.DataFrame, title: str, xlabel: str, alt: str) -> Figure:
 
 def incidence_curves(curves: pd.DataFrame, title: str, alt: str) -> Figure:
     """Cumulative incidence of dropout by flags group with 95% bands; ``curves``: group,
-    week, incidence, ci_low, ci_high (already cut where fewer than threshold remain)."""
+    week, incidence, ci_low, ci_high at fixed weeks (as shared: cut where fewer than the
+    threshold remain at risk). Points are joined by lines: only the fixed weeks are known."""
     with matplotlib.rc_context(STYLE):
         fig = MplFigure(figsize=(6.4, 3.6))
         ax = fig.subplots()
         for group, g in curves.groupby("group", sort=True):
             colour = GROUP_COLOURS.get(str(group), PALETTE[3])
-            ax.step(
+            ax.plot(
                 g["week"],
                 100 * g["incidence"],
-                where="post",
+                marker="o",
+                markersize=3,
                 color=colour,
                 label=f"{group} flag{'s' if group != '1' else ''}",
             )
@@ -100,7 +102,6 @@ def incidence_curves(curves: pd.DataFrame, title: str, alt: str) -> Figure:
                 g["week"],
                 100 * g["ci_low"],
                 100 * g["ci_high"],
-                step="post",
                 color=colour,
                 alpha=0.2,
                 linewidth=0,

@@ -56,3 +56,34 @@ def reported_absent(small_export, ingest_params, tmp_path_factory):
     outcomes.run(params, root)
     summary = _run_all(root, params)
     return root, params, summary
+
+
+HOSTILE_LABEL = "web <script>alert(1)</script>"  # sorts after CBT: not the reference
+
+
+@pytest.fixture(scope="session")
+def reported_small_hostile(tmp_path_factory):
+    """A 300-episode cohort (where small cells are most likely) with one tiny site of 5
+    episodes and a treatment label that is markup with a digit in it, through every stage
+    and the report: (root, params)."""
+    from pipeline.config import SyntheticParams
+    from pipeline.io import write_table
+    from pipeline.stages import features, ingest, outcomes
+    from pipeline.synthetic.generator import generate_cohort
+
+    synthetic = SyntheticParams(n_episodes=300, oracle_replicates=2, messy_row_share=0.0)
+    tables = dict(generate_cohort(synthetic).tables)
+    episodes = tables["episodes"].copy()
+    episodes.loc[episodes.index[:5], "site_id"] = "site_tiny"
+    episodes.loc[episodes.index[5:60], "treatment"] = HOSTILE_LABEL
+    tables["episodes"] = episodes
+    folder = tmp_path_factory.mktemp("export_small_hostile")
+    for name, table in tables.items():
+        write_table(table, folder / f"{name}.csv", "csv")
+    root = tmp_path_factory.mktemp("run_small_hostile")
+    params = Params(ingest={"extract_date": synthetic.extract_date}, **FAST)
+    ingest.run(params, root, folder)
+    features.run(params, root)
+    outcomes.run(params, root)
+    _run_all(root, params)
+    return root, params
