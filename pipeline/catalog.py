@@ -86,6 +86,9 @@ OUTCOMES = Artefact("processed_dir", "outcomes.parquet")
 PREDICTIONS = Artefact("processed_dir", "predictions.parquet")
 PREDICTION_HEADLINE = Artefact("processed_dir", "prediction_headline.json")
 METRICS = Artefact("reports_dir", "metrics.json")
+METRIC_RATE_DENOMINATORS = {"rate_poor_outcome": "n_poor_outcome_defined"}
+"""The ``metrics.json`` rates whose denominator is itself a metric (the other rates are
+among subsets that are not published, e.g. finished courses with the measure defined)."""
 SYNTHETIC_CALIBRATION = Artefact("reports_dir", "synthetic_calibration.json")
 CLINICIAN_REPORT = Artefact("reports_dir", "clinician.html")
 TECHNICAL_REPORT = Artefact("reports_dir", "technical.html")

@@ -27,6 +27,7 @@ def _styled(tag: str, style: str, text: object = "") -> Text:
     """A styled tag ("Error:", "PASS") followed by plain text."""
     return Text.assemble((tag, style), str(text))
 
+
 ParamsOption = Annotated[Path, typer.Option("--params", help="Path to params.yaml.")]
 
 
@@ -378,6 +379,40 @@ def validate(
     )
     if strict:
         raise typer.Exit(1)
+
+
+@app.command("check-disclosure")
+def check_disclosure(
+    reports: Annotated[
+        Path, typer.Argument(help="The folder of shared outputs (default: reports).")
+    ] = Path("reports"),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Attack the shared outputs as a reader holding every file would: report any count
+    that the rounding or suppression was meant to hide but can be pinned down. Exits 1
+    if one can (docs/methods.md, section 7)."""
+    from pipeline.disclosure_audit import audit, summarise
+
+    if not reports.is_dir():
+        _fail(f"{reports} is not a folder: give the folder of shared outputs (reports/)")
+    d = _params_or_default(params).disclosure
+    found = audit(reports, d.threshold, d.rounding_base)
+    if not found:
+        console.print(
+            f"No count could be recovered from {reports} (threshold {d.threshold}, "
+            f"rounding to {d.rounding_base})."
+        )
+        return
+    table = Table(title=f"Counts recovered from {reports}")
+    for column in ("attack", "file", "row", "column", "published", "exact"):
+        table.add_column(column)
+    for r in found[:50]:
+        table.add_row(r.kind, r.file, str(r.row), r.column, r.published, str(r.value))
+    err.print(table)
+    by_kind = summarise(found)
+    counts = ", ".join(f"{kind}: {n}" for kind, n in by_kind.items())
+    err.print(f"{sum(by_kind.values())} cells recovered ({counts}); the first 50 are shown.")
+    raise typer.Exit(1)
 
 
 @app.command()

@@ -182,66 +182,102 @@ CURVES = {"dropout_km": "survival", "dropout_cumulative_incidence": "incidence_d
 """Shared curve tables and the column each one's curve is in."""
 
 
-def quantum(n_at_risk: float, params: DisclosureParams) -> float | None:
-    """The finest precision at which a curve point resting on ``n_at_risk`` people hides
-    the events between points: one step of it is at least ``rounding_base`` people (the
-    ambiguity the rounding of counts already allows). None when no precision up to 0.1
-    does, or fewer than the threshold are at risk: the curve stops there."""
-    if not np.isfinite(n_at_risk) or n_at_risk < params.threshold:
+def quantum(per_event: float, params: DisclosureParams) -> float | None:
+    """The finest precision at which a curve whose step per event is ``1 / per_event``
+    hides the number of events between two points: one step of the precision spans at
+    least ``rounding_base`` events (the ambiguity the rounding of counts already allows).
+    None when no precision up to 0.1 does."""
+    if not np.isfinite(per_event) or per_event <= 0:
         return None
-    return next((q for q in QUANTA if q * n_at_risk >= params.rounding_base), None)
+    return next((q for q in QUANTA if q * per_event >= params.rounding_base), None)
 
 
-def _to_quantum(value: float, q: float) -> float:
-    return round(round(value / q) * q, 6)
+def _to_quantum(value: float, q: float, how=round) -> float:
+    """``value`` on the grid of multiples of ``q`` (``how``: round, or math.floor /
+    math.ceil to widen an interval outwards)."""
+    return round(how(round(value / q, 9)) * q, 6)
 
 
 def safe_curve(curve: pd.DataFrame, value: str, params: DisclosureParams) -> pd.DataFrame:
     """A per-event-time curve (``group``, ``time`` in days, ``value``, ``ci_low``,
-    ``ci_high``, ``n_at_risk``) as shared: one point every ``curve_step_weeks`` weeks per
-    group, the curve and its interval to the nearest ``precision`` (:func:`quantum` of the
-    number at risk at that week), stopping at the first week where fewer than the
-    threshold remain at risk (or no event time follows, so the number is not known).
-    ``n_at_risk`` stays exact here: round it with :func:`count` when publishing."""
+    ``ci_high``, ``n_at_risk``; for a cumulative incidence, ``survival_any``, the
+    probability of no ending of any kind) as shared: one point every ``curve_step_weeks``
+    weeks per group, stopping at the first week where fewer than the threshold remain at
+    risk (or no event time follows, so the number is not known).
+
+    Each point is rounded to a ``precision`` (:func:`quantum`) fine enough to read and
+    coarse enough that the change between two points cannot be turned back into a number
+    of events: one event moves a Kaplan–Meier curve by S(t−)/n(t), and a cumulative
+    incidence by S_any(t−)/n(t), so the precision must span ``rounding_base`` such steps.
+    The interval is widened outwards to the same grid. ``n_at_risk`` stays exact here:
+    round it with :func:`count` when publishing."""
     step = 7 * params.curve_step_weeks
     start = 1.0 if value == "survival" else 0.0
     rows = []
     groups = curve.groupby("group", sort=True) if "group" in curve else [("all", curve)]
     for group, g in groups:
-        g = g.sort_values("time")
-        times = g["time"].to_numpy(float)
-        week = 0
-        while True:
-            day = week * step
-            later = np.flatnonzero(times >= day)
-            if not len(later):
-                break
-            at_risk = float(g["n_at_risk"].iloc[later[0]])
-            q = quantum(at_risk, params)
+        points = _weekly_points(g.sort_values("time"), value, step, start, params.threshold)
+        # One event moves the curve more as time goes on (S/n grows with censoring), so a
+        # point's precision must also hide the events up to the next point.
+        per_event = [p["per_event"] for p in points]
+        for i, p in enumerate(points):
+            q = quantum(min(per_event[i : i + 2]), params)
             if q is None:
                 break
-            upto = g[times <= day]
-            point = upto.iloc[-1] if len(upto) else None
-            v, lo, hi = (
-                (start, start, start)
-                if point is None
-                else (point[value], point["ci_low"], point["ci_high"])
-            )
+            lo, hi = p["ci_low"], p["ci_high"]
             rows.append(
                 {
                     "group": group,
-                    "week": week * params.curve_step_weeks,
-                    value: _to_quantum(v, q),
-                    "ci_low": _to_quantum(lo, q),
-                    "ci_high": _to_quantum(hi, q),
+                    "week": i * params.curve_step_weeks,
+                    value: _to_quantum(p["value"], q),
+                    "ci_low": _to_quantum(lo, q, math.floor) if np.isfinite(lo) else np.nan,
+                    "ci_high": _to_quantum(hi, q, math.ceil) if np.isfinite(hi) else np.nan,
                     "precision": q,
-                    "n_at_risk": at_risk,
+                    "n_at_risk": p["n_at_risk"],
                 }
             )
-            week += 1
     return pd.DataFrame(
         rows, columns=["group", "week", value, "ci_low", "ci_high", "precision", "n_at_risk"]
     )
+
+
+def _weekly_points(
+    g: pd.DataFrame, value: str, step: int, start: float, threshold: int
+) -> list[dict]:
+    """One group's curve at days 0, step, 2·step … (value and interval at the last event
+    time on or before the day; number at risk at the first one after it), while at least
+    ``threshold`` remain at risk; ``per_event``: the people one event's step stands for."""
+    times = g["time"].to_numpy(float)
+    points: list[dict] = []
+    while True:
+        day = len(points) * step
+        later = np.flatnonzero(times >= day)
+        if not len(later):
+            break
+        at_risk = float(g["n_at_risk"].iloc[later[0]])
+        if at_risk < threshold:
+            break
+        upto = g[times <= day]
+        if len(upto):
+            row = upto.iloc[-1]
+            v, lo, hi, remaining = row[value], row["ci_low"], row["ci_high"], _remaining(row, value)
+        else:
+            v, lo, hi, remaining = start, start, start, 1.0
+        per_event = at_risk / max(remaining, 1e-9)
+        points.append(
+            {"value": v, "ci_low": lo, "ci_high": hi, "n_at_risk": at_risk, "per_event": per_event}
+        )
+    return points
+
+
+def _remaining(point: pd.Series, value: str) -> float:
+    """The share still at risk of the curve's event at a point (what one event's step is
+    scaled by): the survival itself, or for an incidence the probability of no ending of
+    any kind (1 when the table does not give it: the coarsest, safe, assumption)."""
+    if value == "survival":
+        return float(point[value])
+    any_ending = point.get("survival_any", 1.0)
+    return float(any_ending) if np.isfinite(any_ending) else 1.0
 
 
 def share_of_published(numerator: float, denominator: float, params: DisclosureParams) -> float:

@@ -9,7 +9,16 @@ pinned to one value although it was published suppressed (``<8``) or rounded:
   file), read as numerator / denominator at the precision it is printed;
 - **survival step**: consecutive points of a survival or incidence curve with the number
   at risk, read as events = at risk × (1 − S(t) / S(t−));
-- **sum**: a table's ``all`` row against its groups (totals minus parts).
+- **sum**: a table's ``all`` row against its groups (totals minus parts);
+- **difference**: a model card's population less its analysed rows against the rows its
+  notes say were dropped;
+
+over the shared tables and plot data (CSV), ``metrics.json`` and the model cards (JSON:
+a rate against its published denominator), and every table of the HTML reports
+(percentages against count columns, groups against a total row). A withheld share
+beside two counts bounds nothing the counts do not, and a suppressed cell is the range 1
+to threshold − 1 in every attack, so bounded-but-withheld cells are covered by the same
+interval arithmetic.
 
 A share that is exactly what the *published* (rounded) counts give carries nothing
 beyond them (the publication rule, ``docs/methods.md`` §7); the attacker then assumes
@@ -20,10 +29,12 @@ Pure functions over frames of text cells, and :func:`audit` over a folder.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -158,10 +169,19 @@ def _published_value(text: str) -> float | None:
         return None
 
 
-def _from_published(share: tuple[float, float], num_text: str, den_text: str) -> bool:
-    """The share is what the published counts themselves give (it adds nothing)."""
-    k, n = _published_value(num_text), _published_value(den_text)
-    return k is not None and n is not None and n > 0 and _within(k / n, share)
+def _from_published(
+    share: tuple[float, float], num_text: str | None, den_text: str, base: int
+) -> bool:
+    """The share is what the published counts themselves give (it adds nothing): their
+    ratio, or, when its numerator is not published, some multiple of ``base`` over the
+    published denominator."""
+    n = _published_value(den_text)
+    if n is None or n <= 0:
+        return False
+    if num_text is not None:
+        k = _published_value(num_text)
+        return k is not None and _within(k / n, share)
+    return any(_within(m * base / n, share) for m in range(int(n // base) + 1))
 
 
 def _pairs(share: str, counts: list[str]) -> list[tuple[str | None, str]]:
@@ -180,22 +200,31 @@ def _pairs(share: str, counts: list[str]) -> list[tuple[str | None, str]]:
 
 
 def ratio_attack(
-    table: pd.DataFrame, counts: list[str], file: str, threshold: int, base: int
+    table: pd.DataFrame,
+    counts: list[str],
+    file: str,
+    threshold: int,
+    base: int,
+    shares: list[str] | None = None,
 ) -> Iterator[Recovery]:
     """Each share against the count columns of its row it may be a ratio of
     (:func:`_pairs`). A share equal to the ratio of the published counts of one of those
     pairs is what the publication rule gives (``docs/methods.md`` §7): it says nothing
     beyond the counts and is not read further."""
-    shares = [c for c in table.columns if c.startswith(SHARE_COLUMNS)]
+    named = (
+        shares if shares is not None else [c for c in table.columns if c.startswith(SHARE_COLUMNS)]
+    )
     for i, row in enumerate(table.itertuples(index=False)):
         cells = dict(zip(table.columns, row, strict=True))
         ranges = {c: count_range(cells[c], threshold, base) for c in counts}
-        for s in shares:
+        for s in named:
             bounds = cell_range(cells, s)
             if bounds is None:
                 continue
             pairs = _pairs(s, counts)
-            if any(k and _from_published(bounds, cells[k], cells[d]) for k, d in pairs):
+            if any(
+                _from_published(bounds, cells[k] if k else None, cells[d], base) for k, d in pairs
+            ):
                 continue
             for k_col, d in pairs:
                 den, num = ranges[d], (ranges[k_col] if k_col else None)
@@ -251,9 +280,9 @@ def sum_attack(
     key = next((c for c in ("group", "label") if c in table), None)
     if key is None:
         return
-    labels = table[key].astype(str)
-    totals = table[labels.isin(["all", "Total"])]
-    parts = table[~labels.isin(["all", "Total"])]
+    labels = table[key].astype(str).str.lower()
+    is_total = labels.isin(["all", "total"]) | labels.str.startswith(("all ", "total "))
+    totals, parts = table[is_total], table[~is_total]
     if len(totals) != 1 or len(parts) < 2:
         return
     for c in counts:
@@ -334,6 +363,133 @@ def audit(reports_dir: Path, threshold: int, base: int) -> list[Recovery]:
             merged, counts = _joined_plot(plot, path.stem, tables)
             if merged is not None:
                 found += list(ratio_attack(merged, counts, file, threshold, base))
+    for path in sorted(reports_dir.rglob("*.json")):
+        found += _json_attacks(path, str(path.relative_to(reports_dir)), threshold, base)
+    for path in sorted(reports_dir.glob("*.html")):
+        found += _html_attacks(path, str(path.relative_to(reports_dir)), threshold, base)
+    return found
+
+
+def _json_attacks(path: Path, file: str, threshold: int, base: int) -> list[Recovery]:
+    """A JSON file as a one-row table: each ``metrics.json`` rate against its published
+    denominator (``catalog.METRIC_RATE_DENOMINATORS``); a model card's ``n_input`` less
+    ``n_analysed`` against the rows its notes say were dropped."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        return []
+    found: list[Recovery] = []
+    for rate, n in catalog.METRIC_RATE_DENOMINATORS.items():
+        if data.get(rate) is not None and data.get(n) is not None:
+            row = pd.DataFrame([{n: str(data[n]), rate: str(data[rate])}])
+            found += ratio_attack(row, [n], file, threshold, base, [rate])
+    dropped = [m for note in data.get("notes", []) if (m := _DROPPED.match(str(note)))]
+    if "n_input" in data and "n_analysed" in data and dropped:
+        found += difference_attack(
+            {
+                "n_input": str(data["n_input"]),
+                "n_analysed": str(data["n_analysed"]),
+                "rows dropped (notes)": dropped[0].group(1),
+            },
+            file,
+            threshold,
+            base,
+        )
+    return found
+
+
+_DROPPED = re.compile(r"^(<?\d+) row\(s\)")
+
+
+def difference_attack(
+    cells: dict[str, str], file: str, threshold: int, base: int
+) -> Iterator[Recovery]:
+    """Three published counts with total = part + rest (in that order): each narrowed by
+    the other two; one pinned to a single value it was not published as is recovered."""
+    total, part, rest = (count_range(v, threshold, base) for v in cells.values())
+    if total is None or part is None or rest is None:
+        return
+    names = list(cells)
+    implied = [
+        total & Range(part.lo + rest.lo, part.hi + rest.hi),
+        part & Range(total.lo - rest.hi, total.hi - rest.lo),
+        rest & Range(total.lo - part.hi, total.hi - part.lo),
+    ]
+    for name, before, after in zip(names, (total, part, rest), implied, strict=True):
+        if after.exact and _hidden(before) and after.lo > 0:
+            yield Recovery("difference", file, 0, name, cells[name], after.lo)
+
+
+class _Tables(HTMLParser):
+    """The tables of an HTML page as lists of rows of cell text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self.tables:
+            if self.tables[-1]:
+                self.tables[-1][-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+_COUNT_CELL = re.compile(r"^(<\s?\d+|\d[\d,]*)$")
+_PERCENT_CELL = re.compile(r"^(\d+(?:\.\d+)?%)")
+
+
+def html_tables(text: str) -> list[pd.DataFrame]:
+    """Each table of a page with a header row and rows of the same width: count-like cells
+    normalised (``< 8`` → ``<8``, ``1,235`` → ``1235``), a percentage with its interval
+    (``18% (14–22%)``) reduced to the percentage."""
+    parser = _Tables()
+    parser.feed(text)
+    out = []
+    for rows in parser.tables:
+        if len(rows) < 2 or len({len(r) for r in rows}) != 1:
+            continue
+        body = [
+            [
+                m.group(1)
+                if (m := _PERCENT_CELL.match(c))
+                else c.replace(" ", "")
+                if _COUNT_CELL.match(c)
+                else c
+                for c in r
+            ]
+            for r in rows[1:]
+        ]
+        header = [h or f"column {j}" for j, h in enumerate(rows[0])]
+        out.append(pd.DataFrame(body, columns=pd.Index(header).astype(str)))
+    return out
+
+
+def _html_attacks(path: Path, file: str, threshold: int, base: int) -> list[Recovery]:
+    """Every HTML table: columns whose cells are all counts against columns of
+    percentages; rows with a group-like first column against their ``Total``/``All`` row."""
+    found: list[Recovery] = []
+    for j, table in enumerate(html_tables(path.read_text(encoding="utf-8"))):
+        name = f"{file} table {j + 1}"
+        filled = {c: [v for v in table[c] if v not in ("", "—")] for c in table.columns}
+        counts = [c for c, v in filled.items() if v and all(_COUNT_CELL.match(x) for x in v)]
+        shares = [c for c, v in filled.items() if v and all(x.endswith("%") for x in v)]
+        cells = table.apply(lambda col: col.str.replace(",", "", regex=False))
+        if shares and counts:
+            found += ratio_attack(cells, counts, name, threshold, base, shares)
+        first = cells.columns[0]
+        found += sum_attack(cells.rename(columns={first: "group"}), counts, name, threshold, base)
     return found
 
 

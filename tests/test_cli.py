@@ -37,3 +37,20 @@ def test_stage_before_its_inputs_is_a_clear_error(tmp_path):
         result = runner.invoke(app, [stage, "--out", str(tmp_path), "--params", "/none.yaml"])
         assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
         assert "run the earlier stages first" in " ".join(result.output.split())
+
+
+def test_check_disclosure_fails_on_a_leaky_folder_and_passes_a_safe_one(tmp_path):
+    leaky = tmp_path / "leaky"
+    leaky.mkdir()
+    (leaky / "metrics.json").write_text(
+        json.dumps({"n_poor_outcome_defined": 300, "rate_poor_outcome": 0.343}), encoding="utf-8"
+    )
+    result = runner.invoke(app, ["check-disclosure", str(leaky)])
+    assert result.exit_code == 1 and "2 cells recovered (ratio: 2)" in result.output  # n and k
+    (leaky / "metrics.json").write_text(
+        json.dumps({"n_poor_outcome_defined": 300, "rate_poor_outcome": 0.35}), encoding="utf-8"
+    )
+    result = runner.invoke(app, ["check-disclosure", str(leaky)])
+    assert result.exit_code == 0 and "No count could be recovered" in result.output
+    missing = runner.invoke(app, ["check-disclosure", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 1 and "is not a folder" in missing.output

@@ -136,8 +136,9 @@ def test_a_shown_rate_is_the_ratio_of_the_published_counts():
 def test_a_curve_is_shared_at_fixed_weeks_at_a_precision_its_at_risk_supports():
     from pipeline.disclosure import quantum, safe_curve
 
-    assert quantum(7, D) is None and quantum(8, D) is None  # 0.1 × 8 < 5 people: stop
-    assert quantum(50, D) == 0.1 and quantum(100, D) == 0.05 and quantum(5000, D) == 0.001
+    # one step of the precision must span 5 events (people per event × precision ≥ 5)
+    assert quantum(49, D) is None and quantum(50, D) == 0.1
+    assert quantum(100, D) == 0.05 and quantum(5000, D) == 0.001
     days = np.arange(1.0, 120.0)  # one event a day, at risk 200 … 82
     curve = pd.DataFrame({"group": "0", "time": days, "survival": 1 - days / 200,
                           "ci_low": 1 - days / 180, "ci_high": 1 - days / 220,
@@ -145,13 +146,19 @@ def test_a_curve_is_shared_at_fixed_weeks_at_a_precision_its_at_risk_supports():
     shared = safe_curve(curve, "survival", D)
     assert shared["week"].tolist() == list(range(0, 18, 2))  # weeks 0, 2, … while known
     week4 = shared.set_index("week").loc[4]
-    # day 28: S = 1 − 28/200 = 0.86, at risk 173 → precision 0.05 (0.02 × 173 < 5)
+    # day 28: S = 0.86 at 173 at risk, one event moves S by 0.86/173 (1/201): 0.02 would
+    # span 4 events, 0.05 spans 10
     assert week4["precision"] == 0.05 and week4["survival"] == 0.85
+    assert (week4["ci_low"], week4["ci_high"]) == (0.8, 0.9)  # widened outwards
     assert week4["n_at_risk"] == 173
-    # a step of the coarsest precision (0.1) must still hide 5 people: with fewer than 50
-    # at risk no precision does, and the curve stops (before the threshold is reached)
-    small = curve.assign(n_at_risk=curve["n_at_risk"] - 140)  # 60 at risk on day 1
-    assert safe_curve(small, "survival", D)["week"].tolist() == [0]
+    # 15 at risk: no precision up to 0.1 spans 5 events, so nothing is shown
+    assert safe_curve(curve.assign(n_at_risk=curve["n_at_risk"] - 185), "survival", D).empty
+    # no censoring: S/n stays 1/200, so the curve runs on until fewer than 8 are at risk
+    days = np.arange(1.0, 200.0)
+    full = pd.DataFrame({"group": "0", "time": days, "survival": 1 - days / 200,
+                         "ci_low": 0.0, "ci_high": 1.0, "n_at_risk": 200 - days + 1})  # fmt: skip
+    shared = safe_curve(full, "survival", D)
+    assert shared["week"].max() == 26 and shared["n_at_risk"].min() == 19  # day 196: 5 left
 
 
 def test_a_term_with_few_events_at_its_level_is_withheld_with_the_reason_on_the_card():

@@ -143,3 +143,49 @@ def test_a_group_is_recovered_from_the_total_less_the_other_groups():
     assert [(r.row, r.value) for r in found] == [(0, 3)]
     rounded = pd.DataFrame({"group": ["a", "b", "c", "all"], "n": ["<8", "40", "55", "100"]})
     assert not list(sum_attack(rounded, ["n"], "t", T, B))
+
+
+def test_rows_dropped_are_recovered_from_a_card_that_rounds_only_two_of_three_counts():
+    from pipeline.disclosure_audit import difference_attack
+
+    # 2565 input, 2535 analysed, exactly 30 dropped: published unrounded, the note pins it
+    exact = {"n_input": "2565", "n_analysed": "2535", "rows dropped (notes)": "<8"}
+    assert not list(difference_attack(exact, "card", T, B))  # 30 is not 1..7: nothing fits
+    leaky = {"n_input": "103", "n_analysed": "100", "rows dropped (notes)": "<8"}
+    found = list(difference_attack(leaky, "card", T, 1))  # base 1: the counts are exact
+    assert [(r.column, r.value) for r in found] == [("rows dropped (notes)", 3)]
+    rounded = {"n_input": "105", "n_analysed": "100", "rows dropped (notes)": "<8"}
+    assert not list(difference_attack(rounded, "card", T, B))
+
+
+def test_html_tables_are_read_and_attacked_like_the_csvs(tmp_path):
+    from pipeline.disclosure_audit import audit, html_tables
+
+    page = """<table><tr><th>Group</th><th>Clients</th><th>Share</th></tr>
+    <tr><td>no signs</td><td>460</td><td>15.58% (12–19%)</td></tr>
+    <tr><td>all</td><td>1,155</td><td>20%</td></tr></table>"""
+    (table,) = html_tables(page)
+    assert table.loc[0].tolist() == ["no signs", "460", "15.58%"]
+    assert table.loc[1, "Clients"] == "1,155"
+    (tmp_path / "clinician.html").write_text(page, encoding="utf-8")
+    # 15.58% of 458..462 clients is a whole number only for 462 (72 people)
+    found = audit(tmp_path, T, B)
+    assert {(r.column, r.value) for r in found} >= {("Clients", 462)}
+    (tmp_path / "clinician.html").write_text(page.replace("15.58%", "15%"), encoding="utf-8")
+    assert not audit(tmp_path, T, B)  # a whole percentage of 460 pins nothing
+
+
+def test_metrics_rates_are_attacked_against_the_metrics_counts(tmp_path):
+    import json
+
+    from pipeline.disclosure_audit import audit
+
+    # 103 of 300 → 0.343 from exact counts: only 103/300 prints so within 298..302
+    leaky = {"n_poor_outcome_defined": 300, "rate_poor_outcome": round(103 / 300, 3)}
+    (tmp_path / "metrics.json").write_text(json.dumps(leaky), encoding="utf-8")
+    assert {(r.column, r.value) for r in audit(tmp_path, T, B)} >= {
+        ("rate_poor_outcome × n_poor_outcome_defined", 103)
+    }
+    safe = {"n_poor_outcome_defined": 300, "rate_poor_outcome": round(105 / 300, 3)}
+    (tmp_path / "metrics.json").write_text(json.dumps(safe), encoding="utf-8")
+    assert not audit(tmp_path, T, B)  # the rate of the published counts (105 of 300)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from statsmodels.duration.survfunc import CumIncidenceRight
+from statsmodels.duration.survfunc import CumIncidenceRight, SurvfuncRight
 
 from pipeline import catalog
 from pipeline.config import ModelsParams
@@ -325,6 +325,16 @@ def at_risk(data: pd.DataFrame, group: str, weeks: tuple[int, ...]) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def _survival_any(g: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+    """Kaplan–Meier probability of no ending of any kind, at (just after) ``times``: what
+    one dropout's step of the cumulative incidence is scaled by."""
+    sf = SurvfuncRight(
+        g["dropout_time_days"].to_numpy(float), (g["ending_type"] > 0).to_numpy(float)
+    )
+    at = np.searchsorted(sf.surv_times, times, side="right") - 1
+    return np.where(at >= 0, sf.surv_prob[np.clip(at, 0, None)], 1.0)
+
+
 def cumulative_incidence(data: pd.DataFrame, group: str) -> pd.DataFrame:
     """Aalen–Johansen cumulative incidence of dropout with other endings as a competing
     event (1 − Kaplan–Meier overstates dropout when completion removes people from risk)."""
@@ -335,6 +345,7 @@ def cumulative_incidence(data: pd.DataFrame, group: str) -> pd.DataFrame:
                 pd.DataFrame(
                     {"group": [label], "time": [0.0], "incidence_dropout": [0.0]}
                     | {"ci_low": [0.0], "ci_high": [0.0], "n_at_risk": [len(g)]}
+                    | {"survival_any": [1.0]}
                 )
             )
             continue
@@ -353,6 +364,7 @@ def cumulative_incidence(data: pd.DataFrame, group: str) -> pd.DataFrame:
                     "ci_high": np.clip(est + 1.959964 * se, 0, 1),
                     "n_at_risk": len(g)
                     - np.searchsorted(np.sort(g["dropout_time_days"].to_numpy()), ci.times),
+                    "survival_any": _survival_any(g, ci.times),
                 }
             )
         )

@@ -50,9 +50,12 @@ def cohort_metrics(frame: pd.DataFrame, params: DisclosureParams) -> dict:
     }
 
 
-def _effect(tables: dict[str, pd.DataFrame], metric: catalog.EffectMetric) -> dict:
+def _effect(
+    tables: dict[str, pd.DataFrame], metric: catalog.EffectMetric, params: DisclosureParams
+) -> dict:
     """The estimate and interval of ``metric``; nothing when its model was not fitted (a
-    model that could not be fitted writes a card but no row)."""
+    model that could not be fitted writes a card but no row) or when its term's level has
+    too few events or non-events among the analysed (``disclosure.sparse_terms``)."""
     table = tables.get(metric.table)
     if table is None:
         return {}
@@ -60,17 +63,19 @@ def _effect(tables: dict[str, pd.DataFrame], metric: catalog.EffectMetric) -> di
     if rows.empty or ("status" in rows and rows["status"].iloc[0] != "fitted"):
         return {}
     r = rows.iloc[0]
+    if r.get("level_min", np.inf) < params.threshold:
+        return {}
     name = metric.name
     return {name: r["estimate"], f"{name}_ci_low": r["ci_low"], f"{name}_ci_high": r["ci_high"]}
 
 
-def effect_metrics(tables: dict[str, pd.DataFrame]) -> dict:
+def effect_metrics(tables: dict[str, pd.DataFrame], params: DisclosureParams) -> dict:
     """Key effects (``catalog.EFFECT_METRICS``: adjusted OR and HR per SD of the
     disengagement index, OR for two or more flags, the within-client alliance effect), and
     the missing-data sensitivity."""
     out: dict = {}
     for metric in catalog.EFFECT_METRICS:
-        out |= _effect(tables, metric)
+        out |= _effect(tables, metric, params)
     if catalog.MI_METRICS_TABLE in tables:
         s = tables[catalog.MI_METRICS_TABLE]
         mi = s[(s["analysis"] == "multiple imputation") & (s["delta"] == 0)]

@@ -32,7 +32,7 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
         frame, _, _ = load_analysis_frame(paths, params)
         tables = read_results(paths, *catalog.stages_of(catalog.METRIC_SOURCES))
         metrics = disclose_counts(cohort_metrics(frame, params.disclosure), params.disclosure)
-        metrics |= effect_metrics(tables)
+        metrics |= effect_metrics(tables, params.disclosure)
         metrics |= read_json(catalog.PREDICTION_HEADLINE.path(paths))
         metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
         write_json(metrics, catalog.METRICS.path(paths))

@@ -195,6 +195,6 @@ def test_proportional_hazards_check_flags_a_changing_hazard_ratio():
     g = rng.integers(0, 40, n)
     ph = fit_cox(pd.DataFrame({"t": t_ph, "e": 1.0, "x": x, "g": g}), "t", "e", ["x"], "g")
     nph = fit_cox(pd.DataFrame({"t": t_nph, "e": 1.0, "x": x, "g": g}), "t", "e", ["x"], "g")
-    assert any(n.startswith("PH check x") for n in ph.card.notes)
+    assert any(n.startswith("PH check `x`") for n in ph.card.notes)  # a label, quoted
     assert not any("may change over time" in n for n in ph.card.notes)
     assert any("may change over time" in n for n in nph.card.notes)
