@@ -243,33 +243,64 @@ def ratio_attack(
 def survival_step_attack(
     table: pd.DataFrame, file: str, threshold: int, base: int
 ) -> Iterator[Recovery]:
-    """Events between consecutive curve points: at risk × (1 − S(t)/S(t−)), where S is the
-    survival (or one minus the incidence), over every at-risk count the rounding allows."""
+    """Events between consecutive curve points, over every count the rounding allows.
+
+    Kaplan–Meier: events = n × (1 − S(t)/S(t−)), with n the number at risk at the event
+    time when rows are event times (``time``), or anything between the numbers at risk at
+    the two points when rows are fixed weeks (``week``). Cumulative incidence (competing
+    endings): events = ΔF × n / S_any, where the probability of no ending of any kind
+    S_any is not shared but lies between n/N (N at risk at the start) and 1, so n / S_any
+    lies between n and N."""
     value = next((c for c in CURVE_VALUES if c in table), None)
     if value is None or AT_RISK not in table:
         return
+    survival = value == "survival"
     groups = table.groupby("group", sort=False) if "group" in table else [(None, table)]
     for _, g in groups:
-        previous: tuple[float, float] | None = (1.0, 1.0)
+        previous = (1.0, 1.0) if survival else (0.0, 0.0)
+        before: Range | None = None  # at risk at the previous point
+        start: Range | None = None  # at risk at the first point
         for i, row in zip(g.index, g.itertuples(index=False), strict=True):
             cells = dict(zip(g.columns, row, strict=True))
             bounds = cell_range(cells, value)
             at_risk = count_range(cells[AT_RISK], threshold, base)
-            if bounds is None or at_risk is None or previous is None:
-                previous = None
-                continue
-            s = bounds if value == "survival" else (1 - bounds[1], 1 - bounds[0])
-            if previous[0] <= 0:
+            if bounds is None or at_risk is None:
                 break
-            ratio = (s[0] / previous[1], min(1.0, s[1] / previous[0]))
-            events: set[int] = set()
-            for n in range(at_risk.lo, at_risk.hi + 1):
-                lo = math.ceil(n * (1 - ratio[1]) - 1e-9)
-                hi = math.floor(n * (1 - ratio[0]) + 1e-9)
-                events.update(range(max(lo, 0), hi + 1))
-            if len(events) == 1 and (e := events.pop()) > 0:
-                yield Recovery("survival step", file, int(i), "events", str(cells[value]), e)
-            previous = s
+            start = start or at_risk
+            if survival:
+                if previous[0] <= 0:
+                    break
+                ratio = (bounds[0] / previous[1], min(1.0, bounds[1] / previous[0]))
+                share = (1 - ratio[1], 1 - ratio[0])
+                upper = at_risk.hi if "time" in g or before is None else max(before.hi, at_risk.hi)
+                people = Range(at_risk.lo, upper)
+            else:
+                share = (max(0.0, bounds[0] - previous[1]), max(0.0, bounds[1] - previous[0]))
+                people = Range(at_risk.lo, max(start.hi, at_risk.hi))
+            pinned = _events(share, people, whole=survival and "time" in g)
+            if pinned is not None and pinned > 0:
+                yield Recovery("survival step", file, int(i), "events", str(cells[value]), pinned)
+            previous, before = bounds, at_risk
+
+
+def _events(share: tuple[float, float], people: Range, whole: bool) -> int | None:
+    """The number of events if ``share`` of ``people`` allows only one; None otherwise.
+    ``whole``: the multiplier is a whole number of people (a Kaplan–Meier step at one
+    event time); otherwise any real number in the range (n / S_any, or a number at risk
+    that changed within the interval)."""
+    lo_share, hi_share = share
+    if not whole or people.hi - people.lo > MAX_SPAN:
+        lo = math.ceil(people.lo * lo_share - 1e-9)
+        hi = math.floor(people.hi * hi_share + 1e-9)
+        return lo if lo == hi else None
+    events: set[int] = set()
+    for n in range(people.lo, people.hi + 1):
+        lo = math.ceil(n * lo_share - 1e-9)
+        hi = math.floor(n * hi_share + 1e-9)
+        events.update(range(max(lo, 0), hi + 1))
+        if len(events) > 1:
+            return None
+    return events.pop() if len(events) == 1 else None
 
 
 def sum_attack(
