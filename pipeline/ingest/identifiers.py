@@ -171,7 +171,10 @@ def _read_digits(text: str) -> _Digits:
     ``+44``/``0044``/``(0)`` prefixes, ``NHS`` or ``tel:`` before the digits."""
     text = _ISO_DATE_TIME.sub(" ", text)  # dates and times are not phone numbers
     plain = _DECIMAL.fullmatch(text)
-    if plain:  # a plain decimal number: only its whole part could be an identifier
+    signed_long = text.strip().startswith("+") and len(re.sub(r"\D", "", text)) >= 9
+    if plain and not signed_long:  # a plain decimal: only its whole part could be one
+        # ("+44.7700900000" is a phone number with a dot, not a decimal: measurements do
+        # not carry a plus sign and nine digits)
         text = plain.group(1)
     phone = nhs = False
     for m in _DIGIT_RUN.finditer(text):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.ingest.identifiers import find_identifiers
@@ -157,6 +157,7 @@ def _messages(frame: pd.DataFrame) -> tuple[list, list[str]]:
 
 @settings(max_examples=150, deadline=None)
 @given(value=disguised_values(), name=identifier_column_names())
+@example(value=("+44.7700900000", "+44.7700900000", "07700900000"), name="nhsNumber")
 def test_disguised_identifiers_are_found_and_never_echoed(value, name):
     text, ident, plain = value
     found, messages = _messages(pd.DataFrame({"misc": [text]}, dtype="str"))
