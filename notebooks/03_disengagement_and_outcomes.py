@@ -327,8 +327,7 @@ missing = sensitivity(
     frame,
     params.models,
     params.missing_data.model_copy(update={"imputations": 5}),
-    params.outcomes.primary_instrument,
-    params.outcomes.poor_outcome,
+    params.outcomes,
 )
 missing.tables["missing_by_group"]
 

@@ -189,6 +189,13 @@ class OutcomesParams(_Section):
     )
     """Default: not reliably improved (reliable deterioration included), among episodes with
     two or more scores on the primary instrument."""
+    population: Literal["caseness", "all"] = "caseness"
+    """Who the improvement and recovery outcomes are defined for: clients at caseness on the
+    primary instrument at baseline (``caseness``, the NHS Talking Therapies convention: a
+    client who starts below it cannot improve reliably and would be scored "poor" by
+    construction), or every client with a baseline (``all``, a sensitivity analysis only).
+    Reliable deterioration is defined for every client either way. Clients below caseness
+    are described separately in the technical report."""
     baseline_before_days: Annotated[int, Field(ge=0)] = 30
     baseline_after_days: Annotated[int, Field(ge=0)] = 14
 

@@ -116,18 +116,35 @@ def instrument_outcomes(summary: pd.DataFrame, instrument: str) -> pd.DataFrame:
     )
 
 
-def poor_outcome_rule(primary: pd.DataFrame, definition: str) -> pd.Series:
+def outcome_population(primary: pd.DataFrame, definition: str, population: str) -> pd.Series:
+    """Whether each episode belongs to the population its poor outcome is defined for: a
+    baseline on the primary instrument and, for the improvement and recovery definitions
+    under ``population == "caseness"`` (and for recovery always), that baseline at caseness.
+    Reliable deterioration can happen from any starting score, so it needs a baseline only.
+    ``primary`` holds one instrument's ``instrument_outcomes`` columns."""
+    has_baseline = primary["baseline"].notna()
+    at_case = primary["case_start"].fillna(False).astype(bool)
+    if definition == "not_recovered" or (
+        definition == "not_reliably_improved" and population == "caseness"
+    ):
+        return has_baseline & at_case
+    return has_baseline
+
+
+def poor_outcome_rule(primary: pd.DataFrame, definition: str, population: str) -> pd.Series:
     """The binary poor outcome (1 poor, 0 not, missing when undefined) from one instrument's
-    ``instrument_outcomes`` columns; ``definition`` is ``outcomes.poor_outcome``."""
+    ``instrument_outcomes`` columns; ``definition`` is ``outcomes.poor_outcome`` and
+    ``population`` ``outcomes.population`` (``outcome_population``): an episode outside the
+    population has no poor outcome, however its scores moved (a client who starts at
+    PHQ-9 3 cannot improve by 6 points, so is never scored "poor" for it)."""
     rc = primary["reliable_change"]
-    eligible = primary["n"].fillna(0) >= 2
+    eligible = (primary["n"].fillna(0) >= 2) & outcome_population(primary, definition, population)
     if definition == "not_reliably_improved":
         poor = rc.ne(1)
     elif definition == "reliable_deterioration":
         poor = rc.eq(-1)
     else:  # not_recovered, among those at caseness at the start
         poor = ~primary["recovered"].fillna(True).astype(bool)
-        eligible &= primary["case_start"].fillna(False).astype(bool)
     return poor.astype(float).where(eligible & rc.notna())
 
 
@@ -227,11 +244,14 @@ def _outcome_table(
     out["primary_last_after_landmark"] = (last_date >= w["window_end"]).where(
         last_date.notna() & w["window_end"].notna()
     )
+    primary = out[[c for c in out.columns if c.startswith("primary_")]].rename(
+        columns=lambda c: c.removeprefix("primary_")
+    )
+    out["outcome_population"] = outcome_population(
+        primary, params.poor_outcome, params.population
+    ).to_numpy()
     out["poor_outcome_episode"] = poor_outcome_rule(
-        out[[c for c in out.columns if c.startswith("primary_")]].rename(
-            columns=lambda c: c.removeprefix("primary_")
-        ),
-        params.poor_outcome,
+        primary, params.poor_outcome, params.population
     )
     # The landmark analysis: in treatment at the landmark, outcome measured after it.
     after = out["primary_last_after_landmark"].fillna(False).astype(bool)

@@ -93,7 +93,9 @@ def test_reliable_change_recovery_and_poor_outcome(table):
     assert not table.loc["imp", "primary_recovered"]
     assert table.loc["imp", "poor_outcome"] == 0
     assert table.loc["det", "primary_reliable_change"] == -1
-    assert table.loc["det", "poor_outcome"] == 1  # deterioration counts as poor
+    # det starts at PHQ-9 8, below caseness: outside the outcome's population (NHS TT)
+    assert not table.loc["det", "outcome_population"]
+    assert np.isnan(table.loc["det", "poor_outcome"])
     assert pd.isna(table.loc["det", "primary_recovered"])  # not at caseness at the start
     assert table.loc["rec", "primary_reliable_recovery"]
     assert table.loc["rec", "primary_change"] == 6
@@ -136,6 +138,32 @@ def test_poor_outcome_definition_is_a_param(definition, expected):
     out = outcome_table(t, window, OutcomesParams(poor_outcome=definition), EXTRACT)
     got = out.set_index("episode_id")["poor_outcome"].dropna().to_dict()
     assert got == expected
+
+
+def test_deterioration_counts_as_poor_when_every_client_is_scored():
+    """population: all (a sensitivity analysis) scores det, who starts below caseness."""
+    t = _tables()
+    window = build_window(t["episodes"], t["sessions"], 42, EXTRACT)
+    out = outcome_table(t, window, OutcomesParams(population="all"), EXTRACT)
+    got = out.set_index("episode_id")["poor_outcome"].dropna().to_dict()
+    assert got == {"imp": 0.0, "det": 1.0, "rec": 0.0}
+
+
+@pytest.mark.parametrize("start", [0, 3, 5, 9])
+@pytest.mark.parametrize("definition", ["not_reliably_improved", "not_recovered"])
+def test_a_client_below_caseness_is_never_in_the_poor_outcome_population(start, definition):
+    """Whatever happens next (improvement, no change, deterioration), a client who starts
+    below PHQ-9 10 has no improvement or recovery outcome to be poor on."""
+    t = _tables()
+    m = t["measures"]
+    for end in (0, start, 27):
+        m.loc[(m["episode_id"] == "imp") & (m["instrument"] == "PHQ-9"), "score"] = [start, end]
+        window = build_window(t["episodes"], t["sessions"], 42, EXTRACT)
+        params = OutcomesParams(poor_outcome=definition)
+        out = outcome_table(t, window, params, EXTRACT).set_index("episode_id")
+        assert not out.loc["imp", "outcome_population"]
+        assert np.isnan(out.loc["imp", "poor_outcome_episode"])
+        assert np.isnan(out.loc["imp", "poor_outcome"])
 
 
 def test_dropout_rule_and_its_agreement():

@@ -28,7 +28,7 @@ from scipy import stats
 from statsmodels.imputation.mice import MICEData
 
 from pipeline import catalog
-from pipeline.config import MissingDataParams, ModelsParams
+from pipeline.config import MissingDataParams, ModelsParams, OutcomesParams
 from pipeline.instruments import get_instrument
 from pipeline.models.analysis import (
     CLUSTER,
@@ -77,9 +77,19 @@ def rubin(estimates: np.ndarray, variances: np.ndarray) -> Pooled:
     return Pooled(float(qbar), se, float(df), qbar - crit * se, qbar + crit * se, float(p), fmi)
 
 
+def landmark_population(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows the landmark poor outcome is defined for when scored: in treatment at the
+    landmark and in the outcome's population (``outcomes.outcome_population``: at caseness
+    at baseline by default), whether or not a final score was recorded."""
+    inside = frame["in_treatment_at_landmark"].astype(bool)
+    if "outcome_population" in frame:
+        inside &= frame["outcome_population"].astype("boolean").fillna(False).astype(bool)
+    return frame[inside]
+
+
 def missing_by_group(frame: pd.DataFrame) -> pd.DataFrame:
-    """Who lacks a final score: episodes in treatment at the landmark, by flags group."""
-    pop = frame[frame["in_treatment_at_landmark"]].copy()
+    """Who lacks a final score: episodes of the landmark population, by flags group."""
+    pop = landmark_population(frame).copy()
     pop["group"] = pop[FLAGS_GROUP].fillna("not assessed")
     pop["missing_final"] = pop["poor_outcome"].isna()
     rows = pop.groupby("group", sort=True)["missing_final"].agg(["size", "sum"])
@@ -89,12 +99,13 @@ def missing_by_group(frame: pd.DataFrame) -> pd.DataFrame:
     return rows.reset_index()
 
 
-def _poor(baseline: pd.Series, final: pd.Series, instrument: str, definition: str) -> pd.Series:
+def _poor(baseline: pd.Series, final: pd.Series, outcomes: OutcomesParams) -> pd.Series:
     summary = pd.DataFrame(
         {"baseline": baseline, "last": final, "n": np.where(final.notna(), 2, 1)},
         index=baseline.index,
     )
-    return poor_outcome_rule(instrument_outcomes(summary, instrument), definition)
+    primary = instrument_outcomes(summary, outcomes.primary_instrument)
+    return poor_outcome_rule(primary, outcomes.poor_outcome, outcomes.population)
 
 
 def _log_effect(rows: pd.DataFrame, outcome: str, predictors: list[str], name: str):
@@ -109,7 +120,7 @@ def effect_with_outcome(frame: pd.DataFrame, outcome: str, models: ModelsParams)
     analysis's population and unit, with ``outcome`` as the outcome column: e.g. the
     synthetic generator's complete-data outcome, which every missing-data method is trying
     to recover."""
-    pop = frame[frame["in_treatment_at_landmark"]]
+    pop = landmark_population(frame)
     adjust = adjustment(pop, models)
     rows = prepare_rows(pop, [outcome, CLUSTER], [EXPOSURE], adjust, reference="poor_outcome")
     log_or, _, _ = _log_effect(rows, outcome, [EXPOSURE, *adjust], f"{outcome} ~ index")
@@ -175,8 +186,7 @@ def sensitivity(
     frame: pd.DataFrame,
     models: ModelsParams,
     params: MissingDataParams,
-    instrument: str,
-    definition: str,
+    outcomes: OutcomesParams,
 ) -> Results:
     """The main effect under complete cases, LOCF, MI and delta-adjusted MI (above
     ``params.max_episodes``, on a random sample of whole clusters; who is missing is
@@ -185,7 +195,7 @@ def sensitivity(
     frame, sampled = sample_clusters(
         frame, params.max_episodes, params.seed, "missing_data.max_episodes"
     )
-    ctx = _analysis_rows(frame, models, params, instrument, definition)
+    ctx = _analysis_rows(frame, models, params, outcomes)
     table, cards = [], []
     for analysis in (_complete_cases, _last_observation):
         row, card = analysis(ctx)
@@ -219,19 +229,17 @@ class _Rows:
     predictors: list[str]
     case_mix: list[str]
     auxiliaries: list[str]
-    instrument: str
-    definition: str
+    outcomes: OutcomesParams
 
 
 def _analysis_rows(
     frame: pd.DataFrame,
     models: ModelsParams,
     params: MissingDataParams,
-    instrument: str,
-    definition: str,
+    outcomes: OutcomesParams,
 ) -> _Rows:
     """The shared rows (``_Rows``); a clear error when no score or every score is missing."""
-    pop = frame[frame["in_treatment_at_landmark"]]
+    pop = landmark_population(frame)
     adjust = adjustment(pop, models)
     auxiliaries = [c for c in params.auxiliaries if c in pop and pop[c].notna().any()]
     # Scores on their own scale (the model columns are standardised by prepare_rows).
@@ -247,9 +255,7 @@ def _analysis_rows(
             "missing-data sensitivity: needs episodes both with and without a final score"
         )
     case_mix = [c for c in adjust if c != "primary_baseline"]
-    return _Rows(
-        rows, missing, [EXPOSURE, *adjust], case_mix, auxiliaries, instrument, definition
-    )
+    return _Rows(rows, missing, [EXPOSURE, *adjust], case_mix, auxiliaries, outcomes)
 
 
 @dataclass(frozen=True)
@@ -296,7 +302,7 @@ def _last_observation(ctx: _Rows) -> tuple[dict, ModelCard]:
     """The last score carried forward (the baseline where there is none)."""
     rows = ctx.rows
     final = rows["last_score"].fillna(rows["baseline_score"])
-    poor = _poor(rows["baseline_score"], final, ctx.instrument, ctx.definition)
+    poor = _poor(rows["baseline_score"], final, ctx.outcomes)
     est, se, card = _log_effect(
         rows.assign(poor_locf=poor),
         "poor_locf",
@@ -323,7 +329,7 @@ def _multiple_imputation(ctx: _Rows, params: MissingDataParams) -> tuple[list[di
         notes=[f"{int(missing.sum())} of {len(rows)} final scores imputed"],
     )
     with captured_warnings(card):
-        imputed = impute_final_scores(rows, ctx.auxiliaries, params, ctx.instrument, ctx.case_mix)
+        imputed = impute_final_scores(rows, ctx.auxiliaries, params, ctx.outcomes.primary_instrument, ctx.case_mix)
     out = []
     for delta in sorted({0.0, *params.delta_grid}):
         pooled = _pooled_at(ctx, imputed, float(delta), card)
@@ -337,14 +343,14 @@ def _multiple_imputation(ctx: _Rows, params: MissingDataParams) -> tuple[list[di
 def _pooled_at(ctx: _Rows, imputed: list[np.ndarray], delta: float, card: ModelCard) -> Pooled:
     """The effect in each completed dataset with ``delta`` added to the imputed scores,
     pooled (the fits' warnings are collected on ``card``)."""
-    spec = get_instrument(ctx.instrument)
+    spec = get_instrument(ctx.outcomes.primary_instrument)
     sign = 1.0 if spec.higher_is_worse else -1.0
     ests, variances = [], []
     for completed in imputed:
         final = pd.Series(completed, index=ctx.rows.index)
         final[ctx.missing] = final[ctx.missing] + sign * delta
         final = final.clip(spec.minimum, spec.maximum)
-        poor = _poor(ctx.rows["baseline_score"], final, ctx.instrument, ctx.definition)
+        poor = _poor(ctx.rows["baseline_score"], final, ctx.outcomes)
         est, se, fit_card = _log_effect(
             ctx.rows.assign(poor_mi=poor), "poor_mi", ctx.predictors, "missing data: MI"
         )

@@ -24,8 +24,7 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
                 frame,
                 params.models,
                 params.missing_data,
-                params.outcomes.primary_instrument,
-                params.outcomes.poor_outcome,
+                params.outcomes,
             )
         except ModelError as exc:
             card = failed_card(catalog.MISSING_DATA, "", "", len(frame), str(exc))

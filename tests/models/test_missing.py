@@ -82,7 +82,7 @@ def errors():
     out = []
     for seed in (1, 2, 3):
         frame = _frame_with_truth(seed)
-        s = sensitivity(frame, P.models, P.missing_data, "PHQ-9", P.outcomes.poor_outcome)
+        s = sensitivity(frame, P.models, P.missing_data, P.outcomes)
         table = s.tables["missing_data_sensitivity"]
         est = table[table["delta"] == 0].set_index("analysis")["estimate"]
         # Complete data: every questionnaire completed (generator truth), same population,
@@ -109,8 +109,7 @@ def test_effect_with_outcome_reproduces_the_complete_case_row():
         frame,
         P.models,
         P.missing_data.model_copy(update={"imputations": 2}),
-        "PHQ-9",
-        P.outcomes.poor_outcome,
+        P.outcomes,
     )
     table = s.tables["missing_data_sensitivity"].set_index("analysis")
     assert effect_with_outcome(frame, "poor_outcome", P.models) == pytest.approx(
