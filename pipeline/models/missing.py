@@ -329,7 +329,9 @@ def _multiple_imputation(ctx: _Rows, params: MissingDataParams) -> tuple[list[di
         notes=[f"{int(missing.sum())} of {len(rows)} final scores imputed"],
     )
     with captured_warnings(card):
-        imputed = impute_final_scores(rows, ctx.auxiliaries, params, ctx.outcomes.primary_instrument, ctx.case_mix)
+        imputed = impute_final_scores(
+            rows, ctx.auxiliaries, params, ctx.outcomes.primary_instrument, ctx.case_mix
+        )
     out = []
     for delta in sorted({0.0, *params.delta_grid}):
         pooled = _pooled_at(ctx, imputed, float(delta), card)
