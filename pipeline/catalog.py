@@ -121,6 +121,7 @@ def shared_cards(stage: str) -> Artefact:
 
 # --- model ids ----------------------------------------------------------------------------
 
+FINAL_SCORE = "final_score"
 POOR_OUTCOME = "poor_outcome"
 DROPOUT = "dropout"
 TRAJECTORY = "trajectory"
@@ -148,7 +149,11 @@ MULTIPLE_IMPUTATION = model_id(MISSING_DATA, "multiple imputation")
 
 # --- result tables ------------------------------------------------------------------------
 
+DECLARED_SECTION = "Declared analyses: the primary and the secondary family"
 SECTIONS: tuple[str, ...] = (
+    DECLARED_SECTION,
+    "Final score: linear models on the baseline (ANCOVA)",
+    "Who the outcomes are defined for: baseline severity",
     "Poor outcome: logistic models",
     "Dropout: Cox models and curves",
     "Symptom trajectories",
@@ -177,31 +182,40 @@ class Table:
 
 
 TABLES: tuple[Table, ...] = (
-    Table("poor_outcome_side_by_side", "models", ("n_analysed", "n_input"), SECTIONS[0]),
-    Table("poor_outcome", "models", ("n_analysed", "n_input"), SECTIONS[0]),
-    Table("dropout_side_by_side", "models", ("n_analysed", "n_input"), SECTIONS[1]),
-    Table("dropout", "models", ("n_analysed", "n_input"), SECTIONS[1]),
-    Table("dropout_at_risk", "models", ("n_at_risk",), SECTIONS[1]),
+    Table("declared_analyses", "models", ("n_analysed",), SECTIONS[0]),
+    Table("final_score_side_by_side", "models", ("n_analysed", "n_input"), SECTIONS[1]),
+    Table("final_score", "models", ("n_analysed", "n_input"), SECTIONS[1]),
+    Table(
+        "baseline_severity",
+        "models",
+        ("episodes", "improved", "deteriorated"),
+        SECTIONS[2],
+    ),
+    Table("poor_outcome_side_by_side", "models", ("n_analysed", "n_input"), SECTIONS[3]),
+    Table("poor_outcome", "models", ("n_analysed", "n_input"), SECTIONS[3]),
+    Table("dropout_side_by_side", "models", ("n_analysed", "n_input"), SECTIONS[4]),
+    Table("dropout", "models", ("n_analysed", "n_input"), SECTIONS[4]),
+    Table("dropout_at_risk", "models", ("n_at_risk",), SECTIONS[4]),
     Table("dropout_km", "models", ("n_at_risk", "n_events"), None),
     Table("dropout_cumulative_incidence", "models", ("n_at_risk",), None),
-    Table("trajectory", "models", ("n_analysed", "n_input"), SECTIONS[2]),
+    Table("trajectory", "models", ("n_analysed", "n_input"), SECTIONS[5]),
     # standard deviations of a model fitted to thousands of scores
-    Table("trajectory_variance", "models", (), SECTIONS[2]),
-    Table("dose_response_observed", "models", ("episodes", "improved"), SECTIONS[3]),
+    Table("trajectory_variance", "models", (), SECTIONS[5]),
+    Table("dose_response_observed", "models", ("episodes", "improved"), SECTIONS[6]),
     # a fitted curve; its data are in dose_response_observed
-    Table("dose_response_curve", "models", (), SECTIONS[3]),
-    Table("prediction_gain", "prediction", (), SECTIONS[4]),
-    Table("prediction_metrics", "prediction", ("n_analysed",), SECTIONS[4]),
-    Table("prediction_importance", "prediction", (), SECTIONS[4]),
-    Table("prediction_calibration", "prediction", ("n", "events"), SECTIONS[4]),
-    Table("missing_by_group", "missing_data", ("episodes", "missing_final_score"), SECTIONS[5]),
+    Table("dose_response_curve", "models", (), SECTIONS[6]),
+    Table("prediction_gain", "prediction", (), SECTIONS[7]),
+    Table("prediction_metrics", "prediction", ("n_analysed",), SECTIONS[7]),
+    Table("prediction_importance", "prediction", (), SECTIONS[7]),
+    Table("prediction_calibration", "prediction", ("n", "events"), SECTIONS[7]),
+    Table("missing_by_group", "missing_data", ("episodes", "missing_final_score"), SECTIONS[8]),
     Table(
         "missing_data_sensitivity",
         "missing_data",
         ("n_analysed", "n_input", "n_imputed"),
-        SECTIONS[5],
+        SECTIONS[8],
     ),
-    Table("missing_data_tipping_point", "missing_data", (), SECTIONS[5]),
+    Table("missing_data_tipping_point", "missing_data", (), SECTIONS[8]),
 )
 TABLE = {t.name: t for t in TABLES}
 
@@ -251,12 +265,21 @@ EFFECT_METRICS: tuple[EffectMetric, ...] = (
     ),
 )
 
+DECLARED_TABLE = "declared_analyses"
+"""``primary_*`` and the secondary family's verdicts (``analysis:`` of params.yaml)."""
 MI_METRICS_TABLE = "missing_data_sensitivity"
 """``or_index_mi`` and its interval: the pooled multiple-imputation estimate (delta 0)."""
 TIPPING_METRICS_TABLE = "missing_data_tipping_point"
 """``tipping_delta_negative`` / ``tipping_delta_positive``."""
 METRIC_SOURCES: tuple[str, ...] = tuple(
-    dict.fromkeys([*(m.table for m in EFFECT_METRICS), MI_METRICS_TABLE, TIPPING_METRICS_TABLE])
+    dict.fromkeys(
+        [
+            DECLARED_TABLE,
+            *(m.table for m in EFFECT_METRICS),
+            MI_METRICS_TABLE,
+            TIPPING_METRICS_TABLE,
+        ]
+    )
 )
 """Every result table that feeds ``reports/metrics.json``."""
 

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class _Section(BaseModel):
@@ -252,6 +259,74 @@ class ModelsParams(_Section):
     """Dose–response: episodes with more sessions are pooled in the last bar."""
 
 
+OUTCOME_MODELS = {"final_score": "ancova", "poor_outcome": "logistic", "dropout": "cox"}
+"""The model each declared outcome is analysed with: the final score by linear regression
+on the baseline (ANCOVA), the landmark poor outcome by logistic regression, dropout from
+the landmark by a Cox model (all adjusted for case mix, errors clustered by therapist)."""
+
+
+class DeclaredAnalysis(_Section):
+    """One analysis named before the results are seen: an outcome and an exposure (a block
+    of ``models.blocks``, a flag of ``models.flags``, or ``flags group``), always the
+    adjusted model. ``model`` and ``population`` repeat what the outcome implies, so the
+    declaration reads in full in params.yaml; they are checked, never chosen."""
+
+    outcome: Literal["final_score", "poor_outcome", "dropout"]
+    exposure: str
+    model: Literal["ancova", "logistic", "cox"] | None = None
+    """ancova (final_score), logistic (poor_outcome), cox (dropout); null: implied."""
+    population: Literal["caseness", "all", "landmark"] | None = None
+    """caseness / all (= ``outcomes.population``) for the score outcomes, landmark (every
+    episode in treatment at the landmark) for dropout; null: implied."""
+
+    @model_validator(mode="after")
+    def _model_matches(self) -> DeclaredAnalysis:
+        implied = OUTCOME_MODELS[self.outcome]
+        if self.model is not None and self.model != implied:
+            raise ValueError(f"outcome {self.outcome} is analysed by {implied}, not {self.model}")
+        if self.outcome == "dropout" and self.population not in (None, "landmark"):
+            raise ValueError(
+                "dropout is analysed in the landmark population (population: landmark)"
+            )
+        if self.outcome != "dropout" and self.population == "landmark":
+            raise ValueError(f"{self.outcome}: population is outcomes.population (caseness or all)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"{self.outcome}: {self.exposure}"
+
+
+class AnalysisParams(_Section):
+    """The analysis plan: one primary analysis tested at ``alpha``; a family of secondary
+    analyses tested together with a multiplicity correction; every other model in the
+    report is exploratory (estimates and intervals, no claim of a test)."""
+
+    primary: DeclaredAnalysis = DeclaredAnalysis(
+        outcome="final_score", exposure="index", model="ancova", population="caseness"
+    )
+    secondary: tuple[DeclaredAnalysis, ...] = (
+        DeclaredAnalysis(outcome="poor_outcome", exposure="index"),
+        DeclaredAnalysis(outcome="dropout", exposure="index"),
+        DeclaredAnalysis(outcome="final_score", exposure="attendance"),
+        DeclaredAnalysis(outcome="final_score", exposure="communication"),
+        DeclaredAnalysis(outcome="final_score", exposure="goals"),
+        DeclaredAnalysis(outcome="final_score", exposure="obstacles"),
+    )
+    multiplicity: Literal["holm", "bonferroni"] = "holm"
+    """How the secondary family's p-values are adjusted (every exposure term of every
+    secondary analysis is one test of the family)."""
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AnalysisParams:
+        labels = [a.label for a in (self.primary, *self.secondary)]
+        repeated = sorted({x for x in labels if labels.count(x) > 1})
+        if repeated:
+            raise ValueError(f"declared more than once: {', '.join(repeated)}")
+        return self
+
+
 class PredictionParams(_Section):
     """Predictive validity: learners, grouped cross-validation, bootstrap, feature blocks."""
 
@@ -414,10 +489,42 @@ class Params(_Section):
     features: FeaturesParams = FeaturesParams()
     outcomes: OutcomesParams = OutcomesParams()
     models: ModelsParams = ModelsParams()
+    analysis: AnalysisParams = AnalysisParams()
     prediction: PredictionParams = PredictionParams()
     missing_data: MissingDataParams = MissingDataParams()
     disclosure: DisclosureParams = DisclosureParams()
     dask: DaskParams = DaskParams()
+
+    @model_validator(mode="after")
+    def _declared_analyses_exist(self) -> Params:
+        """Each declared analysis names an exposure the models fit, in the population the
+        outcome is defined for; the primary rests on one term."""
+        known = {*self.models.blocks, *self.models.flags, "flags group"}
+        for a in (self.analysis.primary, *self.analysis.secondary):
+            if a.exposure not in known:
+                raise ValueError(
+                    f"analysis: {a.label}: exposure {a.exposure!r} is not a block of "
+                    f"models.blocks, a flag of models.flags or 'flags group' "
+                    f"(known: {', '.join(sorted(known))})"
+                )
+            if a.outcome != "dropout" and a.population not in (None, self.outcomes.population):
+                raise ValueError(
+                    f"analysis: {a.label}: population {a.population} differs from "
+                    f"outcomes.population ({self.outcomes.population})"
+                )
+            if a.outcome == "dropout" and a.exposure not in ("index", "flags group"):
+                raise ValueError(
+                    f"analysis: {a.label}: dropout is modelled for the index and the flags "
+                    "group only"
+                )
+        primary = self.analysis.primary
+        terms = self.models.blocks.get(primary.exposure, (primary.exposure,))
+        if primary.exposure == "flags group" or len(terms) != 1:
+            raise ValueError(
+                f"analysis.primary: exposure {primary.exposure!r} has {len(terms)} terms; the "
+                "primary analysis must rest on one (a one-feature block or a flag)"
+            )
+        return self
 
 
 class ParamsError(ValueError):

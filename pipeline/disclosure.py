@@ -297,6 +297,7 @@ BASIS_COLUMNS = ("n_analysed", "n_at_risk", "episodes", "n")
 SHARES = {
     "observed": ("events", "n"),
     "share_improved": ("improved", "episodes"),
+    "share_deteriorated": ("deteriorated", "episodes"),
     "share_missing": ("missing_final_score", "episodes"),
 }
 """Proportions published in result tables: (numerator, denominator) count columns. A share

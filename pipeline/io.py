@@ -106,9 +106,10 @@ def _write_with(target: str | Path, writer: Callable[[Path], object]) -> Path:
     return Path(target)
 
 
-def write_json(obj: Any, target: str | Path) -> Path:
-    """Deterministic JSON (sorted keys, fixed indentation, trailing newline)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default)
+def write_json(obj: Any, target: str | Path, *, sort_keys: bool = True) -> Path:
+    """Deterministic JSON (sorted keys, fixed indentation, trailing newline); with
+    ``sort_keys=False`` the caller's key order, which must itself be deterministic."""
+    text = json.dumps(obj, indent=2, sort_keys=sort_keys, ensure_ascii=False, default=_json_default)
     return _write_with(target, lambda p: p.write_text(text + "\n", encoding="utf-8"))
 
 

@@ -14,6 +14,9 @@ Definitions (docs/outcomes.md):
 - **dropout**: end_reason ``dropped_out``; when end_reason is missing, inferred from the
   appointment pattern (the episode ended after a no-show, or after two missed appointments
   in a row); ``dropout_source`` says which.
+- **final score** (the continuous outcome): the primary instrument's last score, for the
+  episodes the landmark poor outcome is defined for (``outcome_population``, in treatment at
+  the landmark, last score after it); the models adjust it for the baseline (ANCOVA).
 - **time to dropout**: days from the end of the landmark window to the end of the episode
   for dropouts; other endings are censored at their end date, open episodes at the extract.
 - ``sessions_attended_total`` and ``weeks_in_treatment`` are descriptive only: they are
@@ -250,12 +253,16 @@ def _outcome_table(
     out["outcome_population"] = outcome_population(
         primary, params.poor_outcome, params.population
     ).to_numpy()
-    out["poor_outcome_episode"] = poor_outcome_rule(
-        primary, params.poor_outcome, params.population
-    )
+    out["poor_outcome_episode"] = poor_outcome_rule(primary, params.poor_outcome, params.population)
     # The landmark analysis: in treatment at the landmark, outcome measured after it.
     after = out["primary_last_after_landmark"].fillna(False).astype(bool)
-    out["poor_outcome"] = out["poor_outcome_episode"].where(out["in_treatment_at_landmark"] & after)
+    landmark = out["in_treatment_at_landmark"] & after
+    out["poor_outcome"] = out["poor_outcome_episode"].where(landmark)
+    # The continuous outcome on the same people: the last score (after the landmark) of an
+    # episode with two or more scores in the outcome's population; modelled with its
+    # baseline as a covariate (ANCOVA), so no threshold decides who did poorly.
+    scored = out["primary_n"].fillna(0).ge(2) & out["outcome_population"] & landmark
+    out["final_score"] = out["primary_last"].where(scored)
     return out.reset_index()
 
 

@@ -97,3 +97,50 @@ def test_every_feature_the_params_name_is_one_the_pipeline_builds(small_cohort):
     assert not missing, f"params name features the pipeline does not build: {missing}"
     window = {c for c in p.missing_data.auxiliaries if c in built}
     assert {"attendance_rate", "alliance_mean", "early_change_primary"} <= window
+
+
+@pytest.mark.parametrize(
+    ("analysis", "outcomes", "message"),
+    [
+        ({"primary": {"outcome": "final_score", "exposure": "nonsense"}}, {}, "not a block"),
+        (
+            {"primary": {"outcome": "final_score", "exposure": "attendance"}, "secondary": []},
+            {},
+            "has 3 terms",
+        ),
+        ({"primary": {"outcome": "final_score", "exposure": "flags group"}}, {}, "has 1 terms"),
+        (
+            {"primary": {"outcome": "poor_outcome", "exposure": "index", "model": "cox"}},
+            {},
+            "analysed by logistic",
+        ),
+        (
+            {"primary": {"outcome": "final_score", "exposure": "index", "population": "caseness"}},
+            {"population": "all"},
+            "differs from outcomes.population",
+        ),
+        (
+            {"secondary": [{"outcome": "dropout", "exposure": "goals"}]},
+            {},
+            "index and the flags group only",
+        ),
+        (
+            {"secondary": [{"outcome": "final_score", "exposure": "index"}]},
+            {},
+            "declared more than once",
+        ),
+    ],
+)
+def test_a_declared_analysis_the_models_cannot_fit_fails_with_a_clear_message(
+    analysis, outcomes, message
+):
+    with pytest.raises(ParamsError, match=message):
+        parse_params({"analysis": analysis, "outcomes": outcomes})
+
+
+def test_the_default_plan_has_one_primary_test_and_a_secondary_family():
+    from pipeline.config import Params
+
+    plan = Params().analysis
+    assert plan.primary.label == "final_score: index" and plan.primary.model == "ancova"
+    assert plan.multiplicity == "holm" and len(plan.secondary) == 6

@@ -18,7 +18,14 @@ from statsmodels.duration.survfunc import CumIncidenceRight, SurvfuncRight
 from pipeline import catalog
 from pipeline.config import ModelsParams
 from pipeline.models.descriptive import dose_response, kaplan_meier
-from pipeline.models.effects import EffectFit, FitOptions, fit_cox, fit_logistic, standardise
+from pipeline.models.effects import (
+    EffectFit,
+    FitOptions,
+    fit_cox,
+    fit_linear,
+    fit_logistic,
+    standardise,
+)
 from pipeline.models.tidy import (
     TIDY_COLUMNS,
     ModelCard,
@@ -254,6 +261,78 @@ def _battery(
     table = pd.concat([t for t in tables if not t.empty] or [pd.DataFrame()], ignore_index=True)
     side = _side_by_side(table, terms) if not table.empty else pd.DataFrame()
     return Results({kind: table, f"{kind}_side_by_side": side}, cards)
+
+
+# --- 0. the final score (ANCOVA) and who the outcomes are defined for -------------------
+
+BASELINE = "primary_baseline"
+
+
+def final_score_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
+    """Linear regressions of the final score (primary instrument, landmark population) on
+    each exposure set with the baseline score always among the predictors (ANCOVA): the
+    "unadjusted" model adds nothing else, the adjusted one the case mix too. Errors are
+    clustered by therapist. No threshold decides who did poorly, so the estimate does not
+    depend on where the baseline sits relative to a reliable-change criterion."""
+    population = frame[frame["final_score"].notna()] if "final_score" in frame else frame[:0]
+
+    def fit_one(rows: pd.DataFrame, predictors: list[str], model: str, n: int) -> EffectFit:
+        options = FitOptions(params.min_clusters, n)
+        with_baseline = list(dict.fromkeys([*predictors, BASELINE]))
+        fit = fit_linear(rows, "final_score", with_baseline, CLUSTER, model, options)
+        fit.card.notes.append(
+            "ANCOVA: the baseline score is a covariate of both the unadjusted and the "
+            "adjusted model ('unadjusted' = no case-mix adjustment)"
+        )
+        return fit
+
+    battery = Battery(
+        catalog.FINAL_SCORE,
+        ["final_score", BASELINE, CLUSTER],
+        fit_one,
+        "linear regression (OLS) of the final score on the baseline (ANCOVA), "
+        "cluster-robust errors",
+        "final_score",
+    )
+    return _battery(population, params, battery, exposures(population, params))
+
+
+def baseline_severity(frame: pd.DataFrame) -> pd.DataFrame:
+    """Episodes with a landmark outcome measured (in treatment at the landmark, two or more
+    primary scores, the last after the landmark), at and below caseness at baseline: how
+    many, how many improved or deteriorated reliably, mean baseline and mean change. Those
+    below caseness are outside the improvement and recovery outcomes' population
+    (``outcomes.population: caseness``): this is where they are reported."""
+    after = frame["primary_last_after_landmark"].astype("boolean").fillna(False).astype(bool)
+    scored = (
+        frame["in_treatment_at_landmark"].astype(bool)
+        & after
+        & frame["primary_n"].fillna(0).ge(2)
+        & frame["primary_reliable_change"].notna()
+    )
+    rows = frame[scored]
+    case = rows["primary_case_start"].astype("boolean").fillna(False).astype(bool)
+    out = []
+    for label, g in (("at caseness", rows[case]), ("below caseness", rows[~case])):
+        rc = g["primary_reliable_change"]
+        out.append(
+            {
+                "baseline": label,
+                "episodes": len(g),
+                "improved": int(rc.eq(1).sum()),
+                "deteriorated": int(rc.eq(-1).sum()),
+                "share_improved": float(rc.eq(1).mean()) if len(g) else np.nan,
+                "share_deteriorated": float(rc.eq(-1).mean()) if len(g) else np.nan,
+                "mean_baseline": float(g["primary_baseline"].mean()) if len(g) else np.nan,
+                "mean_change": float(g["primary_change"].mean()) if len(g) else np.nan,
+                "in_outcome_population": bool(
+                    g["outcome_population"].astype("boolean").fillna(False).any()
+                )
+                if "outcome_population" in g
+                else True,
+            }
+        )
+    return pd.DataFrame(out)
 
 
 # --- 1. poor outcome --------------------------------------------------------------------
@@ -560,6 +639,9 @@ def fit_all(
     ``progress`` is told each one's label when it is done."""
     frame = analysis_frame(features, outcomes, tables["episodes"], params)
     run = {
+        "final score": lambda: final_score_models(frame, params).extend(
+            Results({"baseline_severity": baseline_severity(frame)})
+        ),
         "poor outcome": lambda: poor_outcome_models(frame, params),
         "dropout": lambda: dropout_models(frame, params),
         "dose-response": lambda: dose_response_tables(frame, params),
@@ -572,7 +654,7 @@ def fit_all(
     return results
 
 
-ANALYSES = ("poor outcome", "dropout", "dose-response", "trajectories")
+ANALYSES = ("final score", "poor outcome", "dropout", "dose-response", "trajectories")
 """The models stage's analyses, in order (its progress bar has one step each)."""
 
 

@@ -1,4 +1,5 @@
-"""Effect models for poor outcome (logistic) and dropout (Cox), cluster-robust by therapist.
+"""Effect models for the final score (linear, ANCOVA), poor outcome (logistic) and dropout
+(Cox), cluster-robust by therapist.
 
 Why cluster-robust standard errors rather than GEE or random effects here: the question is a
 population-averaged association (how much higher the odds are for a less engaged client),
@@ -152,6 +153,37 @@ def _check_separation(model: str, log_ratios: pd.Series, kind: str) -> None:
         )
 
 
+def _regression(
+    data: pd.DataFrame,
+    outcome: str,
+    predictors: list[str],
+    cluster: str | None,
+    model: str,
+    options: FitOptions,
+    method: str,
+) -> tuple[ModelCard, pd.DataFrame, pd.Series, tuple[str, dict]]:
+    """What a regression fitter shares: a new card, the design of the complete rows (with
+    a constant), the outcome, and the covariance type for statsmodels — clustered, or HC1
+    (said on the card) when there are too few clusters."""
+    card = new_card(
+        data, model, f"{outcome} ~ {' + '.join(predictors)}", f"{method}, robust errors"
+    )
+    analysed = prepare(
+        data,
+        card,
+        [outcome, *predictors] + ([cluster] if cluster else []),
+        [outcome, *predictors],
+        options.n_input,
+    )
+    x = sm.add_constant(_design(analysed, predictors), has_constant="add")
+    y = analysed[outcome].astype(float)
+    groups = _clusters(card, analysed, cluster, options.min_clusters)
+    if groups is None:
+        card.notes.append("heteroscedasticity-robust (HC1) errors instead of cluster-robust ones")
+    cov = ("HC1", {}) if groups is None else ("cluster", {"groups": groups})
+    return card, x, y, cov
+
+
 def fit_logistic(
     data: pd.DataFrame,
     outcome: str,
@@ -163,26 +195,10 @@ def fit_logistic(
     """Logistic regression; odds ratios with 95% cluster-robust intervals. ``options``: the
     minimum number of clusters, and the model's population before any earlier row
     selection (its ``n_input``)."""
-    card = new_card(
-        data,
-        model,
-        f"{outcome} ~ {' + '.join(predictors)}",
-        "logistic regression (GLM binomial), robust errors",
+    card, x, y, cov = _regression(
+        data, outcome, predictors, cluster, model, options, "logistic regression (GLM binomial)"
     )
-    analysed = prepare(
-        data,
-        card,
-        [outcome, *predictors] + ([cluster] if cluster else []),
-        [outcome, *predictors],
-        options.n_input,
-    )
-    x = sm.add_constant(_design(analysed, predictors), has_constant="add")
-    y = analysed[outcome].astype(float)
     card.level_counts = level_outcomes(x, y)
-    groups = _clusters(card, analysed, cluster, options.min_clusters)
-    if groups is None:
-        card.notes.append("heteroscedasticity-robust (HC1) errors instead of cluster-robust ones")
-    cov = ("HC1", {}) if groups is None else ("cluster", {"groups": groups})
     separated = (
         f"{model}: a predictor separates the outcome perfectly; odds ratios would be "
         "infinite — drop or combine it"
@@ -213,6 +229,57 @@ def fit_logistic(
         "ConvergenceWarning" in w for w in card.warnings
     )
     return _ratio_fit(x.columns, result, card, converged, "odds ratio")
+
+
+def level_sizes(design: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """(rows at level 1, rows at level 0) of each 0/1 column of ``design``: what a
+    continuous outcome's estimate for that term rests on (the counterpart of
+    ``level_outcomes`` for a binary outcome)."""
+    out = {}
+    for c in design.columns:
+        x = design[c].to_numpy(float)
+        if c == "const" or not np.isin(x, (0.0, 1.0)).all():
+            continue
+        at = int((x == 1.0).sum())
+        out[str(c)] = (at, len(x) - at)
+    return out
+
+
+def fit_linear(
+    data: pd.DataFrame,
+    outcome: str,
+    predictors: list[str],
+    cluster: str | None,
+    model: str = "final score",
+    options: FitOptions = DEFAULT_OPTIONS,
+) -> EffectFit:
+    """Linear regression (least squares) of a continuous outcome — with the baseline score
+    among ``predictors`` this is the ANCOVA of the final score — with 95% cluster-robust
+    intervals (HC1 below ``options.min_clusters`` clusters, said on the card). Estimates
+    are differences in the outcome's own units per unit (per SD) of each predictor."""
+    card, x, y, cov = _regression(
+        data, outcome, predictors, cluster, model, options, "linear regression (OLS)"
+    )
+    card.level_counts = level_sizes(x)
+    with captured_warnings(card):
+        try:
+            # Normal reference, as for the interval (tidy): p and CI tell the same story.
+            result = sm.OLS(y, x).fit(cov_type=cov[0], cov_kwds=cov[1], use_t=False)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            raise ModelError(_collinear(model, exc)) from None
+    rank = int(np.linalg.matrix_rank(x.to_numpy(float)))
+    if rank < x.shape[1] or not np.all(np.isfinite(result.bse)):
+        raise ModelError(_collinear(model, ValueError(f"design rank {rank} < {x.shape[1]}")))
+    card.optimizer = "least squares (QR)"
+    card.converged = True
+    card.status = "fitted"
+    card.log_likelihood = float(result.llf)
+    params = pd.Series(np.asarray(result.params, float), index=x.columns)
+    cov_matrix = np.asarray(result.cov_params(), float)
+    covariance = pd.DataFrame(cov_matrix, index=x.columns, columns=x.columns)
+    estimates = Estimates(x.columns, params, result.bse, result.pvalues)
+    rows = tidy(card, estimates, "difference in points")
+    return EffectFit(rows, card, params, covariance)
 
 
 def _at_risk_sums(k: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:

@@ -27,6 +27,7 @@ from pipeline.disclosure import (
     suppress_table,
 )
 from pipeline.features.index import INDEX_COMPONENTS
+from pipeline.models.declared import primary_row
 from pipeline.report import figures
 
 LEVERS = {  # feature → (panel title, higher means more engaged)
@@ -401,6 +402,91 @@ def _estimate(r) -> bool:
     return r is not None and _finite(r["estimate"], r["ci_low"], r["ci_high"])
 
 
+OUTCOME_WORDS = {  # declared outcome → (what is compared, how the estimate reads)
+    "final_score": "a final {instrument} score",
+    "poor_outcome": "their odds of finishing without reliable improvement",
+    "dropout": "their rate of dropping out after the landmark",
+}
+
+
+def exposure_words(exposure: str, term: str) -> str:
+    """The declared exposure in words: what one unit (one SD, or the flag) means."""
+    if exposure == "index":
+        return "a disengagement index one standard deviation higher (less engaged early on)"
+    if term in FLAG_LABELS:
+        return f"the early sign '{FLAG_LABELS[term]}'"
+    return f"one standard deviation more {term.replace('_', ' ')}"
+
+
+def primary_section(tables: dict[str, pd.DataFrame], params: Params) -> dict:
+    """The declared primary analysis (``analysis.primary``) as both reports lead with it,
+    and the analysis plan in words; ``primary`` is None when it was not fitted or its
+    estimate rests on too few people."""
+    plan = params.analysis
+    declared = tables.get(catalog.DECLARED_TABLE)
+    row = None if declared is None else primary_row(declared)
+    t = params.disclosure.threshold
+    if row is not None and pd.notna(row.get("level_min")) and row["level_min"] < t:
+        row = None
+    n = None if row is None else count(float(row["n_analysed"]), params.disclosure)
+    if n is not None and not n.shown:
+        row = None
+    secondary = declared[declared["role"] == "secondary"] if declared is not None else None
+    return {
+        "primary": None
+        if row is None
+        else {
+            "analysis": plan.primary.label,
+            "outcome": plan.primary.outcome,
+            "exposure": plan.primary.exposure,
+            "term": str(row["term"]),
+            "estimate": float(row["estimate"]),
+            "ci_low": float(row["ci_low"]),
+            "ci_high": float(row["ci_high"]),
+            "p_value": float(row["p_value"]),
+            "verdict": str(row["verdict"]),
+            "n": n.text() if n is not None else "",
+        },
+        "plan": {
+            "primary": plan.primary.label,
+            "model": plan.primary.model or "",
+            "population": params.outcomes.population,
+            "secondary": [a.label for a in plan.secondary],
+            "multiplicity": plan.multiplicity,
+            "alpha": plan.alpha,
+            "secondary_below_alpha": None
+            if secondary is None
+            else int((secondary["verdict"] == "below alpha").sum()),
+            "secondary_tests": 0 if secondary is None else len(secondary),
+        },
+    }
+
+
+def _sentence_primary(ctx: dict) -> str | None:
+    """The declared primary analysis, first among the key findings."""
+    p = ctx.get("primary")
+    if not (p and _finite(p["estimate"], p["ci_low"], p["ci_high"])):
+        return None
+    who = exposure_words(p["exposure"], p["term"])
+    what = OUTCOME_WORDS[p["outcome"]].format(instrument=ctx["instrument_name"])
+    start = "Main question, set before the analysis: clients with " + who
+    interval = f"(95% CI {p['ci_low']:.1f} to {p['ci_high']:.1f})"
+    if p["outcome"] == "final_score":
+        direction = _by_interval(p["ci_low"], p["ci_high"], 0, "higher", "lower", "")
+        size = f"about {abs(p['estimate']):.1f} points {direction}"
+        if not direction:
+            size = f"not clearly higher or lower ({p['estimate']:+.1f} points)"
+        return (
+            f"{start} ended treatment with a final {ctx['instrument_name']} score {size} "
+            f"{interval}, allowing for their starting score and case mix."
+        )
+    return (
+        f"{start} had {what} about {p['estimate']:.1f} times as high (95% CI "
+        f"{p['ci_low']:.1f} to {p['ci_high']:.1f}), allowing for their starting score and "
+        "case mix."
+    )
+
+
 def _sentence_poor_by_group(ctx: dict) -> str | None:
     g = ctx["poor_by_group"]
     if not (g.get("2+") and g.get("0") and g["2+"]["cell"].shown and g["0"]["cell"].shown):
@@ -490,6 +576,7 @@ def _sentence_missing(ctx: dict) -> str | None:
 
 
 SENTENCES: tuple[Callable[[dict], str | None], ...] = (  # in the order the reports list them
+    _sentence_primary,
     _sentence_poor_by_group,
     _sentence_or_flags,
     _sentence_missed_first,
@@ -559,6 +646,15 @@ def glance_section(frame: pd.DataFrame, metrics: dict, params: Params) -> dict:
             pct(rate(int(started["dropout"].sum()), len(started), d)),
         ),
     ]
+    landmark = frame[frame["in_treatment_at_landmark"].astype(bool)]
+    below = landmark["primary_case_start"].astype("boolean").eq(False).fillna(False)
+    rows.append(
+        (
+            f"Started below the {params.outcomes.primary_instrument} clinical cut-off "
+            "(no poor outcome counted; technical report)",
+            count(int(below.sum()), d).text(),
+        )
+    )
     for label, col in (
         ("Reliable improvement (finished courses)", "nhs_reliable_improvement"),
         ("Reliable recovery (finished courses at caseness)", "nhs_reliable_recovery"),
@@ -777,6 +873,8 @@ def build_context(
     po = tables.get("poor_outcome", pd.DataFrame(columns=["model", "term"]))
     records = absent_records(ingest_report)
     ctx: dict = {"threshold": d.threshold, "rounding_base": d.rounding_base}
+    ctx["instrument_name"] = params.outcomes.primary_instrument
+    ctx |= primary_section(tables, params)
     ctx |= data_section(ingest_report, records)
     ctx |= glance_section(frame, metrics, params)
     ctx |= poor_outcome_section(frame, po, params, absent_features(records))

@@ -9,7 +9,7 @@ import pandas as pd
 
 from pipeline import catalog
 from pipeline.config import DisclosureParams
-from pipeline.disclosure import rate
+from pipeline.disclosure import count, rate
 
 
 def _rate(values: pd.Series, params: DisclosureParams) -> float | None:
@@ -67,6 +67,49 @@ def _effect(
         return {}
     name = metric.name
     return {name: r["estimate"], f"{name}_ci_low": r["ci_low"], f"{name}_ci_high": r["ci_high"]}
+
+
+def primary_metrics(tables: dict[str, pd.DataFrame], params: DisclosureParams) -> dict:
+    """The declared primary analysis first (``primary_*``: what it is, its estimate,
+    interval, p-value and verdict at alpha), then how many of the secondary family's tests
+    fall below alpha after the multiplicity correction. Empty when the plan's table is
+    absent; the estimate is left out when its model was not fitted or rests on too few."""
+    table = tables.get(catalog.DECLARED_TABLE)
+    if table is None or table.empty:
+        return {}
+    first = table[table["role"] == "primary"].iloc[0]
+    out: dict = {
+        "primary_analysis": str(first["analysis"]),
+        "primary_model": f"{first['model_type']}: {first['model']}",
+        "primary_term": str(first["term"]),
+        "primary_scale": None if pd.isna(first["scale"]) else str(first["scale"]),
+    }
+    shown = first["status"] == "fitted" and not (first.get("level_min", np.inf) < params.threshold)
+    if shown:
+        out |= {
+            "primary_estimate": first["estimate"],
+            "primary_ci_low": first["ci_low"],
+            "primary_ci_high": first["ci_high"],
+            "primary_p_value": first["p_value"],
+            "primary_verdict": str(first["verdict"]),
+        }
+    n = count(float(first["n_analysed"]), params) if pd.notna(first["n_analysed"]) else None
+    out["primary_n_analysed"] = int(n.value) if n is not None and n.shown and n.value else None
+    secondary = table[table["role"] == "secondary"]
+    out["secondary_tests"] = len(secondary)
+    out["secondary_below_alpha"] = int((secondary["verdict"] == "below alpha").sum())
+    out["secondary_multiplicity"] = (
+        str(secondary["multiplicity"].iloc[0]) if len(secondary) else None
+    )
+    return {k: (float(v) if isinstance(v, float | np.floating) else v) for k, v in out.items()}
+
+
+def ordered(metrics: dict) -> dict:
+    """``metrics.json``'s order: the primary analysis first, then every other key sorted
+    (a stable order, so the file is byte-for-byte reproducible)."""
+    first = [k for k in metrics if k.startswith("primary_")]
+    rest = sorted(k for k in metrics if k not in first)
+    return {k: metrics[k] for k in [*first, *rest]}
 
 
 def effect_metrics(tables: dict[str, pd.DataFrame], params: DisclosureParams) -> dict:

@@ -124,7 +124,9 @@ def technical_context(
 ) -> dict:
     """What the technical template reads besides the shared part."""
     return {
-        "metrics": sorted(metrics.items()),
+        "metrics": list(metrics.items()),  # metrics.json's order: the primary first
+        "plan": ctx["plan"],
+        "primary": ctx["primary"],
         "model_sections": model_sections(tables, params),
         "cards": [shared_card(c, params, ctx["absent_records"]) for c in cards],
         "window_days": params.features.window_days,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from pipeline.config import Params
 from pipeline.models.analysis import ANALYSES, fit_all
+from pipeline.models.declared import declared_analyses
+from pipeline.models.tidy import Results
 from pipeline.stages.common import stage, stage_main
 from pipeline.stages.results import describe_results as describe
 from pipeline.stages.results import load_inputs, write_results
@@ -19,12 +21,12 @@ from pipeline.stages.results import load_inputs, write_results
 def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
     steps = len(ANALYSES)
     with stage("models", params, root, steps=steps, show_progress=show_progress) as s:
-        tables, _, features, outcomes = load_inputs(
-            s.paths, ("episodes", "sessions", "measures")
-        )
+        tables, _, features, outcomes = load_inputs(s.paths, ("episodes", "sessions", "measures"))
         results = fit_all(
             tables, features, outcomes, params.models, params.outcomes.primary_instrument, s.step
         )
+        plan = declared_analyses(results.tables, params.analysis, params.models)
+        results.extend(Results({"declared_analyses": plan}))
         s.summary |= write_results(results, s.paths, "models", params)
     return s.summary
 

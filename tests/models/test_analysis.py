@@ -224,3 +224,28 @@ def test_trajectory_sample_keeps_whole_clusters_and_is_reproducible():
     pd.testing.assert_frame_equal(sample, again)
     other, _ = sample_clusters(long, 100, 2, "max")
     assert set(other["cluster"]) != kept
+
+
+def test_baseline_severity_by_hand():
+    """Scored at the landmark: two at caseness (one improved), two below (one
+    deteriorated); an episode without a later score is not counted."""
+    from pipeline.models.analysis import baseline_severity
+
+    frame = pd.DataFrame(
+        {
+            "in_treatment_at_landmark": [True, True, True, True, True],
+            "primary_last_after_landmark": [True, True, True, True, None],
+            "primary_n": [3, 2, 2, 2, 1],
+            "primary_reliable_change": [1.0, 0.0, -1.0, 0.0, np.nan],
+            "primary_case_start": [True, True, False, False, True],
+            "primary_baseline": [20.0, 12.0, 4.0, 8.0, 15.0],
+            "primary_change": [8.0, 2.0, -6.0, 1.0, np.nan],
+            "outcome_population": [True, True, False, False, True],
+        }
+    )
+    t = baseline_severity(frame).set_index("baseline")
+    assert t.loc["at caseness", ["episodes", "improved", "deteriorated"]].tolist() == [2, 1, 0]
+    assert t.loc["below caseness", ["episodes", "improved", "deteriorated"]].tolist() == [2, 0, 1]
+    assert t.loc["at caseness", "mean_baseline"] == 16.0
+    assert t.loc["below caseness", "mean_change"] == -2.5
+    assert not t.loc["below caseness", "in_outcome_population"]

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from scipy import stats
 from statsmodels.duration.hazard_regression import PHReg
 
 from pipeline.models.effects import (
@@ -11,6 +12,7 @@ from pipeline.models.effects import (
     ClusteredPHReg,
     FitOptions,
     fit_cox,
+    fit_linear,
     fit_logistic,
     standardise,
 )
@@ -198,3 +200,64 @@ def test_proportional_hazards_check_flags_a_changing_hazard_ratio():
     assert any(n.startswith("PH check `x`") for n in ph.card.notes)  # a label, quoted
     assert not any("may change over time" in n for n in ph.card.notes)
     assert any("may change over time" in n for n in nph.card.notes)
+
+
+# --- the final score: linear regression (ANCOVA) ----------------------------------------
+
+
+def _ancova(n=3000, clusters=50, beta=2.0, seed=0):
+    rng = np.random.default_rng(seed)
+    cluster = rng.integers(0, clusters, n)
+    baseline = rng.normal(16, 5, n)
+    x = rng.standard_normal(n)
+    flag = (rng.random(n) < 0.3).astype(float)
+    final = 3 + 0.5 * baseline + beta * x + 1.0 * flag + rng.normal(0, 2, clusters)[cluster]
+    final += rng.normal(0, 4, n)
+    return pd.DataFrame(
+        {"final": final, "baseline": baseline, "x": x, "flag": flag, "therapist": cluster}
+    )
+
+
+def _sandwich_by_hand(d: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """OLS and its cluster-robust covariance written out (Liang–Zeger with the small-sample
+    factor G/(G−1)·(N−1)/(N−K), as Stata and R sandwich::vcovCL(type = "HC1")), not
+    statsmodels."""
+    x = np.column_stack([np.ones(len(d)), d[columns].to_numpy(float)])
+    y = d["final"].to_numpy(float)
+    bread = np.linalg.inv(x.T @ x)
+    beta = bread @ x.T @ y
+    e = y - x @ beta
+    meat = np.zeros((x.shape[1], x.shape[1]))
+    for g in np.unique(d["therapist"]):
+        s = x[d["therapist"].to_numpy() == g].T @ e[d["therapist"].to_numpy() == g]
+        meat += np.outer(s, s)
+    n, k, groups = len(y), x.shape[1], d["therapist"].nunique()
+    factor = groups / (groups - 1) * (n - 1) / (n - k)
+    return beta, factor * bread @ meat @ bread
+
+
+def test_linear_fit_equals_ols_and_the_cluster_sandwich_written_out():
+    d = _ancova()
+    fit = fit_linear(d, "final", ["x", "flag", "baseline"], "therapist", model="toy")
+    beta, cov = _sandwich_by_hand(d, ["x", "flag", "baseline"])
+    np.testing.assert_allclose(fit.params.to_numpy(), beta, rtol=1e-10)
+    np.testing.assert_allclose(fit.cov.to_numpy(), cov, rtol=1e-8)
+    rows = fit.coefficients.set_index("term")
+    se = np.sqrt(np.diag(cov))[1]
+    assert rows.loc["x", "ci_low"] == pytest.approx(beta[1] - 1.959964 * se, rel=1e-8)
+    z = abs(rows.loc["flag", "estimate"]) / np.sqrt(np.diag(cov))[2]
+    assert rows.loc["flag", "p_value"] == pytest.approx(2 * stats.norm.sf(z), rel=1e-6)
+    assert (rows["scale"] == "difference in points").all() and fit.card.n_groups == 50
+    # the planted effect is recovered (difference in points per unit of x)
+    assert rows.loc["x", "ci_low"] < 2.0 < rows.loc["x", "ci_high"]
+    # what a 0/1 term rests on: people at each level
+    assert fit.card.level_counts["flag"] == (int(d["flag"].sum()), int((d["flag"] == 0).sum()))
+
+
+def test_linear_fit_with_few_clusters_falls_back_to_hc1_and_fails_clearly_on_collinearity():
+    d = _ancova(n=400, clusters=5, seed=2)
+    fit = fit_linear(d, "final", ["x", "baseline"], "therapist", options=FitOptions(20))
+    assert any("HC1" in note for note in fit.card.notes)
+    d["x2"] = 2 * d["x"]
+    with pytest.raises(ModelError, match="collinear"):
+        fit_linear(d, "final", ["x", "x2", "baseline"], "therapist")

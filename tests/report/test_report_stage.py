@@ -113,3 +113,47 @@ def test_same_inputs_same_html_apart_from_the_time_stamp(reported):
     assert again.replace("2030-12-31 23:59 UTC", "2026-01-01 00:00 UTC") == first
     tech2 = (root / "reports/technical.html").read_text(encoding="utf-8")
     assert tech2.replace("2030-12-31 23:59 UTC", "2026-01-01 00:00 UTC") == tech
+
+
+def test_the_declared_primary_analysis_leads_metrics_and_both_reports(reported):
+    """params.yaml's analysis.primary is the first key of metrics.json, the first key
+    finding of the clinician report and the first section of the technical report, with
+    the estimate of its model's table; the secondary family is Holm-adjusted."""
+    root, params, _ = reported
+    plan = params.analysis
+    metrics = json.loads((root / "reports/metrics.json").read_text(encoding="utf-8"))
+    assert next(iter(metrics)) == "primary_analysis"
+    assert metrics["primary_analysis"] == plan.primary.label
+    exact = pd.read_csv(root / "data/results/models/tables/declared_analyses.csv")
+    first = exact.iloc[0]
+    assert first["role"] == "primary" and first["analysis"] == plan.primary.label
+    assert metrics["primary_estimate"] == round(first["estimate"], 6)
+    assert metrics["primary_ci_low"] < metrics["primary_estimate"] < metrics["primary_ci_high"]
+    secondary = exact[exact["role"] == "secondary"]
+    assert (secondary["p_adjusted"] >= secondary["p_value"] - 1e-15).all()
+    assert metrics["secondary_tests"] == len(secondary)
+
+    clinician = (root / "reports/clinician.html").read_text(encoding="utf-8")
+    findings = re.findall(r"<li>(.*?)</li>", clinician[clinician.index('<ul class="key">') :])
+    assert findings[0].startswith("Main question, set before the analysis")
+    assert f"{abs(first['estimate']):.1f} points" in findings[0]
+
+    technical = (root / "reports/technical.html").read_text(encoding="utf-8")
+    h2 = re.findall(r"<h2[^>]*>(.*?)</h2>", technical)
+    assert h2[0] == "Analysis plan and the primary result"
+    assert technical.index("Analysis plan") < technical.index("Headline metrics")
+    assert "Holm" in technical[: technical.index("Headline metrics")]
+
+
+def test_clients_below_caseness_are_reported_apart_not_scored_poor(reported):
+    root, _, _ = reported
+    outcomes = pd.read_parquet(root / "data/processed/outcomes.parquet")
+    below = outcomes["primary_case_start"].astype("boolean").eq(False).fillna(False)
+    assert below.any()
+    assert outcomes.loc[below, "poor_outcome"].isna().all()
+    assert outcomes.loc[below, "final_score"].isna().all()
+    table = pd.read_csv(root / "data/results/models/tables/baseline_severity.csv")
+    assert table["baseline"].tolist() == ["at caseness", "below caseness"]
+    assert table.set_index("baseline").loc["below caseness", "in_outcome_population"] == False  # noqa: E712
+    technical = (root / "reports/technical.html").read_text(encoding="utf-8")
+    assert "baseline_severity" in technical
