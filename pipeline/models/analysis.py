@@ -70,12 +70,31 @@ def cluster_note(key: pd.Series, params: ModelsParams) -> str:
     return note
 
 
-def pool_rare_levels(values: pd.Series, min_count: int) -> pd.Series:
-    """Categories with fewer than ``min_count`` rows become one pooled level (rare levels
-    give unstable, nearly separated coefficients). Missing stays missing."""
-    counts = values.value_counts()
+def pool_rare_levels(
+    values: pd.Series, min_count: int, counted: pd.Series | None = None
+) -> pd.Series:
+    """Categories with fewer than ``min_count`` rows (among the ``counted`` rows, default
+    all) become one pooled level (rare levels give unstable, nearly separated
+    coefficients). Missing stays missing."""
+    counts = (values if counted is None else values[counted]).value_counts()
     rare = counts.index[counts < min_count]
     return values.where(~values.isin(rare) | values.isna(), POOLED)
+
+
+def pool_case_mix(
+    frame: pd.DataFrame, params: ModelsParams, counted: pd.Series | None = None
+) -> pd.DataFrame:
+    """``frame`` with its case-mix levels that are rare among the ``counted`` rows (default:
+    all) pooled (``pool_rare_levels``). A model's population is pooled again this way: a
+    level common in the cohort can be rare, and separate the outcome, among the people an
+    outcome is defined for (at caseness, in treatment at the landmark)."""
+    return frame.assign(
+        **{
+            c: pool_rare_levels(frame[c], params.min_level_count, counted)
+            for c in params.case_mix
+            if c in frame
+        }
+    )
 
 
 def analysis_frame(
@@ -222,6 +241,8 @@ def _battery(
     """Fit unadjusted and adjusted models for every exposure set on shared rows."""
     kind, needed, fit_one = battery.kind, battery.needed, battery.fit_one
     method, outcome_label = battery.method, battery.outcome_label
+    # Rare case-mix levels are pooled again within this population.
+    frame = pool_case_mix(frame, params)
     adjust = adjustment(frame, params)
     tables: list[pd.DataFrame] = []
     cards: list[ModelCard] = []

@@ -32,7 +32,7 @@ DECLARED_COLUMNS = [
     "ci_low",
     "ci_high",
     "p_value",
-    "p_adjusted",
+    "p_family",
     "multiplicity",
     "alpha",
     "verdict",
@@ -80,7 +80,9 @@ def _rows(
     tables: dict[str, pd.DataFrame], declared: DeclaredAnalysis, models: ModelsParams
 ) -> pd.DataFrame:
     model = catalog.model_id(declared.outcome, declared.exposure, True)
-    table = tables.get(declared.outcome, pd.DataFrame(columns=["model", "term"]))
+    table = tables.get(declared.outcome)
+    if table is None or "model" not in table:  # no model of this outcome could be fitted
+        table = pd.DataFrame(columns=["model", "term"])
     mine = table[table["model"] == model]
     starts = tuple(exposure_terms(declared, models))
     terms = mine[mine["term"].astype(str).str.startswith(starts)]
@@ -115,7 +117,7 @@ def declared_analyses(
     secondary = (out["role"] == "secondary").to_numpy()
     adjusted = p.copy()
     adjusted[secondary] = ADJUST[plan.multiplicity](p[secondary])
-    out["p_adjusted"] = adjusted
+    out["p_family"] = adjusted
     out["multiplicity"] = np.where(secondary, plan.multiplicity, "none (the one primary test)")
     out["alpha"] = plan.alpha
     out["verdict"] = [

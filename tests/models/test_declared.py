@@ -66,10 +66,10 @@ def test_primary_first_and_the_secondary_family_adjusted_together():
     assert t["role"].tolist() == ["primary"] + ["secondary"] * 5
     first = primary_row(t)
     assert first["term"] == "disengagement_index" and first["estimate"] == 2.5
-    assert first["p_adjusted"] == 0.001  # the one primary test: not adjusted
+    assert first["p_family"] == 0.001  # the one primary test: not adjusted
     sec = t[(t["role"] == "secondary") & (t["status"] == "fitted")].set_index("term")
     # family of 4 tests: .004 ×4 = .016, .01 ×3 = .03, .02 ×2 = .04, .3 ×1 → .3
-    assert sec["p_adjusted"].tolist() == pytest.approx([0.03, 0.016, 0.04, 0.3])
+    assert sec["p_family"].tolist() == pytest.approx([0.03, 0.016, 0.04, 0.3])
     assert sec.loc["days_to_first_attended", "verdict"] == "not below alpha"
     assert (sec["multiplicity"] == "holm").all()
     missing = t[t["analysis"] == "dropout: index"].iloc[0]

@@ -74,6 +74,8 @@ def test_a_misspelt_block_feature_is_a_card_not_a_crash(processed_run, tmp_path)
     params = Params(
         paths={"reports_dir": str(tmp_path / "reports")},
         models={"blocks": {"index": ["disengagement_index"], "typo": ["alliance_maen"]}},
+        # the plan names blocks that exist (params refuses one that does not)
+        analysis={"secondary": [{"outcome": "poor_outcome", "exposure": "typo"}]},
     )
     summary = models_stage.run(params, root)
     assert "poor_outcome: typo (adjusted)" in summary["not_fitted"]
