@@ -172,11 +172,16 @@ def _read_digits(text: str) -> _Digits:
     text = _ISO_DATE_TIME.sub(" ", text)  # dates and times are not phone numbers
     plain = _DECIMAL.fullmatch(text)
     signed_long = text.strip().startswith("+") and len(re.sub(r"\D", "", text)) >= 9
+    phone = nhs = False
     if plain and not signed_long:  # a plain decimal: only its whole part could be one
         # ("+44.7700900000" is a phone number with a dot, not a decimal: measurements do
-        # not carry a plus sign and nine digits)
+        # not carry a plus sign and nine digits) -- except an NHS number written with one
+        # dot where its 3-3-4 grouping puts a gap ("943.4765919", "943476.5919"): ten
+        # digits, the dot after the third or sixth, and a valid check digit
+        whole, _, fraction = text.strip().lstrip("+-").partition(".")
+        if len(whole) in (3, 6) and len(whole + fraction) == 10:
+            nhs = bool(nhs_number_valid(np.array([[int(c) for c in whole + fraction]]))[0])
         text = plain.group(1)
-    phone = nhs = False
     for m in _DIGIT_RUN.finditer(text):
         digits = re.sub(r"\D", "", m.group())
         international = m.group(1) is not None

@@ -158,6 +158,7 @@ def _messages(frame: pd.DataFrame) -> tuple[list, list[str]]:
 @settings(max_examples=150, deadline=None)
 @given(value=disguised_values(), name=identifier_column_names())
 @example(value=("+44.7700900000", "+44.7700900000", "07700900000"), name="nhsNumber")
+@example(value=("100.0000001", "100.0000001", "1000000001"), name="nhsNumber")  # one dot
 def test_disguised_identifiers_are_found_and_never_echoed(value, name):
     text, ident, plain = value
     found, messages = _messages(pd.DataFrame({"misc": [text]}, dtype="str"))
