@@ -347,13 +347,14 @@ def validate(
     mapping: MappingOption = None,
 ) -> None:
     """Check a dataset folder against the input data contract; writes nothing."""
+    from pipeline.config import instrument_registry
+    from pipeline.instruments import use_registry
     from pipeline.layouts.validate import validate_dataset
 
-    ingest_params = _ingest_overrides(
-        params, extract_date, accept_future_dated, layout, mapping
-    ).ingest
+    p = _ingest_overrides(params, extract_date, accept_future_dated, layout, mapping)
     try:
-        report = validate_dataset(input_dir, ingest_params)
+        with use_registry(instrument_registry(p)):  # and the instruments params register
+            report = validate_dataset(input_dir, p.ingest)
     except (InputError, OSError) as exc:
         err.print(_styled("FAIL ", "red", f"{input_dir}: {exc}"))
         raise typer.Exit(1) from None

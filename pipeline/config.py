@@ -8,18 +8,25 @@ ignored (the usual failure of raw-dict params).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     ValidationError,
     field_validator,
     model_validator,
 )
+
+if TYPE_CHECKING:
+    from pipeline.instruments import Instrument, InstrumentRegistry
 
 
 class _Section(BaseModel):
@@ -174,11 +181,167 @@ class IngestParams(_Section):
         return merged
 
 
-def _check_instrument(value: str) -> str:
-    from pipeline.instruments import INSTRUMENTS
+class InstrumentParams(_Section):
+    """One outcome measure a service registers under ``instruments:`` (the key is its name,
+    as written in the export's ``instrument`` column): range, direction, caseness,
+    reliable change and, for the clinical-significance cut-offs, population norms
+    (docs/clinical-significance.md). Built-in instruments cannot be redefined."""
 
-    if value not in INSTRUMENTS:
-        raise ValueError(f"unknown instrument {value!r}; known: {', '.join(INSTRUMENTS)}")
+    minimum: float
+    maximum: float
+    higher_is_worse: bool
+    """True for symptom scales (PHQ-9, HAMD, CORE-OM); False when higher is better (ORS)."""
+    caseness: float
+    """Clinical cut-off: at or above it is clinical when higher is worse, strictly below it
+    when higher is better."""
+    reliable_change: Annotated[float, Field(gt=0)] | None = None
+    """Points of change counted as reliable (the points rule); null: the Jacobson–Truax
+    criterion 1.96 · reference_sd · sqrt(2 · (1 − reliability))."""
+    reliability: Annotated[float, Field(gt=0, lt=1)] | None = None
+    """Reliability (internal consistency or test–retest), strictly between 0 and 1."""
+    reference_sd: Annotated[float, Field(gt=0)] | None = None
+    """SD of the scores in a reference (normally intake) population."""
+    dysfunctional_mean: float | None = None
+    dysfunctional_sd: Annotated[float, Field(gt=0)] | None = None
+    functional_mean: float | None = None
+    functional_sd: Annotated[float, Field(gt=0)] | None = None
+    integer_scores: bool = True
+    """The total is a sum of whole item scores (a fractional score is quarantined)."""
+    source: str = ""
+    """Where the figures come from (a reference), shown in the report."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InstrumentParams:
+        lo, hi = self.minimum, self.maximum
+        if not hi > lo:
+            raise ValueError(f"maximum ({hi:g}) must be greater than minimum ({lo:g})")
+        if not lo <= self.caseness <= hi:
+            raise ValueError(f"caseness ({self.caseness:g}) must lie within {lo:g}–{hi:g}")
+        if self.reliable_change is not None and self.reliable_change > hi - lo:
+            raise ValueError(
+                f"reliable_change ({self.reliable_change:g}) is more than the whole range "
+                f"({hi - lo:g} points)"
+            )
+        if self.reliable_change is None and (self.reliability is None or self.reference_sd is None):
+            raise ValueError(
+                "reliable_change is null, so it is computed by Jacobson–Truax from "
+                "reliability and reference_sd: give both, or reliable_change in points"
+            )
+        for kind in ("dysfunctional", "functional"):
+            mean, sd = getattr(self, f"{kind}_mean"), getattr(self, f"{kind}_sd")
+            if (mean is None) != (sd is None):
+                raise ValueError(f"give {kind}_mean and {kind}_sd together (or neither)")
+            if mean is not None and not lo <= mean <= hi:
+                raise ValueError(f"{kind}_mean ({mean:g}) must lie within {lo:g}–{hi:g}")
+        d, f = self.dysfunctional_mean, self.functional_mean
+        if d is not None and f is not None:
+            worse = d > f if self.higher_is_worse else d < f
+            if not worse:
+                side = "above" if self.higher_is_worse else "below"
+                raise ValueError(
+                    f"dysfunctional_mean ({d:g}) must lie {side} functional_mean ({f:g}) "
+                    f"when higher_is_worse is {str(self.higher_is_worse).lower()}"
+                )
+        return self
+
+    def to_instrument(self, name: str) -> Instrument:
+        """The registry entry for ``name``."""
+        from pipeline.instruments import Instrument, jacobson_truax_criterion
+
+        where = f"params.yaml ({self.source})" if self.source else "params.yaml"
+        rc, rc_source = self.reliable_change, where
+        if rc is None:
+            assert self.reference_sd is not None and self.reliability is not None  # validated
+            rc = jacobson_truax_criterion(self.reference_sd, self.reliability)
+            rc_source = f"Jacobson–Truax from reliability and reference SD, {where}"
+        return Instrument(
+            name,
+            self.minimum,
+            self.maximum,
+            self.higher_is_worse,
+            self.caseness,
+            rc,
+            rc_source,
+            reference_sd=self.reference_sd,
+            reliability=self.reliability,
+            psychometrics_source=where,
+            integer_scores=self.integer_scores,
+            dysfunctional_mean=self.dysfunctional_mean,
+            dysfunctional_sd=self.dysfunctional_sd,
+            functional_mean=self.functional_mean,
+            functional_sd=self.functional_sd,
+            norms_source=where
+            if self.dysfunctional_mean is not None or self.functional_mean is not None
+            else "",
+        )
+
+
+_RESERVED_PREFIXES = ("primary", "nhs")
+"""Outcome-table column prefixes that are not instruments (``primary_*``, ``nhs_*``)."""
+_INSTRUMENT_NAME = r"[A-Za-z0-9][A-Za-z0-9 ._+/()-]{0,39}"
+
+
+def _check_registered(value: dict[str, InstrumentParams]) -> dict[str, InstrumentParams]:
+    """Names a service registers: new (not built in), short codes, and each with its own
+    outcome-column prefix (PHQ-9 → ``phq9_``; docs/outcomes.md)."""
+    import re
+
+    from pipeline.instruments import BUILTIN_INSTRUMENTS
+
+    taken = {_prefix(n): n for n in BUILTIN_INSTRUMENTS}
+    taken |= {p: f"the {p}_ columns" for p in _RESERVED_PREFIXES}
+    for name in value:
+        if name in BUILTIN_INSTRUMENTS:
+            raise ValueError(
+                f"{name!r} is built in (docs/data-contract.md); register a variant under "
+                "another name"
+            )
+        if not re.fullmatch(_INSTRUMENT_NAME, name):
+            raise ValueError(
+                f"instrument name {name!r}: use a short code (letters, digits, spaces and "
+                "- . _ + / ( ), at most 40 characters, starting with a letter or digit)"
+            )
+        p = _prefix(name)
+        if p in taken:
+            raise ValueError(
+                f"instrument {name!r} would have the column prefix {p}_ of {taken[p]}; "
+                "choose a name that differs in its letters or digits"
+            )
+        taken[p] = repr(name)
+    return value
+
+
+def _prefix(name: str) -> str:
+    """The outcome-column prefix of an instrument name (``pipeline.outcomes.prefix``)."""
+    import re
+
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def instrument_registry(params: Params) -> InstrumentRegistry:
+    """The built-in instruments plus those ``params`` registers (``instruments:``), for
+    ``pipeline.instruments.use_registry`` (the stage runner activates it)."""
+    from pipeline.instruments import BUILTIN_INSTRUMENTS
+
+    return BUILTIN_INSTRUMENTS.with_instruments(
+        spec.to_instrument(name) for name, spec in params.instruments.items()
+    )
+
+
+_REGISTERING: ContextVar[tuple[str, ...]] = ContextVar("instruments_registering", default=())
+"""Names registered by the Params being validated (set by ``Params`` while it validates)."""
+
+
+def _check_instrument(value: str) -> str:
+    """A built-in instrument, one of the active registry, or one the same params register."""
+    from pipeline.instruments import active_registry
+
+    known = [*active_registry(), *(n for n in _REGISTERING.get() if n not in active_registry())]
+    if value not in known:
+        raise ValueError(
+            f"unknown instrument {value!r}; known: {', '.join(known)} (register others "
+            "under instruments: in params.yaml)"
+        )
     return value
 
 
@@ -494,6 +657,20 @@ class Params(_Section):
     missing_data: MissingDataParams = MissingDataParams()
     disclosure: DisclosureParams = DisclosureParams()
     dask: DaskParams = DaskParams()
+    instruments: Annotated[dict[str, InstrumentParams], AfterValidator(_check_registered)] = {}
+    """Outcome measures a service adds to the built-in ones (docs/clinical-significance.md)."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _registered_instruments_known(cls, data: Any, handler: ModelWrapValidatorHandler) -> Any:
+        """While these params validate, the instruments they register count as known
+        (``outcomes.primary_instrument`` may name one); reset afterwards."""
+        raw = data.get("instruments") if isinstance(data, Mapping) else None
+        token = _REGISTERING.set(tuple(raw) if isinstance(raw, Mapping) else ())
+        try:
+            return handler(data)
+        finally:
+            _REGISTERING.reset(token)
 
     @model_validator(mode="after")
     def _declared_analyses_exist(self) -> Params:

@@ -9,6 +9,7 @@ and a test keeps the two in agreement.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from pipeline.instruments import INSTRUMENTS
+from pipeline.instruments import BUILTIN_INSTRUMENTS, active_registry
 
 END_REASONS = (
     "completed",
@@ -38,7 +39,10 @@ BARRIERS = ("none", "work", "caregiving", "transport", "health", "financial", "o
 GOAL_SETTERS = ("client", "collaborative", "clinician")
 CONTACT_DIRECTIONS = ("client_to_service", "service_to_client")
 CONTACT_CHANNELS = ("message", "phone", "email", "letter", "app")
-INSTRUMENT_NAMES = tuple(INSTRUMENTS)
+INSTRUMENT_NAMES = tuple(BUILTIN_INSTRUMENTS)
+"""The built-in instruments, as the pandera model declares them; the allowed values in
+force are those of the active registry (``instrument_names``), which adds the ones a
+service registers in params.yaml."""
 
 LATE_CANCELLATION_HOURS = 24
 MAX_COLUMNS = 1_000
@@ -259,9 +263,31 @@ def _kind(column: pa.Column, allowed) -> str:
     return "id" if column.name.endswith("_id") else "string"
 
 
+def instrument_names() -> tuple[str, ...]:
+    """The values ``measures.instrument`` may take: the active instrument registry's names
+    (the built-ins outside a stage; ``pipeline.instruments.use_registry``)."""
+    return tuple(active_registry())
+
+
 def column_specs(table: str) -> list[ColumnSpec]:
-    """The contract columns of ``table`` in declaration order."""
-    return list(_column_specs(table))
+    """The contract columns of ``table`` in declaration order (``measures.instrument``
+    allowing the active registry's instruments)."""
+    specs = list(_column_specs(table))
+    if table == "measures":
+        names = instrument_names()
+        specs = [
+            dataclasses.replace(s, allowed=names) if s.name == "instrument" else s for s in specs
+        ]
+    return specs
+
+
+def table_schema(table: str) -> pa.DataFrameSchema:
+    """The pandera schema of ``table`` as it is enforced now: the declared model, with
+    ``measures.instrument`` checked against the active registry (``instrument_names``)."""
+    schema = SCHEMAS[table].to_schema()
+    if table != "measures":
+        return schema
+    return schema.update_column("instrument", checks=[pa.Check.isin(instrument_names())])
 
 
 @functools.cache

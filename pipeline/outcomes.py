@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import OutcomesParams
-from pipeline.instruments import INSTRUMENTS, at_caseness, improvement, reliable_change
+from pipeline.instruments import active_registry, at_caseness, improvement, reliable_change
 from pipeline.keys import positions
 
 PAIRED = ("PHQ-9", "GAD-7")
@@ -273,7 +273,7 @@ def _score_outcomes(
     instrument's (``primary_*``); also each instrument's score summary."""
     per_instrument, summaries = {}, {}
     present = set(measures["instrument"].dropna().unique().tolist())  # not row by row
-    for instrument in sorted(present & set(INSTRUMENTS)):
+    for instrument in sorted(present & set(active_registry())):  # and params-registered
         summaries[instrument] = score_summary(measures, sessions, instrument, params)
         res = instrument_outcomes(summaries[instrument], instrument).reindex(out.index)
         per_instrument[instrument] = res

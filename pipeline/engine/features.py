@@ -25,6 +25,7 @@ from pipeline.config import FeaturesParams
 from pipeline.engine.buckets import bucket_of, split_frame
 from pipeline.engine.cluster import gather
 from pipeline.features.build import episode_features, with_cohort_index
+from pipeline.instruments import active_registry, in_registry
 
 POSITION = "_engage_position"
 """An episode's row number in the ingested episodes table (restores its order)."""
@@ -119,13 +120,23 @@ def features_partitioned(
             for group, offset in row_groups(path)
         ]
     buckets = []
+    registry = active_registry()  # the primary instrument may be one params register
     for b in range(partitions):
         pieces = {
             t: [client.submit(operator.getitem, s, b) for s in futures]
             for t, futures in splits.items()
         }
         buckets.append(
-            client.submit(features_bucket, pieces, params, primary_instrument, extract, pure=False)
+            client.submit(
+                in_registry,
+                registry,
+                features_bucket,
+                pieces,
+                params,
+                primary_instrument,
+                extract,
+                pure=False,
+            )
         )
     try:
         rows = [r for r in gather(client, buckets) if r is not None]

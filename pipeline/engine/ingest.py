@@ -47,6 +47,7 @@ from pipeline.ingest.check import (
 from pipeline.ingest.identifiers import KINDS, IdentifierFinding
 from pipeline.ingest.quarantine import ReconciliationError
 from pipeline.ingest.read import InputError
+from pipeline.instruments import active_registry, in_registry
 
 UNIQUE_IDS = {"episodes": "episode_id", "sessions": "session_id", "goals": "goal_id"}
 
@@ -152,9 +153,7 @@ def merge_findings(
         first = min(group, key=lambda f: f.lines[:1] or (0,))
         lines = tuple(sorted(x for f in group for x in f.lines))
         merged.append(
-            IdentifierFinding(
-                first.file, column, kind, lines, first.masked_example, first.position
-            )
+            IdentifierFinding(first.file, column, kind, lines, first.masked_example, first.position)
         )
     return sorted(
         merged,
@@ -228,8 +227,11 @@ def ingest_partitioned(
     """Ingest a partitioned export on the cluster: the pandas engine's ``TableResult``s,
     parents first, one table gathered from the workers at a time."""
     extract, inferred = _global_extract(client, layout, params)
+    registry = active_registry()  # workers check scores against the same instruments
     futures = [
-        client.submit(ingest_bucket, layout, b, params, extract, rekey_key, pure=False)
+        client.submit(
+            in_registry, registry, ingest_bucket, layout, b, params, extract, rekey_key, pure=False
+        )
         for b in range(layout.partitions)
     ]
     try:

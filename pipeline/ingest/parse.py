@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from pipeline.contract import SCHEMAS, ColumnSpec, column_specs
+from pipeline.contract import ColumnSpec, column_specs, table_schema
 from pipeline.ingest.read import distinct_values
 from pipeline.keys import is_text
 
@@ -280,7 +280,7 @@ def parse_table(
             problems.append(_problems(dup.to_numpy(), spec.name, "duplicate_id", raw[spec.name]))
 
     # Categories, ranges and required values: decided by the pandera contract.
-    schema = SCHEMAS[table].to_schema()
+    schema = table_schema(table)
     checked = schema.update_columns(
         {name: {"unique": False} for name, col in schema.columns.items() if col.unique}
     )

@@ -12,11 +12,10 @@ import pandas as pd
 
 from pipeline.contract import FUTURE_DATED, SCHEDULED_BEFORE_REFERRAL_DAYS
 from pipeline.ingest.parse import PROBLEM_COLUMNS
-from pipeline.instruments import INSTRUMENTS
+from pipeline.instruments import active_registry
 from pipeline.keys import is_in
 
 TABLE_ORDER = ("episodes", "sessions", "measures", "goals", "goal_ratings", "contacts")
-
 
 
 def _flag(mask, df: pd.DataFrame, column: str, rule: str, raw: pd.DataFrame) -> pd.DataFrame:
@@ -80,14 +79,18 @@ def _session_problems(
 
 
 def _score_problems(typed: pd.DataFrame, raw: pd.DataFrame) -> list[pd.DataFrame]:
-    """Scores outside the instrument's range, and fractions of an integer-sum instrument."""
+    """Scores outside the instrument's range, and fractions of an integer-sum instrument,
+    for the instruments of the active registry (built-ins and those params register)."""
+    registry = active_registry()
     # numeric even when every row is missing (a table none of whose rows is usable)
-    lo = pd.to_numeric(typed["instrument"].map({k: v.minimum for k, v in INSTRUMENTS.items()}))
-    hi = pd.to_numeric(typed["instrument"].map({k: v.maximum for k, v in INSTRUMENTS.items()}))
+    lo = pd.to_numeric(typed["instrument"].map({k: v.minimum for k, v in registry.items()}))
+    hi = pd.to_numeric(typed["instrument"].map({k: v.maximum for k, v in registry.items()}))
     score = pd.to_numeric(typed["score"], errors="coerce")
     outside = ((score < lo) | (score > hi)).fillna(False)
-    whole = typed["instrument"].map({k: v.integer_scores for k, v in INSTRUMENTS.items()})
-    fraction = whole.fillna(False).astype(bool) & (score != score.round()).fillna(False)
+    whole = typed["instrument"].map({k: v.integer_scores for k, v in registry.items()})
+    fraction = pd.Series(whole, dtype="boolean").fillna(False).astype(bool) & (
+        score != score.round()
+    ).fillna(False)
     return [
         _flag(outside, typed, "score", "score_out_of_range", raw),
         _flag(fraction, typed, "score", "fractional_score", raw),

@@ -27,7 +27,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from threadpoolctl import threadpool_limits
 
 from pipeline import __version__, catalog
-from pipeline.config import Params, PathsParams, load_params
+from pipeline.config import Params, PathsParams, instrument_registry, load_params
+from pipeline.instruments import use_registry
 from pipeline.io import write_json
 
 
@@ -38,7 +39,6 @@ def resolve(paths: PathsParams, root: str | Path = ".") -> dict[str, Path]:
         name: (root / value) if not Path(value).is_absolute() else Path(value)
         for name, value in paths.model_dump().items()
     }
-
 
 
 @contextmanager
@@ -100,10 +100,16 @@ def stage(
 ) -> Iterator[StageRun]:
     """Run a stage's body: paths resolved from ``root``, the summary started with the
     stage's name (and ``summary``), timed (``stage_timer``), with a progress display of
-    ``steps`` steps; the summary is written to the stage's log when the body succeeds."""
+    ``steps`` steps and the instruments ``params`` register active (built-ins plus
+    ``instruments:``; restored afterwards); the summary is written to the stage's log when
+    the body succeeds."""
     paths = resolve(params.paths, root)
     run = StageRun(name, paths, {"stage": name, **summary})
-    with stage_timer(run.summary), stage_progress(name, steps, show_progress) as step:
+    with (
+        use_registry(instrument_registry(params)),
+        stage_timer(run.summary),
+        stage_progress(name, steps, show_progress) as step,
+    ):
         run.step = step
         yield run
     write_json(run.summary, catalog.stage_log(name).path(paths))
@@ -114,4 +120,3 @@ def stage_main(run: Callable[..., dict], describe: Callable[[dict], str]) -> Non
     ``params.yaml`` of the working folder, with progress, then one line saying what it
     wrote."""
     print(describe(run(load_params(), show_progress=True)))
-
