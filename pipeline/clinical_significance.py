@@ -659,3 +659,80 @@ def _classified(
                 yield method, classify(base, last, spec), ""
             except ValueError as exc:  # e.g. HA: no spread after treatment
                 yield method, None, str(exc)
+
+
+def classification_population(
+    outcomes: pd.DataFrame, instrument: Instrument, population: str = "caseness"
+) -> pd.Series:
+    """Who the side-by-side classification counts for ``instrument``: episodes that
+    finished a course (two or more attended sessions, the NHS Talking Therapies
+    convention) with a baseline and a last score, at caseness on the instrument at baseline
+    when ``population`` is ``caseness`` (``outcomes.population``; cut-off based categories
+    — recovery — are not defined for a client who starts below it)."""
+    p = prefix(instrument.name)
+    base, last = outcomes[f"{p}_baseline"], outcomes[f"{p}_last"]
+    finished = outcomes.get("finished_course", pd.Series(True, index=outcomes.index))
+    keep = finished.astype("boolean").fillna(False).astype(bool) & base.notna() & last.notna()
+    if population == "caseness":
+        keep &= pd.Series(at_caseness(instrument, base), index=outcomes.index)
+    return keep
+
+
+SIDE_BY_SIDE_COLUMNS = [
+    "instrument",
+    "population",
+    "method",
+    "category",
+    "clients",
+    "clients_classified",
+    "share_clients",
+]
+
+
+def side_by_side(
+    outcomes: pd.DataFrame,
+    population: str = "caseness",
+    methods: Sequence[Method] = METHODS,
+    significance_level: float = 0.05,
+    registry: Mapping[str, Instrument] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The outcome table's clients classified by the points rule (for PHQ-9 and GAD-7 the
+    NHS Talking Therapies rules) and by each of ``methods``' combined classification, side
+    by side, for every instrument of ``registry`` (default: the active one) the outcome
+    table has scores for, among ``classification_population``.
+
+    Returns (counts, settings): counts in ``SIDE_BY_SIDE_COLUMNS`` (``clients`` per
+    category, ``clients_classified`` per instrument and method, ``share_clients`` their
+    ratio) and ``outcome_settings``' table with the instrument's population. Exact counts:
+    the stage's disclosure control rounds and suppresses them where they are shared."""
+    known = active_registry() if registry is None else registry
+    counts, settings = [], []
+    label = (
+        "finished a course, at caseness at baseline"
+        if population == "caseness"
+        else ("finished a course, any baseline")
+    )
+    for name, inst in known.items():
+        p = prefix(name)
+        if f"{p}_baseline" not in outcomes or f"{p}_last" not in outcomes:
+            continue
+        rows = outcomes[classification_population(outcomes, inst, population)]
+        one = {name: inst}
+        c = outcome_counts(rows, one, methods, significance_level)
+        if c.empty:
+            continue
+        c = c.rename(columns={"n": "clients"}).assign(population=label)
+        c["clients_classified"] = c.groupby("method")["clients"].transform("sum")
+        c["share_clients"] = c["clients"] / c["clients_classified"].where(
+            c["clients_classified"] > 0
+        )
+        counts.append(c)
+        settings.append(
+            outcome_settings(rows, one, methods, significance_level).assign(population=label)
+        )
+    if not counts:
+        return pd.DataFrame(columns=SIDE_BY_SIDE_COLUMNS), pd.DataFrame()
+    return (
+        pd.concat(counts, ignore_index=True)[SIDE_BY_SIDE_COLUMNS],
+        pd.concat(settings, ignore_index=True),
+    )

@@ -368,6 +368,18 @@ class OutcomesParams(_Section):
     are described separately in the technical report."""
     baseline_before_days: Annotated[int, Field(ge=0)] = 30
     baseline_after_days: Annotated[int, Field(ge=0)] = 14
+    clinical_significance_methods: tuple[Literal["JT", "GLN", "HLL", "EN", "NK", "HA"], ...] = (
+        "JT",
+        "GLN",
+        "HLL",
+        "EN",
+        "NK",
+        "HA",
+    )
+    """Reliable-change methods (``pipeline.clinical_significance``) whose combined
+    classification the technical report shows beside the points rule (for PHQ-9 and GAD-7
+    the NHS Talking Therapies rules): Jacobson–Truax, Gulliksen–Lord–Novick,
+    Hsu–Linn–Lord, Edwards–Nunnally, Nunnally–Kotsch, Hageman–Arrindell."""
 
     _known_instrument = field_validator("primary_instrument")(_check_instrument)
 

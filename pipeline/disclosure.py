@@ -299,6 +299,7 @@ SHARES = {
     "share_improved": ("improved", "episodes"),
     "share_deteriorated": ("deteriorated", "episodes"),
     "share_missing": ("missing_final_score", "episodes"),
+    "share_clients": ("clients", "clients_classified"),
 }
 """Proportions published in result tables: (numerator, denominator) count columns. A share
 is withheld when its numerator or complement is a suppressible count."""

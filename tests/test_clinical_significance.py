@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.clinical_significance import (
     CATEGORIES,
@@ -19,6 +21,7 @@ from pipeline.clinical_significance import (
     METHODS,
     POINTS,
     POINTS_CATEGORIES,
+    SIDE_BY_SIDE_COLUMNS,
     Classification,
     Population,
     SampleStats,
@@ -37,6 +40,7 @@ from pipeline.clinical_significance import (
     sample_stats,
     se_measurement,
     se_prediction,
+    side_by_side,
 )
 from pipeline.config import instrument_registry, parse_params
 from pipeline.instruments import BUILTIN_INSTRUMENTS, get_instrument
@@ -472,3 +476,53 @@ def test_outcome_counts_for_a_params_registered_instrument():
     # reliable_change null: the points rule uses 1.96 · 5 · sqrt(0.4) = 6.20 points
     points = counts[(counts["instrument"] == "HAMD-17") & (counts["method"] == POINTS)]
     assert points.set_index("category")["n"]["no_reliable_change"] == 1  # 20 → 14: 6 < 6.20
+
+
+# --- the stage's side-by-side table ----------------------------------------------------
+
+
+@given(
+    pre=st.lists(st.integers(10, 27), min_size=2, max_size=40),
+    post=st.lists(st.integers(0, 27), min_size=40, max_size=40),
+)
+def test_jacobson_truax_agrees_with_the_nhs_points_rule_on_whole_phq9_scores(pre, post):
+    """With the NHS intake SD 5.5 and alpha .89, JT's criterion is 5.06 points: on a
+    whole-number scale a change is reliable by JT exactly when it is 6 or more, the NHS
+    rule. The two classifications can differ only in the cut-off."""
+    pre_a = np.array(pre, dtype=float)
+    post_a = np.array(post[: len(pre)], dtype=float)
+    spec = instrument_classification(get_instrument("PHQ-9"), "JT")
+    jt = classify(pre_a, post_a, spec)["change_category"].to_numpy()
+    nhs = np.where(
+        pre_a - post_a >= 6, "improved", np.where(post_a - pre_a >= 6, "deteriorated", "unchanged")
+    )
+    assert list(jt) == list(nhs)
+
+
+def test_side_by_side_counts_clients_at_caseness_who_finished_a_course():
+    frame = pd.DataFrame(
+        {
+            # at caseness and finished; finished but below caseness (3 → 1); not finished
+            "phq9_baseline": [18.0, 16.0, 3.0, 20.0, 12.0],
+            "phq9_last": [12.0, 4.0, 1.0, 5.0, np.nan],
+            "finished_course": [True, True, True, False, True],
+        }
+    )
+    counts, settings = side_by_side(frame, "caseness", ("JT",), registry=BUILTIN_INSTRUMENTS)
+    points = counts[counts["method"] == POINTS].set_index("category")
+    assert (points["clients_classified"] == 2).all()  # the client at PHQ-9 3 is not counted
+    assert points.loc["reliable_recovery", "clients"] == 1  # 16 → 4
+    assert points.loc["reliable_improvement_not_recovered", "clients"] == 1  # 18 → 12
+    assert points["share_clients"].sum() == pytest.approx(1.0)
+    jt = counts[counts["method"] == "JT"].set_index("category")["clients"]
+    assert (jt["recovered"], jt["improved"]) == (1, 1)  # 4 < 4.4; 12 is above cut-off a
+    assert set(counts["population"]) == {"finished a course, at caseness at baseline"}
+    assert settings.set_index("method").loc["JT", "n"] == 2
+    everyone, _ = side_by_side(frame, "all", ("JT",), registry=BUILTIN_INSTRUMENTS)
+    assert (everyone.loc[everyone["method"] == POINTS, "clients_classified"] == 3).all()
+    assert list(counts.columns) == SIDE_BY_SIDE_COLUMNS
+
+
+def test_side_by_side_of_an_outcome_table_without_scores_is_empty():
+    counts, settings = side_by_side(pd.DataFrame({"episode_id": ["e1"]}))
+    assert counts.empty and list(counts.columns) == SIDE_BY_SIDE_COLUMNS and settings.empty

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.clinical_significance import side_by_side
 from pipeline.config import Params
 from pipeline.models.analysis import ANALYSES, fit_all
 from pipeline.models.declared import declared_analyses
@@ -27,6 +28,18 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
         )
         plan = declared_analyses(results.tables, params.analysis, params.models)
         results.extend(Results({"declared_analyses": plan}))
+        # the points rules (NHS TT for PHQ-9, GAD-7) beside Jacobson–Truax and its variants
+        counts, settings = side_by_side(
+            outcomes, params.outcomes.population, params.outcomes.clinical_significance_methods
+        )
+        results.extend(
+            Results(
+                {
+                    "clinical_significance": counts,
+                    "clinical_significance_settings": settings,
+                }
+            )
+        )
         s.summary |= write_results(results, s.paths, "models", params)
     return s.summary
 

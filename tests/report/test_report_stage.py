@@ -157,3 +157,32 @@ def test_clients_below_caseness_are_reported_apart_not_scored_poor(reported):
     assert table.set_index("baseline").loc["below caseness", "in_outcome_population"] == False  # noqa: E712
     technical = (root / "reports/technical.html").read_text(encoding="utf-8")
     assert "baseline_severity" in technical
+
+
+def test_the_technical_report_shows_the_nhs_rules_beside_jacobson_truax(reported):
+    root, _, _ = reported
+    exact = pd.read_csv(root / "data/results/models/tables/clinical_significance.csv")
+    phq = exact[exact["instrument"] == "PHQ-9"]
+    assert {"points", "JT", "GLN", "HLL", "EN", "NK", "HA"} <= set(phq["method"])
+    # the points rule's counts are the outcome table's, among those who finished a course
+    # at caseness at baseline
+    outcomes = pd.read_parquet(root / "data/processed/outcomes.parquet")
+    pop = (
+        outcomes["finished_course"].astype(bool)
+        & outcomes["phq9_last"].notna()
+        & outcomes["phq9_case_start"].astype("boolean").fillna(False).astype(bool)
+    )
+    points = phq[phq["method"] == "points"].set_index("category")["clients"]
+    assert points.sum() == pop.sum()
+    assert points["reliable_recovery"] == outcomes.loc[pop, "phq9_reliable_recovery"].sum()
+    # JT's criterion is 5.06 points: on whole scores the same reliable improvements
+    jt = phq[phq["method"] == "JT"].set_index("category")["clients"]
+    assert (
+        jt["recovered"] + jt["improved"]
+        == points.drop(["no_reliable_change", "reliable_deterioration"]).sum()
+    )
+    technical = (root / "reports/technical.html").read_text(encoding="utf-8")
+    assert "Clinical significance: the NHS rules beside Jacobson" in technical
+    assert "clinical_significance_settings" in technical
+    shared = pd.read_csv(root / "reports/tables/models/clinical_significance.csv")
+    assert len(shared) == len(exact)  # shared, with counts rounded or suppressed
