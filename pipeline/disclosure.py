@@ -463,6 +463,9 @@ def safe_card(card: dict, params: DisclosureParams) -> dict:
             out[key] = _count_text(out[key], params)
     for key in ("notes", "warnings"):
         out[key] = [scrub_text(t, params) for t in out.get(key, [])]
+    out["ph_test"] = [
+        dict(row, term=safe_label(row["term"], params)) for row in out.get("ph_test", [])
+    ]
     if sparse:
         names = ", ".join(safe_label(t, params) for t in sparse)
         out["notes"].append(

@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from scipy import stats
-from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.tools.sm_exceptions import PerfectSeparationError
 
+from pipeline.models.cox import ClusteredPHReg, proportional_hazards_test
 from pipeline.models.tidy import (
     TIDY_COLUMNS,
     Estimates,
@@ -282,86 +281,45 @@ def fit_linear(
     return EffectFit(rows, card, params, covariance)
 
 
-def _at_risk_sums(k: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
-    """For each of ``n`` failure times i, the sum of ``w`` over rows at risk at it (rows
-    with ``k > i``, ``k`` being how many failure times a row is at risk at)."""
-    return np.cumsum(np.bincount(k, w, minlength=n + 1)[::-1])[::-1][1:]
+def design_terms(
+    data: pd.DataFrame, predictors: list[str], design: pd.DataFrame
+) -> dict[str, list[int]]:
+    """Which design columns belong to each predictor: a numeric predictor is its own
+    column, a categorical one all its dummies (one term, as many df as dummies)."""
+    columns = list(design.columns)
+    terms: dict[str, list[int]] = {}
+    for p in predictors:
+        if p in columns and pd.api.types.is_numeric_dtype(data[p]):
+            terms[p] = [columns.index(p)]
+        else:
+            terms[p] = [i for i, c in enumerate(columns) if c.startswith(f"{p}_")]
+    return {p: cols for p, cols in terms.items() if cols}
 
 
-class ClusteredPHReg(PHReg):
-    """statsmodels' ``PHReg`` with its score residuals and their per-cluster sums computed
-    with cumulative sums instead of a Python loop over failure times that rebuilds the
-    risk set each time (over an hour at national scale for the four dropout models).
-    Same quantities, same formulas: the residual of subject j is
-    ``sum over failure times i at which j is at risk of (x_j - xbar_i)(d_ij - e_j dH_i)``,
-    with ``xbar_i`` the hazard-weighted covariate mean of the risk set and ``dH_i`` the
-    Breslow increment, exactly as ``PHReg.score_residuals``; tested equal to it. Subjects
-    never at risk have no residual (NaN, as in statsmodels) and add 0 to their cluster's
-    score. Models with delayed entry use statsmodels' own code."""
-
-    def score_residuals(self, params):
-        surv = self.surv
-        if any(np.any(e != 0) for e in surv.entry_s):
-            return super().score_residuals(params)
-        resid = np.full(self.exog.shape, np.nan)
-        for stx in range(surv.nstrat):
-            x, t = surv.exog_s[stx], surv.time_s[stx]
-            failed = surv.status_s[stx] == 1
-            uft = surv.ufailt[stx]
-            lp = x @ params
-            if surv.offset_s is not None:
-                lp = lp + surv.offset_s[stx]
-            e = np.exp(lp - lp.max())
-            # Row j is at risk at the first k_j failure times (those <= its time).
-            k = np.searchsorted(uft, t, "right")
-            n = len(uft)
-            s0 = _at_risk_sums(k, e, n)
-            xbar = np.column_stack([_at_risk_sums(k, e * x[:, c], n) for c in range(x.shape[1])])
-            xbar /= s0[:, None]
-            where = np.searchsorted(uft, t[failed])
-            dh = np.bincount(where, minlength=n) / s0
-            c_dh = np.cumsum(dh)
-            c_dhx = np.cumsum(dh[:, None] * xbar, axis=0)
-            ok = k > 0
-            r = np.full(x.shape, np.nan)
-            kk = k[ok] - 1
-            r[ok] = -e[ok, None] * (x[ok] * c_dh[kk, None] - c_dhx[kk])
-            r[failed] += x[failed] - xbar[where]
-            resid[surv.stratum_rows[stx]] = r
-        return resid
-
-    def robust_covariance(self, params):
-        if self.groups is None:
-            raise ValueError("`groups` must be specified to calculate the robust covariance")
-        codes = pd.factorize(self.groups)[0]
-        # A subject never at risk (censored before its stratum's first failure) adds nothing
-        # to the score: 0, where statsmodels' NaN would make the whole covariance undefined.
-        scores = np.nan_to_num(self.score_residuals(params), nan=0.0)
-        sums = np.column_stack([np.bincount(codes, scores[:, c]) for c in range(scores.shape[1])])
-        hess_inv = np.linalg.inv(self.hessian(params))
-        return hess_inv @ (sums.T @ sums) @ hess_inv
-
-
-def proportional_hazards_check(result, time, event, terms) -> list[str]:
-    """Proportional-hazards diagnostic for the card: for each term, the correlation of its
-    Schoenfeld residuals with log time among events (Grambsch–Therneau style, unscaled);
-    a clear trend means the hazard ratio changes over follow-up."""
+def proportional_hazards_check(
+    model: ClusteredPHReg, params: np.ndarray, terms: dict[str, list[int]], card: ModelCard
+) -> None:
+    """The Grambsch–Therneau test (``cox.zph``: scaled Schoenfeld residuals against
+    1 − KM time) per term and global, stored on the card (``ph_test``) and said in its
+    notes; a term or global p below .05 means the hazard ratio changes over follow-up and
+    a single ratio summarises it poorly."""
     with np.errstate(all="ignore"):
-        residuals = np.asarray(result.schoenfeld_residuals)
-    events = event == 1
-    notes = []
-    for j, term in enumerate(terms):
-        r = residuals[events, j]
-        t = np.log(np.maximum(time[events], 0.5))
-        ok = np.isfinite(r)
-        if ok.sum() < 10 or np.std(r[ok]) == 0:
-            continue
-        rho, p = stats.pearsonr(t[ok], r[ok])
-        flag = " — the hazard ratio may change over time" if p < 0.01 else ""
-        notes.append(
-            f"PH check `{term}`: corr(Schoenfeld residual, log time) = {rho:.3f}, p = {p:.3g}{flag}"
+        try:
+            table = proportional_hazards_test(model, params, terms)
+        except np.linalg.LinAlgError:
+            card.notes.append("PH check: not computable (singular information)")
+            return
+    card.ph_test = [
+        {"term": r.term, "chisq": float(r.chisq), "df": int(r.df), "p": float(r.p)}
+        for r in table.itertuples()
+    ]
+    for r in table.itertuples():
+        label = "global" if r.term == "GLOBAL" else f"`{r.term}`"
+        flag = " — the hazard ratio may change over time" if r.p < 0.05 else ""
+        card.notes.append(
+            f"PH check {label}: Grambsch–Therneau chi-square {r.chisq:.2f} on {r.df} df, "
+            f"p = {r.p:.3g}{flag}"
         )
-    return notes
 
 
 def fit_cox(
@@ -404,8 +362,8 @@ def fit_cox(
             raise ModelError(_collinear(model, exc)) from None
     _check_separation(model, pd.Series(np.asarray(result.params), index=x.columns), "event")
     card.optimizer = "Newton-Raphson (PHReg)"
-    card.notes += proportional_hazards_check(
-        result, analysed[time].to_numpy(float), analysed[event].to_numpy(float), x.columns
+    proportional_hazards_check(
+        result.model, result.params, design_terms(analysed, predictors, x), card
     )
     converged = bool(np.all(np.isfinite(result.params))) and not any(
         "ConvergenceWarning" in w for w in card.warnings

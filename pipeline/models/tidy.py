@@ -55,6 +55,10 @@ class ModelCard:
     term resting on too few of either is withheld from shared output
     (:func:`pipeline.disclosure.sparse_terms`). Exact: not for sharing."""
 
+    ph_test: list[dict] = field(default_factory=list)
+    """Cox models: the proportional-hazards test per term and ``GLOBAL`` (``term``,
+    ``chisq``, ``df``, ``p``; :func:`pipeline.models.cox.proportional_hazards_test`)."""
+
     def as_dict(self) -> dict:
         """JSON-ready: a non-finite number (e.g. no likelihood) becomes null."""
         return {

@@ -5,11 +5,9 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 from scipy import stats
-from statsmodels.duration.hazard_regression import PHReg
 
 from pipeline.models.effects import (
     MIN_CLUSTERS,
-    ClusteredPHReg,
     FitOptions,
     fit_cox,
     fit_linear,
@@ -50,54 +48,6 @@ def test_logistic_by_newton_equals_statsmodels_irls_to_optimiser_precision():
     )
     np.testing.assert_allclose(fit["estimate"], np.exp(ref.params), rtol=1e-7)
     np.testing.assert_allclose(fit["p_value"], ref.pvalues, rtol=1e-6)
-
-
-@pytest.mark.parametrize("strata", [False, True])
-def test_vectorised_cox_score_residuals_equal_statsmodels(strata):
-    """Same residuals and cluster-robust errors as statsmodels' own loop: tied times,
-    strata, and subjects censored before the first failure (undefined: NaN)."""
-    rng = np.random.default_rng(7)
-    n = 1500
-    x = rng.normal(size=(n, 3))
-    t = np.round(rng.exponential(8, n) * np.exp(-0.4 * x[:, 0]))
-    d = (rng.random(n) < 0.5).astype(float)
-    d[t == t.min()] = 0.0  # the earliest subjects are censored: never in a risk set
-    strata_all = rng.integers(0, 3, n) if strata else None
-    kw = {"status": d, "ties": "efron", "strata": strata_all}
-    groups = rng.integers(0, 40, n)
-    ref = PHReg(t, x, **kw)
-    ours = ClusteredPHReg(t, x, **kw)
-    params = ref.fit().params
-    np.testing.assert_allclose(
-        ours.score_residuals(params), ref.score_residuals(params), rtol=1e-9, atol=1e-12
-    )
-    assert np.isnan(ours.score_residuals(params)).any()  # the early censored rows
-    # They add nothing to any cluster's score: the same errors as without them (where
-    # statsmodels' own covariance is undefined).
-    keep = np.isfinite(ref.score_residuals(params)).all(axis=1)
-    assert not keep.all()
-    kw["status"], kw["strata"] = d[keep], None if kw["strata"] is None else kw["strata"][keep]
-    a = PHReg(t[keep], x[keep], **kw).fit(groups=groups[keep])
-    b = ClusteredPHReg(t[keep], x[keep], **kw).fit(groups=groups[keep])
-    np.testing.assert_allclose(b.bse, a.bse, rtol=1e-10)
-    everyone = dict(kw, status=d, strata=None if kw["strata"] is None else strata_all)
-    c = ClusteredPHReg(t, x, **everyone).fit(groups=groups)
-    np.testing.assert_allclose(c.params, a.params, rtol=1e-8)
-    np.testing.assert_allclose(c.bse, a.bse, rtol=1e-8)
-
-
-def test_vectorised_cox_with_failures_at_time_zero_equals_statsmodels():
-    rng = np.random.default_rng(11)
-    n = 800
-    x = rng.normal(size=(n, 2))
-    t = np.round(rng.exponential(5, n))
-    d = (rng.random(n) < 0.6).astype(float)
-    t[:5], d[:5] = 0.0, 1.0  # failures on day 0 (and others tied with them)
-    groups = rng.integers(0, 30, n)
-    a = PHReg(t, x, status=d, ties="efron").fit(groups=groups)
-    b = ClusteredPHReg(t, x, status=d, ties="efron").fit(groups=groups)
-    assert np.isfinite(a.bse).all()
-    np.testing.assert_allclose(b.bse, a.bse, rtol=1e-10)
 
 
 def test_few_clusters_fall_back_to_hc1_and_say_so():

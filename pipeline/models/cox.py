@@ -1,0 +1,250 @@
+"""Cox model inference that matches R's ``survival`` package: Efron-consistent score
+residuals (and so ``coxph(..., cluster=)``'s robust variance) and the Grambsch–Therneau
+proportional-hazards test of ``cox.zph``, both vectorised over failure times.
+
+statsmodels' ``PHReg`` fits the Efron partial likelihood exactly (estimates equal R's to
+1e-9), but its ``score_residuals`` always use the Breslow form, so robust errors of an
+Efron fit come out 0.2–1% too small when times are tied (tested against R on UIS and on a
+synthetic dropout model: ``tests/data/inference``). The quantities here are those of
+Therneau & Grambsch, *Modeling Survival Data* (2000), §3.7 (Efron approximation) and §6.2
+(the score test for ``β(t) = β + θ·g(t)``), as implemented in ``survival`` 3.x.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.duration.hazard_regression import PHReg
+
+PH_TRANSFORMS = ("km", "identity", "rank", "log")
+
+
+def _at_risk_sums(k: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+    """For each of ``n`` failure times i, the sum of ``w`` over rows with ``k > i``."""
+    return np.cumsum(np.bincount(k, w, minlength=n + 1)[::-1])[::-1][1:]
+
+
+def _bincount_columns(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """``np.bincount`` of each column of ``values`` by ``index`` (``n`` bins)."""
+    return np.column_stack([np.bincount(index, values[:, c], n) for c in range(values.shape[1])])
+
+
+def _cumulative(per_time: np.ndarray) -> np.ndarray:
+    """Cumulative sums over failure times with a leading zero row, so that
+    ``c[k_out] - c[k_in]`` is the sum over the times a row is at risk at."""
+    zero = np.zeros((1, *per_time.shape[1:]))
+    return np.concatenate([zero, np.cumsum(per_time, axis=0)])
+
+
+@dataclass(frozen=True)
+class _RiskSets:
+    """One stratum's risk sets at the fitted linear predictor, with the tied failures at
+    each time taken one at a time (k = 0..d−1) as in Efron's approximation.
+
+    Rows are the stratum's subjects; "sub-failures" are the failures sorted by time, one
+    per term of the Efron sum (all with ``frac`` 0 under Breslow ties)."""
+
+    x: np.ndarray  # covariates (rows × p)
+    e: np.ndarray  # exp(linear predictor − max)
+    failed: np.ndarray  # bool per row
+    k_in: np.ndarray  # row at risk at failure times k_in <= i < k_out
+    k_out: np.ndarray
+    where: np.ndarray  # failure-time index of each failed row (row order)
+    time_of: np.ndarray  # failure-time index of each sub-failure
+    frac: np.ndarray  # k/d of each sub-failure
+    denom: np.ndarray  # S0 − (k/d)·D0
+    xbar: np.ndarray  # (S1 − (k/d)·D1) / denom, sub-failures × p
+    n_times: int
+
+    @classmethod
+    def of(cls, model: PHReg, params: np.ndarray, stx: int) -> _RiskSets:
+        surv = model.surv
+        x, t = surv.exog_s[stx], surv.time_s[stx]
+        failed = surv.status_s[stx] == 1
+        uft = surv.ufailt[stx]
+        n = len(uft)
+        lp = x @ params
+        if surv.offset_s is not None:
+            lp = lp + surv.offset_s[stx]
+        e = np.exp(lp - lp.max())
+        # statsmodels' convention: at risk from the first failure time >= entry.
+        k_out = np.searchsorted(uft, t, "right")
+        k_in = np.searchsorted(uft, surv.entry_s[stx], "left")
+        ex = e[:, None] * x
+        s0 = _at_risk_sums(k_out, e, n) - _at_risk_sums(k_in, e, n)
+        s1 = np.column_stack(
+            [
+                _at_risk_sums(k_out, ex[:, c], n) - _at_risk_sums(k_in, ex[:, c], n)
+                for c in range(x.shape[1])
+            ]
+        )
+        where = np.searchsorted(uft, t[failed])
+        time_of = np.sort(where, kind="stable")
+        d = np.bincount(time_of, minlength=n)
+        first = np.concatenate([[0], np.cumsum(d)[:-1]])
+        if model.ties == "efron":
+            frac = (np.arange(len(time_of)) - first[time_of]) / d[time_of]
+        else:
+            frac = np.zeros(len(time_of))
+        d0 = np.bincount(where, e[failed], minlength=n)
+        d1 = _bincount_columns(where, ex[failed], n)
+        denom = s0[time_of] - frac * d0[time_of]
+        xbar = (s1[time_of] - frac[:, None] * d1[time_of]) / denom[:, None]
+        return cls(x, e, failed, k_in, k_out, where, time_of, frac, denom, xbar, n)
+
+    def per_time(self, values: np.ndarray) -> np.ndarray:
+        """Sum of per-sub-failure ``values`` (1-D or 2-D) at each failure time."""
+        if values.ndim == 1:
+            return np.bincount(self.time_of, values, self.n_times)
+        return _bincount_columns(self.time_of, values, self.n_times)
+
+    def over_risk(self, per_time: np.ndarray) -> np.ndarray:
+        """For each row, the sum of ``per_time`` over the failure times it is at risk at."""
+        c = _cumulative(per_time)
+        return c[self.k_out] - c[self.k_in]
+
+    def schoenfeld_sums(self) -> np.ndarray:
+        """At each failure time, the sum over its failures of x minus the sum over k of the
+        risk-set means: the time's contribution to the score (failure times × p)."""
+        failed_x = _bincount_columns(self.where, self.x[self.failed], self.n_times)
+        return failed_x - self.per_time(self.xbar)
+
+
+class ClusteredPHReg(PHReg):
+    """statsmodels' ``PHReg`` whose score residuals follow its tie method, computed with
+    cumulative sums instead of a Python loop over failure times (over an hour at national
+    scale for the four dropout models).
+
+    Subject j's residual is the sum over the failure times at which it is at risk of its
+    share of the score: with ``ties="efron"`` the d tied failures at a time count one at a
+    time, the k-th with denominator ``S0 − (k/d)·D0`` in which the tied failures carry
+    weight ``1 − k/d``, and each failure is compared with the mean of the d risk-set
+    means. These are R's ``residuals(coxph, "score")``, whose cluster sums give
+    ``coxph(cluster=)``'s robust variance (equal to R to 1e-8 relative on UIS and the
+    synthetic dropout model). With Breslow ties they are statsmodels' own residuals.
+    Subjects never at risk have no residual (NaN, as in statsmodels) and add 0 to their
+    cluster's score."""
+
+    def score_residuals(self, params):
+        resid = np.full(self.exog.shape, np.nan)
+        for stx in range(self.surv.nstrat):
+            rs = _RiskSets.of(self, np.asarray(params, float), stx)
+            a = rs.per_time(1 / rs.denom)
+            b = rs.per_time(rs.xbar / rs.denom[:, None])
+            # The tied failures' own weight 1 − k/d: what they lack of a and b.
+            a_gap = rs.per_time(rs.frac / rs.denom)
+            b_gap = rs.per_time(rs.frac[:, None] * rs.xbar / rs.denom[:, None])
+            d = np.maximum(np.bincount(rs.time_of, minlength=rs.n_times), 1)
+            mean_xbar = rs.per_time(rs.xbar) / d[:, None]
+            r = -rs.e[:, None] * (rs.x * rs.over_risk(a)[:, None] - rs.over_risk(b))
+            w, xf, ef = rs.where, rs.x[rs.failed], rs.e[rs.failed, None]
+            r[rs.failed] += xf - mean_xbar[w] + ef * (xf * a_gap[w][:, None] - b_gap[w])
+            r[rs.k_out <= rs.k_in] = np.nan
+            resid[self.surv.stratum_rows[stx]] = r
+        return resid
+
+    def robust_covariance(self, params):
+        if self.groups is None:
+            raise ValueError("`groups` must be specified to calculate the robust covariance")
+        codes = pd.factorize(self.groups)[0]
+        # A subject never at risk adds nothing to the score: 0, where statsmodels' NaN
+        # would make the whole covariance undefined.
+        scores = np.nan_to_num(self.score_residuals(params), nan=0.0)
+        sums = _bincount_columns(codes, scores, int(codes.max()) + 1)
+        hess_inv = np.linalg.inv(self.hessian(params))
+        return hess_inv @ (sums.T @ sums) @ hess_inv
+
+
+def _time_scale(model: PHReg, transform: str) -> list[np.ndarray]:
+    """g(t) at each stratum's failure times: ``km`` is 1 − the left-continuous
+    Kaplan–Meier estimate of everyone (strata ignored, as ``cox.zph``), ``rank`` the rank
+    of the time among all subjects' times, ``log`` and ``identity`` as named."""
+    surv = model.surv
+    times = np.concatenate(surv.time_s)
+    status = np.concatenate(surv.status_s)
+    if transform == "km":
+        ut, inverse = np.unique(times, return_inverse=True)
+        events = np.bincount(inverse, status)
+        at_risk = np.cumsum(np.bincount(inverse)[::-1])[::-1]
+        km = np.cumprod(1 - events / at_risk)
+        before = np.concatenate([[1.0], km[:-1]])  # S(t−)
+
+        def g(t: np.ndarray) -> np.ndarray:
+            return 1 - before[np.searchsorted(ut, t)]
+    elif transform == "rank":
+        ranks = stats.rankdata(times)
+        ut, first = np.unique(times, return_index=True)
+
+        def g(t: np.ndarray) -> np.ndarray:
+            return ranks[first[np.searchsorted(ut, t)]]
+    elif transform == "log":
+        g = np.log
+    elif transform == "identity":
+
+        def g(t: np.ndarray) -> np.ndarray:
+            return np.asarray(t, float)
+    else:
+        raise ValueError(f"transform must be one of {PH_TRANSFORMS}, not {transform!r}")
+    per_stratum = [g(u) for u in surv.ufailt]
+    # Centred on the mean over failures (each failure counted once).
+    d = [
+        np.bincount(np.searchsorted(u, t[s == 1]), minlength=len(u))
+        for u, t, s in zip(surv.ufailt, surv.time_s, surv.status_s, strict=True)
+    ]
+    centre = sum(float(gt @ di) for gt, di in zip(per_stratum, d, strict=True)) / sum(
+        int(di.sum()) for di in d
+    )
+    return [gt - centre for gt in per_stratum]
+
+
+def proportional_hazards_test(
+    model: PHReg,
+    params: np.ndarray,
+    terms: dict[str, list[int]] | None = None,
+    transform: str = "km",
+) -> pd.DataFrame:
+    """Grambsch–Therneau test of proportional hazards, per term and global, as R's
+    ``cox.zph`` (survival ≥ 3): the score test, at (β̂, 0), for adding ``g(t)·x`` to the
+    model, with g a transform of time centred on its mean over failures. ``terms`` groups
+    design columns into terms (a factor's dummies are one term, with as many df); default:
+    one term per column. Returns one row per term and a ``GLOBAL`` row: ``term``, ``chisq``,
+    ``df``, ``p``. Equal to ``cox.zph`` to 1e-6 on UIS and the dropout fixture."""
+    params = np.asarray(params, float)
+    p = len(params)
+    gt = _time_scale(model, transform)
+    info = np.zeros((2 * p, 2 * p))
+    u = np.zeros(2 * p)
+    for stx in range(model.surv.nstrat):
+        rs = _RiskSets.of(model, params, stx)
+        g = gt[stx]
+        u[p:] += g @ rs.schoenfeld_sums()
+        gs = g[rs.time_of]
+        blocks = []
+        for m in range(3):
+            # Information of (x, g·x, g²·x) pairs: Σ over sub-failures of g^m times the
+            # risk-set covariance (S2/denom − x̄x̄ᵀ), S2 with the tied failures at 1 − k/d.
+            w = gs**m / rs.denom
+            row_w = rs.e * rs.over_risk(rs.per_time(w))
+            row_w[rs.failed] -= rs.e[rs.failed] * rs.per_time(w * rs.frac)[rs.where]
+            s2 = rs.x.T @ (row_w[:, None] * rs.x)
+            blocks.append(s2 - rs.xbar.T @ ((gs**m)[:, None] * rs.xbar))
+        info += np.block([[blocks[0], blocks[1]], [blocks[1], blocks[2]]])
+    if terms is None:
+        terms = {str(j): [j] for j in range(p)}
+    rows = []
+    for name, cols in [*terms.items(), ("GLOBAL", list(range(p)))]:
+        keep = list(range(p)) + [p + j for j in cols]
+        uu = u[keep]
+        chisq = float(uu @ np.linalg.solve(info[np.ix_(keep, keep)], uu))
+        rows.append(
+            {
+                "term": name,
+                "chisq": chisq,
+                "df": len(cols),
+                "p": float(stats.chi2.sf(chisq, len(cols))),
+            }
+        )
+    return pd.DataFrame(rows)
