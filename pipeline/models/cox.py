@@ -181,7 +181,9 @@ def _time_scale(model: PHReg, transform: str) -> list[np.ndarray]:
         def g(t: np.ndarray) -> np.ndarray:
             return ranks[first[np.searchsorted(ut, t)]]
     elif transform == "log":
-        g = np.log
+
+        def g(t: np.ndarray) -> np.ndarray:
+            return np.log(np.asarray(t, float))
     elif transform == "identity":
 
         def g(t: np.ndarray) -> np.ndarray:

@@ -309,16 +309,19 @@ def proportional_hazards_check(
         except np.linalg.LinAlgError:
             card.notes.append("PH check: not computable (singular information)")
             return
-    card.ph_test = [
-        {"term": r.term, "chisq": float(r.chisq), "df": int(r.df), "p": float(r.p)}
-        for r in table.itertuples()
+    rows = [
+        (str(term), float(chisq), int(df), float(p))
+        for term, chisq, df, p in zip(
+            table["term"], table["chisq"], table["df"], table["p"], strict=True
+        )
     ]
-    for r in table.itertuples():
-        label = "global" if r.term == "GLOBAL" else f"`{r.term}`"
-        flag = " — the hazard ratio may change over time" if r.p < 0.05 else ""
+    card.ph_test = [{"term": t, "chisq": c, "df": d, "p": p} for t, c, d, p in rows]
+    for term, chisq, df, p in rows:
+        label = "global" if term == "GLOBAL" else f"`{term}`"
+        flag = " — the hazard ratio may change over time" if p < 0.05 else ""
         card.notes.append(
-            f"PH check {label}: Grambsch–Therneau chi-square {r.chisq:.2f} on {r.df} df, "
-            f"p = {r.p:.3g}{flag}"
+            f"PH check {label}: Grambsch–Therneau chi-square {chisq:.2f} on {df} df, "
+            f"p = {p:.3g}{flag}"
         )
 
 
