@@ -391,7 +391,8 @@ class ModelsParams(_Section):
     """Episodes column for cluster-robust errors; where it is missing, ``fallback_cluster``."""
     fallback_cluster: str = "site_id"
     min_clusters: Annotated[int, Field(ge=2)] = 20
-    """Fewer clusters than this: robust (HC1) errors instead, said on the model card."""
+    """Fewer clusters than this: small-sample corrected cluster-robust errors (CR2 for
+    linear and logistic, CR1 for Cox) with a t(G − 1) reference, said on the model card."""
     case_mix: tuple[str, ...] = ("age_band", "gender", "presenting_problem", "treatment")
     """Episodes columns adjusted for (with baseline severity); absent columns are skipped."""
     min_level_count: Annotated[int, Field(ge=1)] = 30

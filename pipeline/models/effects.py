@@ -5,9 +5,10 @@ Why cluster-robust standard errors rather than GEE or random effects here: the q
 population-averaged association (how much higher the odds are for a less engaged client),
 clients are nested in therapists whose number is large, and the sandwich estimator stays
 valid whatever the within-therapist correlation — without the convergence traps of a
-logistic GLMM in statsmodels. With fewer than ``MIN_CLUSTERS`` therapists the clustered
-errors are unreliable, so heteroscedasticity-robust (HC1) errors are used and the card says
-so.
+logistic GLMM in statsmodels. With fewer than ``MIN_CLUSTERS`` therapists the usual
+sandwich is too small and its normal reference anti-conservative, so the errors stay
+clustered but small-sample corrected — CR2 (Bell–McCaffrey) for linear and logistic models,
+the sandwich × G/(G − 1) for Cox — with a t(G − 1) reference, and the card says so.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from scipy import stats
 from statsmodels.tools.sm_exceptions import PerfectSeparationError
 
 from pipeline.models.cox import ClusteredPHReg, proportional_hazards_test
+from pipeline.models.small_clusters import cr2_covariance
 from pipeline.models.tidy import (
     TIDY_COLUMNS,
     Estimates,
@@ -40,8 +43,8 @@ MAX_ABS_LOG_RATIO = 10.0  # |log OR| or |log HR| above this: (quasi-)separation,
 @dataclass(frozen=True)
 class FitOptions:
     """How a fitter treats its population: below ``min_clusters`` clusters the errors are
-    not clustered; ``n_input`` is the model's population before any earlier row selection
-    (None: the rows passed in)."""
+    small-sample corrected with a t(G − 1) reference; ``n_input`` is the model's
+    population before any earlier row selection (None: the rows passed in)."""
 
     min_clusters: int = MIN_CLUSTERS
     n_input: int | None = None
@@ -103,33 +106,82 @@ def _design(data: pd.DataFrame, predictors: list[str]) -> pd.DataFrame:
     return pd.get_dummies(data[predictors], drop_first=True, dtype=float)
 
 
+@dataclass(frozen=True)
+class Clusters:
+    """Cluster codes for robust errors and whether they are few (below ``min_clusters``:
+    small-sample corrected errors, t(G − 1) reference)."""
+
+    codes: np.ndarray
+    few: bool
+
+    @property
+    def df(self) -> float | None:
+        return float(self.codes.max()) if self.few else None  # G − 1
+
+
 def _clusters(
     card: ModelCard, data: pd.DataFrame, cluster: str | None, min_clusters: int
-) -> np.ndarray | None:
-    """Cluster codes for robust errors, or None (with the reason noted on the card) when
-    there is no cluster variable or too few clusters for the sandwich to be trusted."""
+) -> Clusters | None:
+    """Cluster codes for robust errors (flagged ``few`` below ``min_clusters``), or None
+    (said on the card) when there is no cluster variable or a single cluster."""
     if cluster is None:
         card.notes.append("no cluster variable")
         return None
     n = int(data[cluster].nunique())
     card.n_groups = n
-    if n < min_clusters:
-        card.notes.append(f"only {n} clusters (< {min_clusters})")
+    if n < 2:
+        card.notes.append(f"only {n} cluster: errors cannot be clustered")
         return None
-    return pd.factorize(data[cluster])[0]
+    few = n < min_clusters
+    if few:
+        card.notes.append(
+            f"only {n} clusters (< {min_clusters}): small-sample corrected cluster-robust "
+            f"errors with a t reference on {n - 1} df"
+        )
+    return Clusters(pd.factorize(data[cluster])[0], few)
+
+
+@dataclass(frozen=True)
+class _Errors:
+    """Errors replacing statsmodels' own: covariance, SE, p-value, t df."""
+
+    cov: np.ndarray
+    se: np.ndarray
+    p: np.ndarray
+    df: float
+
+
+def _small_sample_errors(params: np.ndarray, cov: np.ndarray, df: float) -> _Errors:
+    se = np.sqrt(np.diag(cov))
+    p = 2 * stats.t.sf(np.abs(params / se), df)
+    return _Errors(cov, se, p, df)
 
 
 def _ratio_fit(
-    terms: pd.Index, result: Any, card: ModelCard, converged: bool, scale: str
+    terms: pd.Index,
+    result: Any,
+    card: ModelCard,
+    converged: bool,
+    scale: str,
+    errors: _Errors | None = None,
 ) -> EffectFit:
     """Record convergence and likelihood on the card; keep the parameters and their
-    covariance by term; tidy rows on the ratio scale."""
+    covariance by term (``errors``: small-sample ones replacing the result's); tidy rows
+    on the ratio scale."""
     card.converged = converged
     card.status = "fitted" if converged else "not converged"
     card.log_likelihood = float(result.llf)
     params = pd.Series(np.asarray(result.params, float), index=terms)
-    cov = pd.DataFrame(np.asarray(result.cov_params(), float), index=terms, columns=terms)
-    rows = tidy(card, Estimates(terms, params, result.bse, result.pvalues), scale, np.exp)
+    if errors is None:
+        errors = _Errors(
+            np.asarray(result.cov_params(), float),
+            np.asarray(result.bse, float),
+            np.asarray(result.pvalues, float),
+            np.nan,
+        )
+    cov = pd.DataFrame(errors.cov, index=terms, columns=terms)
+    df = None if np.isnan(errors.df) else errors.df
+    rows = tidy(card, Estimates(terms, params, errors.se, errors.p, df), scale, np.exp)
     return EffectFit(rows, card, params, cov)
 
 
@@ -160,10 +212,10 @@ def _regression(
     model: str,
     options: FitOptions,
     method: str,
-) -> tuple[ModelCard, pd.DataFrame, pd.Series, tuple[str, dict]]:
+) -> tuple[ModelCard, pd.DataFrame, pd.Series, Clusters | None]:
     """What a regression fitter shares: a new card, the design of the complete rows (with
-    a constant), the outcome, and the covariance type for statsmodels — clustered, or HC1
-    (said on the card) when there are too few clusters."""
+    a constant), the outcome, and the clusters — None (HC1 errors, said on the card) when
+    there is no cluster variable or a single cluster."""
     card = new_card(
         data, model, f"{outcome} ~ {' + '.join(predictors)}", f"{method}, robust errors"
     )
@@ -179,8 +231,15 @@ def _regression(
     groups = _clusters(card, analysed, cluster, options.min_clusters)
     if groups is None:
         card.notes.append("heteroscedasticity-robust (HC1) errors instead of cluster-robust ones")
-    cov = ("HC1", {}) if groups is None else ("cluster", {"groups": groups})
-    return card, x, y, cov
+    return card, x, y, groups
+
+
+def _cov_type(groups: Clusters | None) -> tuple[str, dict]:
+    """statsmodels' covariance for the fit: HC1 without clusters, model-based when CR2
+    replaces it afterwards, otherwise clustered."""
+    if groups is None:
+        return "HC1", {}
+    return ("nonrobust", {}) if groups.few else ("cluster", {"groups": groups.codes})
 
 
 def fit_logistic(
@@ -194,9 +253,10 @@ def fit_logistic(
     """Logistic regression; odds ratios with 95% cluster-robust intervals. ``options``: the
     minimum number of clusters, and the model's population before any earlier row
     selection (its ``n_input``)."""
-    card, x, y, cov = _regression(
+    card, x, y, groups = _regression(
         data, outcome, predictors, cluster, model, options, "logistic regression (GLM binomial)"
     )
+    cov = _cov_type(groups)
     card.level_counts = level_outcomes(x, y)
     separated = (
         f"{model}: a predictor separates the outcome perfectly; odds ratios would be "
@@ -227,7 +287,12 @@ def fit_logistic(
     converged = bool(result.mle_retvals.get("converged", False)) and not any(
         "ConvergenceWarning" in w for w in card.warnings
     )
-    return _ratio_fit(x.columns, result, card, converged, "odds ratio")
+    errors = None
+    if groups is not None and groups.few and groups.df is not None:
+        mu = np.asarray(result.fittedvalues, float)
+        cr2 = cr2_covariance(x.to_numpy(float), y.to_numpy(float) - mu, groups.codes, mu * (1 - mu))
+        errors = _small_sample_errors(np.asarray(result.params, float), cr2, groups.df)
+    return _ratio_fit(x.columns, result, card, converged, "odds ratio", errors)
 
 
 def level_sizes(design: pd.DataFrame) -> dict[str, tuple[int, int]]:
@@ -254,11 +319,13 @@ def fit_linear(
 ) -> EffectFit:
     """Linear regression (least squares) of a continuous outcome — with the baseline score
     among ``predictors`` this is the ANCOVA of the final score — with 95% cluster-robust
-    intervals (HC1 below ``options.min_clusters`` clusters, said on the card). Estimates
+    intervals (CR2 with a t(G − 1) reference below ``options.min_clusters`` clusters, said
+    on the card). Estimates
     are differences in the outcome's own units per unit (per SD) of each predictor."""
-    card, x, y, cov = _regression(
+    card, x, y, groups = _regression(
         data, outcome, predictors, cluster, model, options, "linear regression (OLS)"
     )
+    cov = _cov_type(groups)
     card.level_counts = level_sizes(x)
     with captured_warnings(card):
         try:
@@ -275,8 +342,13 @@ def fit_linear(
     card.log_likelihood = float(result.llf)
     params = pd.Series(np.asarray(result.params, float), index=x.columns)
     cov_matrix = np.asarray(result.cov_params(), float)
-    covariance = pd.DataFrame(cov_matrix, index=x.columns, columns=x.columns)
     estimates = Estimates(x.columns, params, result.bse, result.pvalues)
+    if groups is not None and groups.few and groups.df is not None:
+        resid = y.to_numpy(float) - np.asarray(result.fittedvalues, float)
+        cov_matrix = cr2_covariance(x.to_numpy(float), resid, groups.codes)
+        e = _small_sample_errors(params.to_numpy(), cov_matrix, groups.df)
+        estimates = Estimates(x.columns, params, e.se, e.p, e.df)
+    covariance = pd.DataFrame(cov_matrix, index=x.columns, columns=x.columns)
     rows = tidy(card, estimates, "difference in points")
     return EffectFit(rows, card, params, covariance)
 
@@ -360,7 +432,7 @@ def fit_cox(
         try:
             result = ClusteredPHReg(
                 analysed[time].astype(float), x, status=analysed[event].astype(float), ties="efron"
-            ).fit(groups=groups)
+            ).fit(groups=None if groups is None else groups.codes)
         except (np.linalg.LinAlgError, ValueError) as exc:
             raise ModelError(_collinear(model, exc)) from None
     _check_separation(model, pd.Series(np.asarray(result.params), index=x.columns), "event")
@@ -371,4 +443,11 @@ def fit_cox(
     converged = bool(np.all(np.isfinite(result.params))) and not any(
         "ConvergenceWarning" in w for w in card.warnings
     )
-    return _ratio_fit(x.columns, result, card, converged, "hazard ratio")
+    errors = None
+    if groups is not None and groups.few and groups.df is not None:
+        # No CR2 for a partial likelihood: the sandwich with the G/(G − 1) factor (CR1,
+        # as Stata's) and the t(G − 1) reference.
+        g = groups.df + 1
+        cr1 = np.asarray(result.cov_params(), float) * g / (g - 1)
+        errors = _small_sample_errors(np.asarray(result.params, float), cr1, groups.df)
+    return _ratio_fit(x.columns, result, card, converged, "hazard ratio", errors)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
+from scipy import stats
 
 TIDY_COLUMNS = [
     "model",
@@ -150,6 +151,8 @@ class Estimates:
     estimate: ArrayLike
     se: ArrayLike
     p_value: ArrayLike
+    df: float | None = None
+    """Degrees of freedom of a t reference (few clusters: G − 1); None: normal."""
 
 
 def tidy(
@@ -158,11 +161,13 @@ def tidy(
     scale: str = "identity",
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """One row per term of ``card``'s model with a 95% Wald interval; ``transform`` maps to
-    the reported scale (``np.exp`` for odds and hazard ratios)."""
+    """One row per term of ``card``'s model with a 95% Wald interval (normal, or t on
+    ``estimates.df`` degrees of freedom); ``transform`` maps to the reported scale
+    (``np.exp`` for odds and hazard ratios)."""
     estimate = np.asarray(estimates.estimate, float)
     se = np.asarray(estimates.se, float)
-    low, high = estimate - 1.959964 * se, estimate + 1.959964 * se
+    q = 1.959964 if estimates.df is None else float(stats.t.ppf(0.975, estimates.df))
+    low, high = estimate - q * se, estimate + q * se
     f = transform or (lambda x: x)
     return pd.DataFrame(
         {

@@ -50,10 +50,17 @@ def test_logistic_by_newton_equals_statsmodels_irls_to_optimiser_precision():
     np.testing.assert_allclose(fit["p_value"], ref.pvalues, rtol=1e-6)
 
 
-def test_few_clusters_fall_back_to_hc1_and_say_so():
+def test_few_clusters_keep_clustered_errors_with_a_t_reference_and_say_so():
     d = _clustered_binary(clusters=MIN_CLUSTERS - 5)
     fit = fit_logistic(d, "y", ["x"], "therapist")
-    assert any("HC1" in note for note in fit.card.notes)
+    assert any("t reference on 14 df" in note for note in fit.card.notes)
+    assert not any("HC1" in note for note in fit.card.notes)  # never unclustered
+    row = fit.coefficients.set_index("term").loc["x"]
+    se = np.sqrt(fit.cov.loc["x", "x"])
+    q = stats.t.ppf(0.975, 14)
+    assert row["ci_high"] == pytest.approx(np.exp(fit.params["x"] + q * se), rel=1e-12)
+    assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(fit.params["x"] / se), 14))
+    # Only a single cluster cannot be clustered at all: HC1, said.
     one = d.assign(therapist=0)
     assert any("HC1" in n for n in fit_logistic(one, "y", ["x"], "therapist").card.notes)
 
@@ -204,10 +211,10 @@ def test_linear_fit_equals_ols_and_the_cluster_sandwich_written_out():
     assert fit.card.level_counts["flag"] == (int(d["flag"].sum()), int((d["flag"] == 0).sum()))
 
 
-def test_linear_fit_with_few_clusters_falls_back_to_hc1_and_fails_clearly_on_collinearity():
+def test_linear_fit_with_few_clusters_uses_cr2_and_fails_clearly_on_collinearity():
     d = _ancova(n=400, clusters=5, seed=2)
     fit = fit_linear(d, "final", ["x", "baseline"], "therapist", options=FitOptions(20))
-    assert any("HC1" in note for note in fit.card.notes)
+    assert any("t reference on 4 df" in note for note in fit.card.notes)
     d["x2"] = 2 * d["x"]
     with pytest.raises(ModelError, match="collinear"):
         fit_linear(d, "final", ["x", "x2", "baseline"], "therapist")
