@@ -161,6 +161,7 @@ SECTIONS: tuple[str, ...] = (
     "Dose–response (descriptive)",
     "Predictive validity",
     "Missing final scores: sensitivity",
+    "Confounding by early change: the declared analyses adjusted for it, and E-values",
 )
 """The technical report's model sections, in order."""
 
@@ -224,6 +225,7 @@ TABLES: tuple[Table, ...] = (
         SECTIONS[9],
     ),
     Table("missing_data_tipping_point", "missing_data", (), SECTIONS[9]),
+    Table("early_change_sensitivity", "models", ("n_analysed",), SECTIONS[10]),
 )
 TABLE = {t.name: t for t in TABLES}
 

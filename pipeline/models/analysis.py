@@ -16,7 +16,7 @@ import pandas as pd
 from statsmodels.duration.survfunc import CumIncidenceRight, SurvfuncRight
 
 from pipeline import catalog
-from pipeline.config import ModelsParams
+from pipeline.config import AnalysisParams, ModelsParams
 from pipeline.models.descriptive import dose_response, kaplan_meier
 from pipeline.models.effects import (
     EffectFit,
@@ -236,14 +236,20 @@ class Battery:
 
 
 def _battery(
-    frame: pd.DataFrame, params: ModelsParams, battery: Battery, sets: dict[str, list[str]]
+    frame: pd.DataFrame,
+    params: ModelsParams,
+    battery: Battery,
+    sets: dict[str, list[str]],
+    also_adjust: tuple[str, ...] = (),
 ) -> Results:
-    """Fit unadjusted and adjusted models for every exposure set on shared rows."""
+    """Fit unadjusted and adjusted models for every exposure set on shared rows;
+    ``also_adjust``: further adjustment columns (a sensitivity analysis)."""
     kind, needed, fit_one = battery.kind, battery.needed, battery.fit_one
     method, outcome_label = battery.method, battery.outcome_label
     # Rare case-mix levels are pooled again within this population.
     frame = pool_case_mix(frame, params)
     adjust = adjustment(frame, params)
+    adjust += [c for c in also_adjust if c in frame and c not in adjust]
     tables: list[pd.DataFrame] = []
     cards: list[ModelCard] = []
     terms: dict[str, list[str]] = {}
@@ -289,7 +295,12 @@ def _battery(
 BASELINE = "primary_baseline"
 
 
-def final_score_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
+def final_score_models(
+    frame: pd.DataFrame,
+    params: ModelsParams,
+    sets: dict[str, list[str]] | None = None,
+    also_adjust: tuple[str, ...] = (),
+) -> Results:
     """Linear regressions of the final score (primary instrument, landmark population) on
     each exposure set with the baseline score always among the predictors (ANCOVA): the
     "unadjusted" model adds nothing else, the adjusted one the case mix too. Errors are
@@ -315,7 +326,8 @@ def final_score_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
         "cluster-robust errors",
         "final_score",
     )
-    return _battery(population, params, battery, exposures(population, params))
+    sets = exposures(population, params) if sets is None else sets
+    return _battery(population, params, battery, sets, also_adjust)
 
 
 def baseline_severity(frame: pd.DataFrame) -> pd.DataFrame:
@@ -359,7 +371,12 @@ def baseline_severity(frame: pd.DataFrame) -> pd.DataFrame:
 # --- 1. poor outcome --------------------------------------------------------------------
 
 
-def poor_outcome_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
+def poor_outcome_models(
+    frame: pd.DataFrame,
+    params: ModelsParams,
+    sets: dict[str, list[str]] | None = None,
+    also_adjust: tuple[str, ...] = (),
+) -> Results:
     """Logistic regressions of the landmark poor outcome on each exposure set, unadjusted and
     adjusted for baseline severity and case mix, with errors clustered by therapist."""
     population = frame[frame["poor_outcome"].notna()]
@@ -375,13 +392,19 @@ def poor_outcome_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
         "logistic regression (GLM binomial), cluster-robust errors",
         "poor_outcome",
     )
-    return _battery(population, params, battery, exposures(population, params))
+    sets = exposures(population, params) if sets is None else sets
+    return _battery(population, params, battery, sets, also_adjust)
 
 
 # --- 2. dropout -------------------------------------------------------------------------
 
 
-def dropout_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
+def dropout_models(
+    frame: pd.DataFrame,
+    params: ModelsParams,
+    sets: dict[str, list[str]] | None = None,
+    also_adjust: tuple[str, ...] = (),
+) -> Results:
     """Cox models of dropout from the landmark (cause-specific: other endings censor), the
     Kaplan–Meier curves and the cumulative incidence of dropout by flags group."""
     population = frame[frame["in_treatment_at_landmark"] & frame["dropout_time_days"].notna()]
@@ -393,10 +416,11 @@ def dropout_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
             rows, "dropout_time_days", "dropout_event", predictors, CLUSTER, model, options
         )
 
-    sets = {
-        "index": list(params.blocks.get("index", ("disengagement_index",))),
-        "flags group": [FLAGS_GROUP],
-    }
+    if sets is None:
+        sets = {
+            "index": list(params.blocks.get("index", ("disengagement_index",))),
+            "flags group": [FLAGS_GROUP],
+        }
     battery = Battery(
         catalog.DROPOUT,
         ["dropout_time_days", "dropout_event", CLUSTER],
@@ -404,7 +428,9 @@ def dropout_models(frame: pd.DataFrame, params: ModelsParams) -> Results:
         "Cox PH (PHReg, Efron ties), cluster-robust errors",
         "Surv(dropout_time_days, dropout_event)",
     )
-    results = _battery(population, params, battery, sets)
+    results = _battery(population, params, battery, sets, also_adjust)
+    if also_adjust:
+        return results
     curves = population.dropna(subset=[FLAGS_GROUP])
     if curves.empty or curves["dropout_event"].sum() == 0:
         return results
@@ -655,9 +681,13 @@ def fit_all(
     params: ModelsParams,
     primary_instrument: str,
     progress: Callable[[str], None] = lambda _: None,
+    plan: AnalysisParams | None = None,
 ) -> Results:
     """Every analysis of the models stage (``ANALYSES``, in the order of the report);
-    ``progress`` is told each one's label when it is done."""
+    ``progress`` is told each one's label when it is done. ``plan``: the declared analyses
+    the early-change sensitivity refits (default: the default plan)."""
+    from pipeline.models.confounding import early_change_sensitivity
+
     frame = analysis_frame(features, outcomes, tables["episodes"], params)
     run = {
         "final score": lambda: final_score_models(frame, params).extend(
@@ -667,6 +697,13 @@ def fit_all(
         "dropout": lambda: dropout_models(frame, params),
         "dose-response": lambda: dose_response_tables(frame, params),
         "trajectories": lambda: _trajectories(tables, params, primary_instrument),
+        "early-change sensitivity": lambda: Results(
+            {
+                "early_change_sensitivity": early_change_sensitivity(
+                    frame, params, plan or AnalysisParams()
+                )
+            }
+        ),
     }
     results = Results()
     for label in ANALYSES:
@@ -675,7 +712,14 @@ def fit_all(
     return results
 
 
-ANALYSES = ("final score", "poor outcome", "dropout", "dose-response", "trajectories")
+ANALYSES = (
+    "final score",
+    "poor outcome",
+    "dropout",
+    "dose-response",
+    "trajectories",
+    "early-change sensitivity",
+)
 """The models stage's analyses, in order (its progress bar has one step each)."""
 
 

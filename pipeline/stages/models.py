@@ -24,7 +24,13 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
     with stage("models", params, root, steps=steps, show_progress=show_progress) as s:
         tables, _, features, outcomes = load_inputs(s.paths, ("episodes", "sessions", "measures"))
         results = fit_all(
-            tables, features, outcomes, params.models, params.outcomes.primary_instrument, s.step
+            tables,
+            features,
+            outcomes,
+            params.models,
+            params.outcomes.primary_instrument,
+            s.step,
+            params.analysis,
         )
         plan = declared_analyses(results.tables, params.analysis, params.models)
         results.extend(Results({"declared_analyses": plan}))

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import ModelsParams
+from pipeline.config import AnalysisParams, ModelsParams
 from pipeline.models import analysis
+from pipeline.models.confounding import early_change_sensitivity
 from pipeline.models.descriptive import kaplan_meier
 from pipeline.models.tidy import card_slug
 
@@ -249,3 +250,11 @@ def test_baseline_severity_by_hand():
     assert t.loc["at caseness", "mean_baseline"] == 16.0
     assert t.loc["below caseness", "mean_change"] == -2.5
     assert not t.loc["below caseness", "in_outcome_population"]
+
+
+def test_early_change_sensitivity_of_the_default_plan_on_the_small_cohort(frame):
+    table = early_change_sensitivity(frame, P, AnalysisParams())
+    assert set(table["role"]) == {"primary", "secondary"}
+    assert (table["n_analysed"] > 0).all() and table["e_value"].ge(1).all()
+    primary = table[table["role"] == "primary"]
+    assert list(primary["term"]) == ["disengagement_index"]

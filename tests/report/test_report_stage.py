@@ -93,7 +93,7 @@ def test_reports_are_self_contained_and_ordered(reported):
     assert "<script" not in html.lower()
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched
     order = [html.index(h) for h in ("Key findings", "at a glance", "Early engagement and how",
-                                      "Dropping out", "Can we tell", "Four levers", "Limitations",
+                                      "Dropping out", "Can we tell", "Four aspects", "Limitations",
                                       "Data quality")]  # fmt: skip
     assert order == sorted(order)
     assert html.count("<svg") >= 3 and html.count("<figcaption>") == html.count("<svg")
