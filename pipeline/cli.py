@@ -422,19 +422,30 @@ def docs(
 ) -> None:
     """Regenerate docs/data-contract.md and docs/calibration.md from the code."""
     from pipeline.config import Params
-    from pipeline.docs import render_calibration_markdown, render_contract_markdown
+    from pipeline.docs import (
+        engagement_model_auc,
+        model_calibration,
+        render_calibration_markdown,
+        render_contract_markdown,
+    )
     from pipeline.io import write_text
     from pipeline.synthetic.calibration import calibration_statistics, check_calibration
     from pipeline.synthetic.generator import generate_cohort
 
     write_text(render_contract_markdown(), out_dir / "data-contract.md")
-    sp = Params().synthetic
+    params = Params()
+    sp = params.synthetic
     cohort = generate_cohort(sp)
     calibration = check_calibration(
         calibration_statistics(cohort.tables, cohort.truth, sp.landmark_days)
     )
     write_text(
-        render_calibration_markdown(calibration, sp, cohort.summary),
+        render_calibration_markdown(
+            calibration,
+            sp,
+            cohort.summary,
+            model_calibration(engagement_model_auc(cohort.tables, params)),
+        ),
         out_dir / "calibration.md",
     )
     console.print(f"Wrote {out_dir / 'data-contract.md'} and {out_dir / 'calibration.md'}")

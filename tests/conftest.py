@@ -43,7 +43,7 @@ MARKS_BY_NAME: dict[str, set[str]] = {
         "tests/ingest/test_hostile.py::test_hostile_case[wide_header_100k]",
         "tests/ingest/test_hostile.py::test_hostile_case[named_pipe]",
         "tests/models/test_effects.py::test_cox_monotone_likelihood_is_not_reported_as_a_fit",
-        "tests/models/test_missing.py::test_every_analysis_recovers_the_complete_data_effect_within_a_tenth",
+        "tests/models/test_missing.py::test_every_analysis_recovers_the_complete_data_effect_within_a_fifth",
         "tests/models/test_effects.py::test_proportional_hazards_check_flags_a_changing_hazard_ratio",
         "tests/layouts/test_mapping.py::test_the_pcoms_worked_example_runs_end_to_end",
         "tests/ingest/test_extract_date.py::test_same_outputs_from_any_folder",

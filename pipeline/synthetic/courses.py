@@ -39,7 +39,7 @@ class CourseResult:
     """Every episode's state at its landmark."""
 
 
-def _trajectory(k: np.ndarray, tau: float) -> np.ndarray:
+def _trajectory(k: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """Share of the full-course change achieved after k attended sessions."""
     return 1.0 - np.exp(-k / tau)
 
@@ -144,6 +144,7 @@ class _Inputs:
     d_gad: np.ndarray
     late_phq: np.ndarray
     late_gad: np.ndarray
+    tau: np.ndarray
     planned: np.ndarray
     young: np.ndarray
     u_att: np.ndarray
@@ -173,6 +174,7 @@ def _inputs(ep: pd.DataFrame, c: GeneratorConstants) -> _Inputs:
         d_gad=ep["potential_change_gad7"].to_numpy(),
         late_phq=ep["late_change_phq9"].to_numpy(),
         late_gad=ep["late_change_gad7"].to_numpy(),
+        tau=ep["change_tau_sessions"].to_numpy(),
         planned=ep["planned_sessions"].to_numpy(),
         young=ep["young"].to_numpy(),
         u_att=ep["therapist_attendance"].to_numpy(),
@@ -244,7 +246,7 @@ def _quitting(
     probability quit_second_dna_prob), then discharge. Returns who is quitting."""
     quit_left, m = state["quit_left"], idx.size
     k_done = state["n_att"][idx]
-    true_change = inp.d_phq[idx] * _trajectory(k_done, c.change_tau_sessions)
+    true_change = inp.d_phq[idx] * _trajectory(k_done, inp.tau[idx])
     not_improving = (k_done >= 2) & (true_change < 2.0)
     quit_logit = (
         c.quit_logit
@@ -302,7 +304,7 @@ def _attended_scores(
     the late change realised so far and the scores the clinician has seen."""
     c, s = model.consts, state
     k_now = s["n_att"][ia]  # sessions completed before this one
-    share = _trajectory(k_now, c.change_tau_sessions)
+    share = _trajectory(k_now, inp.tau[ia])
     session_noise = rng.standard_normal(ia.size) * c.alliance_session_sd
     alliance = SRS_MAX * expit(inp.expected_alliance_logit[ia] + session_noise)
     alliance_dev = alliance - inp.expected_alliance[ia]

@@ -20,6 +20,7 @@ from pipeline.instruments import get_instrument
 from pipeline.synthetic.constants import CONSTANTS, GeneratorConstants
 from pipeline.synthetic.courses import (
     ATTENDED,
+    END_CODE,
     PHQ_RC,
     CourseModel,
     continue_courses,
@@ -198,6 +199,7 @@ TRUTH_COLUMNS = (
     "late_change_phq9",
     "late_change_gad7",
     "potential_change_gad7",
+    "change_tau_sessions",
     "therapist_change",
     "therapist_attendance",
     "therapist_alliance",
@@ -271,6 +273,7 @@ def _truth(
     summary: pd.DataFrame,
     risk_intake: np.ndarray,
     risk_landmark: np.ndarray,
+    open_at_landmark: np.ndarray,
 ) -> pd.DataFrame:
     """One row per episode: latent traits, planted effects' inputs, oracle risks, outcomes."""
     return pd.DataFrame(
@@ -280,6 +283,9 @@ def _truth(
             **{col: sim.ep[col].to_numpy() for col in TRUTH_COLUMNS},
             "oracle_risk_intake": risk_intake,
             "oracle_risk_landmark": risk_landmark,
+            # Not ended by its landmark, which falls before the extract: the population
+            # the engagement model predicts for (in treatment at the landmark).
+            "open_at_landmark": open_at_landmark,
             "poor_outcome_observed": poor_outcome_observed(summary).to_numpy(),
             # Had every questionnaire been completed (the missing-data analyses' benchmark).
             "phq9_first_complete": summary["phq9_first_complete"].to_numpy(),
@@ -310,12 +316,21 @@ def generate_cohort(params: SyntheticParams, consts: GeneratorConstants = CONSTA
     s_oracle_intake, s_oracle_landmark = streams.oracle.spawn(2)
     risk_intake = oracle_risk_intake(ep, consts, params, s_oracle_intake)
     risk_landmark = oracle_risk_landmark(ep, landmark, consts, params, s_oracle_landmark)
-    truth = _truth(sim, ids["episode"], summary, risk_intake, risk_landmark)
+    open_at_landmark = (landmark["end_code"] == END_CODE["still_open"]) & (
+        landmark["landmark_day"] <= extract.astype(np.int64)
+    )
+    truth = _truth(sim, ids["episode"], summary, risk_intake, risk_landmark, open_at_landmark)
     return Cohort(tables=tables, truth=truth, summary=_truth_summary(params, truth))
 
 
-def _oracle_auc(truth: pd.DataFrame, column: str) -> tuple[float | None, int]:
+def _oracle_auc(
+    truth: pd.DataFrame, column: str, population: str | None = "open_at_landmark"
+) -> tuple[float | None, int]:
+    """AUC of an oracle risk for the observed poor outcome, over episodes with the outcome
+    (and, by default, in treatment at the landmark, as the engagement model's population)."""
     eligible = truth["poor_outcome_observed"].notna() & truth[column].notna()
+    if population is not None:
+        eligible &= truth[population].astype(bool)
     y = truth.loc[eligible, "poor_outcome_observed"].astype(int)
     if not eligible.any() or y.nunique() < 2:
         return None, int(eligible.sum())
@@ -325,6 +340,7 @@ def _oracle_auc(truth: pd.DataFrame, column: str) -> tuple[float | None, int]:
 def _truth_summary(params: SyntheticParams, truth: pd.DataFrame) -> dict:
     auc_intake, n_oracle = _oracle_auc(truth, "oracle_risk_intake")
     auc_landmark, _ = _oracle_auc(truth, "oracle_risk_landmark")
+    auc_landmark_all, n_all = _oracle_auc(truth, "oracle_risk_landmark", population=None)
     return {
         "generator_version": __version__,
         "params": params.model_dump(mode="json"),
@@ -344,4 +360,10 @@ def _truth_summary(params: SyntheticParams, truth: pd.DataFrame) -> dict:
         "oracle_auc_landmark": auc_landmark,
         "landmark_days": params.landmark_days,
         "oracle_n": n_oracle,
+        "oracle_population": (
+            "episodes in treatment at the landmark (not ended by it) with a defined poor "
+            "outcome: the engagement model's prediction population"
+        ),
+        "oracle_auc_landmark_all_scored": auc_landmark_all,
+        "oracle_n_all_scored": n_all,
     }

@@ -219,7 +219,8 @@ def draw_response(
     ep: pd.DataFrame, consts: GeneratorConstants, rng: np.random.Generator
 ) -> pd.DataFrame:
     """Add the idiosyncratic part of each episode's response and its full-course change,
-    plus the late change that unfolds only after the landmark.
+    plus the late change that unfolds only after the landmark (with its sudden gains) and
+    how fast the client's change comes (``change_tau_sessions``, sessions).
 
     Returns a new frame (never mutates ``ep``). The oracles re-draw these parts.
     """
@@ -233,6 +234,8 @@ def draw_response(
     )
     late = rng.standard_normal((2, n))
     late_gad = rc * late[0] + np.sqrt(1 - rc * rc) * late[1]
+    sudden_gain = consts.late_gain_points * (rng.random(n) < consts.late_gain_prob)
+    tau = consts.change_tau_sessions * np.exp(consts.change_tau_log_sd * rng.standard_normal(n))
     # Late change follows the same traits (engagement matters throughout) plus its own
     # independent part, unknowable before the landmark.
     late_mean = consts.late_change_mean + consts.late_structural_weight * (
@@ -245,8 +248,10 @@ def draw_response(
         ep["gad7_true_intake"] - consts.gad_mean
     )
     return ep.assign(
-        late_change_phq9=late_mean + consts.late_change_sd * late[0],
-        late_change_gad7=consts.gad_change_ratio * (late_mean + consts.late_change_sd * late_gad),
+        late_change_phq9=late_mean + consts.late_change_sd * late[0] + sudden_gain,
+        late_change_gad7=consts.gad_change_ratio
+        * (late_mean + consts.late_change_sd * late_gad + sudden_gain),
+        change_tau_sessions=tau,
         response_index_phq9=index_phq,
         response_index_gad7=index_gad,
         potential_change_phq9=response_share(index_phq, consts) * base_phq,

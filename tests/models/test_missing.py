@@ -92,14 +92,18 @@ def errors():
     return pd.DataFrame(out)
 
 
-def test_every_analysis_recovers_the_complete_data_effect_within_a_tenth(errors):
-    """Each analysis lands within 10% of the complete-data odds ratio at every seed. (Which
-    of complete cases and MI lands closer turned on details of the generator — a ranking
-    over three seeds is not evidence; methods §5.7 gives the figures.)"""
+def test_every_analysis_recovers_the_complete_data_effect_within_a_fifth(errors):
+    """Each analysis lands within 20% of the complete-data odds ratio at every seed.
+
+    It was 10% before the cohort was made as hard to predict as real data (issue 17): half
+    the improvement now comes after the landmark, so a client who leaves soon after it both
+    lacks a final score and missed the late gains, and complete cases and MI (linear in its
+    auxiliaries) came out 8–12% and 12–16% below the complete-data OR at seeds 1–3 (methods
+    §5.7). A bound a real analysis should expect, not a claim of unbiasedness."""
     print(errors.round(3))
     assert (errors["full"] > 1).all()
     relative = errors.drop(columns="full").div(errors["full"], axis=0)
-    assert (relative < 0.10).all().all(), relative.round(3)
+    assert (relative < 0.20).all().all(), relative.round(3)
 
 
 def test_effect_with_outcome_reproduces_the_complete_case_row():

@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.config import Params
-from pipeline.docs import render_calibration_markdown
+from pipeline.docs import engagement_model_auc, model_calibration, render_calibration_markdown
 from pipeline.synthetic.calibration import TARGETS, calibration_statistics, check_calibration
 from pipeline.synthetic.constants import CONSTANTS
 
@@ -19,7 +21,9 @@ def test_default_cohort_meets_every_calibration_target(default_cohort):
 
 def test_committed_calibration_page_is_computed_from_the_default_cohort(default_cohort):
     table = check_calibration(calibration_statistics(default_cohort.tables, default_cohort.truth))
-    expected = render_calibration_markdown(table, Params().synthetic, default_cohort.summary)
+    model = model_calibration(engagement_model_auc(default_cohort.tables, Params()))
+    assert model["met"].all(), f"engagement model AUC off target:\n{model.to_string()}"
+    expected = render_calibration_markdown(table, Params().synthetic, default_cohort.summary, model)
     committed = (ROOT / "docs" / "calibration.md").read_text(encoding="utf-8")
     assert committed == expected, "docs/calibration.md is stale: run `engage docs`"
 
@@ -32,6 +36,17 @@ def test_landmark_oracle_bounds_what_window_data_can_do(default_cohort):
     assert summary["oracle_auc_landmark"] > stats["intake_only_auc"]
     assert summary["oracle_auc_landmark"] > summary["oracle_auc_intake"]
     assert summary["oracle_auc_landmark"] < 0.99
+    # On the model's population the oracle is lower than over every scored episode (early
+    # stoppers are easy to call), and the calibration statistic measures the same thing.
+    assert summary["oracle_auc_landmark"] < summary["oracle_auc_landmark_all_scored"]
+    assert abs(stats["oracle_auc_landmark"] - summary["oracle_auc_landmark"]) < 0.05
+
+
+def test_the_oracle_target_is_not_met_without_an_oracle(small_cohort):
+    truth = small_cohort.truth.assign(oracle_risk_landmark=float("nan"))
+    stats = calibration_statistics(small_cohort.tables, truth)
+    table = check_calibration(stats).set_index("statistic")
+    assert np.isnan(stats["oracle_auc_landmark"]) and not table.loc["oracle_auc_landmark", "met"]
 
 
 def test_late_change_is_unknowable_in_the_window(default_cohort):
