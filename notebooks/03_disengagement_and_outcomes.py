@@ -37,6 +37,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from pipeline import catalog
 from pipeline.models.analysis import (
     dose_response_tables,
     dropout_models,
@@ -201,8 +202,8 @@ dropout.tables["dropout_side_by_side"][
 # from it (**within**: is a client better in weeks when their alliance is better than
 # usual?). Only the within effect is protected from stable differences between clients;
 # it is still open to things that change week to week (a good week lifts both the mood and
-# the alliance rating: same-session reverse causation), which is why lagged alliance is a
-# natural next model.
+# the alliance rating: same-session reverse causation). The lagged-alliance model (the
+# previous session's alliance predicting this session's score) is fitted beside it.
 # The generator planted a within-client effect of −0.15 PHQ-9 points per alliance point.
 
 # %%
@@ -215,7 +216,9 @@ long = trajectory_frame(
 )
 two_level = params.models.model_copy(update={"therapist_level": False})
 trajectories = trajectory_models(long, two_level)
-fixed = trajectories.tables["trajectory"].set_index("term")
+table = trajectories.tables["trajectory"]
+fixed = table[table["model"] == catalog.TRAJECTORY_CLIENT].set_index("term")
+lagged = table[table["model"] == catalog.TRAJECTORY_LAGGED].set_index("term")
 planted = -study.params.synthetic.effects.alliance_within_effect
 within = fixed.loc["alliance_score_within"]
 print(
@@ -223,6 +226,11 @@ print(
     f"(95% CI {within['ci_low']:.3f} to {within['ci_high']:.3f}); planted {planted}"
 )
 assert within["ci_low"] <= planted <= within["ci_high"]
+lag = lagged.loc["alliance_lag_within"]
+print(
+    f"previous session's alliance: {lag['estimate']:.3f} "
+    f"(95% CI {lag['ci_low']:.3f} to {lag['ci_high']:.3f})"
+)
 fixed[["estimate", "ci_low", "ci_high"]].round(3)
 
 # %% [markdown]

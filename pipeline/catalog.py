@@ -144,6 +144,8 @@ def model_id(analysis: str, variant: str | None = None, adjusted: bool | None = 
 
 TRAJECTORY_CLIENT = model_id(TRAJECTORY, "client intercept and slope")
 TRAJECTORY_THERAPIST = model_id(TRAJECTORY, "clients within therapists")
+TRAJECTORY_LOG_TIME = model_id(TRAJECTORY, "client, log time")
+TRAJECTORY_LAGGED = model_id(TRAJECTORY, "lagged alliance")
 MULTIPLE_IMPUTATION = model_id(MISSING_DATA, "multiple imputation")
 
 
@@ -210,6 +212,7 @@ TABLES: tuple[Table, ...] = (
     Table("trajectory", "models", ("n_analysed", "n_input"), SECTIONS[6]),
     # standard deviations of a model fitted to thousands of scores
     Table("trajectory_variance", "models", (), SECTIONS[6]),
+    Table("trajectory_time_shape", "models", ("n_analysed",), SECTIONS[6]),
     Table("dose_response_observed", "models", ("episodes", "improved"), SECTIONS[7]),
     # a fitted curve; its data are in dose_response_observed
     Table("dose_response_curve", "models", (), SECTIONS[7]),

@@ -397,6 +397,11 @@ class ModelsParams(_Section):
     """Episodes columns adjusted for (with baseline severity); absent columns are skipped."""
     min_level_count: Annotated[int, Field(ge=1)] = 30
     """Case-mix categories with fewer episodes are pooled into one "other (pooled)" level."""
+    min_level_events: Annotated[int, Field(ge=1)] = 5
+    """In a model of a binary outcome or an event (logistic, Cox), a case-mix category with
+    fewer events, or fewer non-events, among the model's rows is pooled too; a pooled level
+    still that sparse joins the most common category (else it separates the outcome and
+    the whole adjusted model is not estimable). Said on the card."""
     blocks: dict[str, tuple[str, ...]] = {
         "attendance": ("dna_rate", "late_cancel_rate", "days_to_first_attended"),
         "communication": ("alliance_mean", "client_contacts_per_week", "agenda_client_share"),

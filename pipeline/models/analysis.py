@@ -97,6 +97,63 @@ def pool_case_mix(
     )
 
 
+def pool_sparse_outcome_levels(
+    values: pd.Series, outcome: pd.Series, min_events: int
+) -> tuple[pd.Series, str | None]:
+    """Categories with fewer than ``min_events`` events (outcome 1) or non-events (0) pooled
+    into "other (pooled)"; if that pooled level is itself that sparse it joins the most
+    common category. Returns the new values and a note (None when nothing changed)."""
+    known = values.notna() & outcome.notna()
+    ones = values[known & outcome.eq(1)].value_counts()
+    zeros = values[known & outcome.eq(0)].value_counts()
+    levels = values[known].value_counts()
+    sparse = [
+        lvl
+        for lvl in levels.index
+        if min(ones.get(lvl, 0), zeros.get(lvl, 0)) < min_events and lvl != POOLED
+    ]
+    out = values.where(~values.isin(sparse) | values.isna(), POOLED)
+    pooled = out[known] == POOLED
+    merged = None
+    if pooled.any():
+        y = outcome[known][pooled]
+        if min(int(y.eq(1).sum()), int(y.eq(0).sum())) < min_events:
+            common = out[known][~pooled].value_counts()
+            if len(common):
+                merged = str(common.index[0])
+                out = out.where(out != POOLED, merged)
+    if not sparse and merged is None:
+        return values, None
+    note = f"{values.name}: " + (f"{', '.join(map(str, sparse))} pooled" if sparse else "")
+    if merged is not None:
+        note += ("; " if sparse else "") + f"the pooled level joined {merged}"
+    return out, note + f" (fewer than {min_events} events or non-events)"
+
+
+def pool_for_model(
+    frame: pd.DataFrame,
+    params: ModelsParams,
+    event: str | None = None,
+    counted: pd.Series | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """A model population's case mix pooled as the model needs: rare levels among the
+    ``counted`` rows (``pool_case_mix``), then, for a binary outcome or event ``event``,
+    sparse outcome cells (``pool_sparse_outcome_levels``). Returns the frame and the notes
+    for the card. Every analysis of one population pools through here, so that the
+    sensitivity analyses' complete-case rows are the main model's."""
+    frame = pool_case_mix(frame, params, counted)
+    notes: list[str] = []
+    if event is not None:
+        for c in params.case_mix:
+            if c in frame:
+                values, note = pool_sparse_outcome_levels(
+                    frame[c], frame[event], params.min_level_events
+                )
+                frame = frame.assign(**{c: values})
+                notes += [note] if note else []
+    return frame, notes
+
+
 def analysis_frame(
     features: pd.DataFrame,
     outcomes: pd.DataFrame,
@@ -226,13 +283,15 @@ FitOne = Callable[[pd.DataFrame, list[str], str, int], EffectFit]
 class Battery:
     """A family of effect models: the catalogue ``kind``, the columns every analysed row
     needs (the first is the one whose presence defines the population), the fitter, and
-    how the method and outcome are described on the cards."""
+    how the method and outcome are described on the cards; ``event``: the binary outcome
+    or event column whose sparse case-mix cells are pooled (None for a linear model)."""
 
     kind: str
     needed: list[str]
     fit_one: FitOne
     method: str
     outcome_label: str
+    event: str | None = None
 
 
 def _battery(
@@ -247,7 +306,7 @@ def _battery(
     kind, needed, fit_one = battery.kind, battery.needed, battery.fit_one
     method, outcome_label = battery.method, battery.outcome_label
     # Rare case-mix levels are pooled again within this population.
-    frame = pool_case_mix(frame, params)
+    frame, pooling = pool_for_model(frame, params, battery.event)
     adjust = adjustment(frame, params)
     adjust += [c for c in also_adjust if c in frame and c not in adjust]
     tables: list[pd.DataFrame] = []
@@ -282,6 +341,8 @@ def _battery(
             tables.append(table)
             if "cluster_note" in frame.attrs:
                 result.card.notes.append(frame.attrs["cluster_note"])
+            if adjusted and pooling:
+                result.card.notes.append("case mix, sparse outcome cells: " + "; ".join(pooling))
             cards.append(result.card)
             own = [t for t in table["term"] if any(t.startswith(e) for e in exposure)]
             terms[block] = sorted(set(terms.get(block, [])) | set(own))
@@ -391,6 +452,7 @@ def poor_outcome_models(
         fit_one,
         "logistic regression (GLM binomial), cluster-robust errors",
         "poor_outcome",
+        event="poor_outcome",
     )
     sets = exposures(population, params) if sets is None else sets
     return _battery(population, params, battery, sets, also_adjust)
@@ -427,6 +489,7 @@ def dropout_models(
         fit_one,
         "Cox PH (PHReg, Efron ties), cluster-robust errors",
         "Surv(dropout_time_days, dropout_event)",
+        event="dropout_event",
     )
     results = _battery(population, params, battery, sets, also_adjust)
     if also_adjust:
@@ -500,6 +563,8 @@ def cumulative_incidence(data: pd.DataFrame, group: str) -> pd.DataFrame:
 # --- 3. trajectories ----------------------------------------------------------------------
 
 TRAJECTORY_FORMULA = "score ~ weeks + alliance_score_within + alliance_score_between"
+LOG_TIME_FORMULA = "score ~ log_weeks + alliance_score_within + alliance_score_between"
+LAGGED_FORMULA = "score ~ weeks + alliance_lag_within + alliance_lag_between"
 
 
 def trajectory_frame(
@@ -525,7 +590,14 @@ def trajectory_frame(
     key = pd.Series(cluster_key(episodes, params).to_numpy(), index=episodes["episode_id"])
     d[CLUSTER] = d["episode_id"].map(key)
     d = d.sort_values(["episode_id", "measure_date", "session_id"], kind="stable")
-    return person_mean_centre(d, "alliance_score", "episode_id").reset_index(drop=True)
+    # Decelerating change (log time) and the alliance of the previous scored session (the
+    # lagged-alliance sensitivity: alliance measured before the score it predicts).
+    d["log_weeks"] = np.log1p(d["weeks"])
+    d["alliance_lag"] = d.groupby("episode_id")["alliance_score"].shift(1)
+    d = person_mean_centre(d, "alliance_score", "episode_id")
+    lagged = person_mean_centre(d.dropna(subset=["alliance_lag"]), "alliance_lag", "episode_id")
+    d = d.join(lagged[["alliance_lag_within", "alliance_lag_between"]])
+    return d.reset_index(drop=True)
 
 
 def sample_clusters(
@@ -605,6 +677,83 @@ def _therapist_model(long: pd.DataFrame, client: TrajectoryFit | None) -> Trajec
     return three
 
 
+def _aic(fit: TrajectoryFit, n_parameters: int) -> float:
+    return -2.0 * float(fit.card.log_likelihood or np.nan) + 2.0 * n_parameters
+
+
+def time_shape(linear: TrajectoryFit, log_time: TrajectoryFit) -> pd.DataFrame:
+    """Linear against log(1 + weeks) time in the two-level model, on the same rows and with
+    the same number of parameters (ML fits, so the log-likelihoods compare): the shape with
+    the lower AIC is chosen (with equal parameter counts, the higher likelihood)."""
+    rows = []
+    for shape, fit in (("linear weeks", linear), ("log(1 + weeks)", log_time)):
+        k = len(fit.coefficients) + len(fit.variance)  # fixed + variance parameters
+        rows.append(
+            {
+                "model": fit.card.model,
+                "time": shape,
+                "log_likelihood": fit.card.log_likelihood,
+                "aic": _aic(fit, k),
+                "n_analysed": fit.card.n_analysed,
+                "converged": fit.card.converged,
+            }
+        )
+    out = pd.DataFrame(rows)
+    out["chosen"] = out["aic"] == out["aic"].min()
+    return out
+
+
+def _extra_trajectory_fits(
+    long: pd.DataFrame,
+) -> list[TrajectoryFit | ModelCard]:
+    """The log-time client model (compared with linear time in ``trajectory_time_shape``)
+    and the lagged-alliance sensitivity model (linear time, the previous scored session's
+    alliance split into within- and between-client parts); failed cards where they cannot
+    be fitted."""
+    out: list[TrajectoryFit | ModelCard] = []
+    lagged = long.dropna(subset=["alliance_lag_within"])
+    for name, formula, re_formula, rows in (
+        (catalog.TRAJECTORY_LOG_TIME, LOG_TIME_FORMULA, "~log_weeks", long),
+        (catalog.TRAJECTORY_LAGGED, LAGGED_FORMULA, "~weeks", lagged),
+    ):
+        try:
+            fit = fit_trajectory(rows, formula, "episode_id", re_formula, name)
+        except ModelError as exc:
+            out.append(failed_card(name, formula, TRAJECTORY_METHOD, len(rows), str(exc)))
+            continue
+        if name == catalog.TRAJECTORY_LAGGED:
+            fit.card.notes.append(
+                "sensitivity: alliance at the previous scored session predicting this score "
+                "(the main model uses the same session's alliance, measured beside the score)"
+            )
+        out.append(fit)
+    return out
+
+
+def _mark_model_to_read(fits: list[TrajectoryFit]) -> None:
+    """Note on the card of the trajectory model to read (methods §5.3): the three-level
+    model when it converged with its therapist variance off the boundary, else the
+    two-level one."""
+    three = [f for f in fits if f.card.model == catalog.TRAJECTORY_THERAPIST]
+    estimable = (
+        bool(three)
+        and three[0].card.converged
+        and not any("boundary" in n for n in three[0].card.notes)
+    )
+    chosen = catalog.TRAJECTORY_THERAPIST if estimable else catalog.TRAJECTORY_CLIENT
+    for f in fits:
+        if f.card.model == chosen:
+            f.card.notes.append(
+                "the trajectory model to read (methods §5.3): "
+                + (
+                    "the therapist level is estimable"
+                    if estimable
+                    else "the therapist level is not estimable here (not fitted, not "
+                    "converged or its variance at the boundary)"
+                )
+            )
+
+
 def trajectory_models(long: pd.DataFrame, params: ModelsParams) -> Results:
     """Random intercept and slope per client; then therapist as a further level (clients'
     intercepts and slopes as variance components within therapists), compared. Above
@@ -619,17 +768,26 @@ def trajectory_models(long: pd.DataFrame, params: ModelsParams) -> Results:
     client = _client_model(long)
     outcomes = [client]
     if params.therapist_level:
-        fitted = client if isinstance(client, TrajectoryFit) else None
-        outcomes.append(_therapist_model(long, fitted))
+        two_level = client if isinstance(client, TrajectoryFit) else None
+        outcomes.append(_therapist_model(long, two_level))
     fits = [f for f in outcomes if isinstance(f, TrajectoryFit)]
+    _mark_model_to_read(fits)
+    if isinstance(client, TrajectoryFit):
+        outcomes += _extra_trajectory_fits(long)
+    fitted = [f for f in outcomes if isinstance(f, TrajectoryFit)]
     cards = [f.card if isinstance(f, TrajectoryFit) else f for f in outcomes]
     if sampled:
         for card in cards:
             card.notes.append(sampled)
     out = Results(cards=cards)
-    if fits:
-        out.tables["trajectory"] = pd.concat([f.coefficients for f in fits], ignore_index=True)
-        out.tables["trajectory_variance"] = pd.concat([f.variance for f in fits], ignore_index=True)
+    if fitted:
+        out.tables["trajectory"] = pd.concat([f.coefficients for f in fitted], ignore_index=True)
+        out.tables["trajectory_variance"] = pd.concat(
+            [f.variance for f in fitted], ignore_index=True
+        )
+    log_time = [f for f in fitted if f.card.model == catalog.TRAJECTORY_LOG_TIME]
+    if isinstance(client, TrajectoryFit) and log_time:
+        out.tables["trajectory_time_shape"] = time_shape(client, log_time[0])
     return out
 
 

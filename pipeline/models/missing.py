@@ -34,7 +34,7 @@ from pipeline.models.analysis import (
     CLUSTER,
     FLAGS_GROUP,
     adjustment,
-    pool_case_mix,
+    pool_for_model,
     prepare_rows,
     sample_clusters,
 )
@@ -122,7 +122,7 @@ def effect_with_outcome(frame: pd.DataFrame, outcome: str, models: ModelsParams)
     synthetic generator's complete-data outcome, which every missing-data method is trying
     to recover."""
     pop = landmark_population(frame)
-    pop = pool_case_mix(pop, models, pop["poor_outcome"].notna())
+    pop, _ = pool_for_model(pop, models, "poor_outcome", pop["poor_outcome"].notna())
     adjust = adjustment(pop, models)
     rows = prepare_rows(pop, [outcome, CLUSTER], [EXPOSURE], adjust, reference="poor_outcome")
     log_or, _, _ = _log_effect(rows, outcome, [EXPOSURE, *adjust], f"{outcome} ~ index")
@@ -243,7 +243,7 @@ def _analysis_rows(
     """The shared rows (``_Rows``); a clear error when no score or every score is missing."""
     pop = landmark_population(frame)
     # the case-mix levels pooled as in the main (complete-case) analysis
-    pop = pool_case_mix(pop, models, pop["poor_outcome"].notna())
+    pop, _ = pool_for_model(pop, models, "poor_outcome", pop["poor_outcome"].notna())
     adjust = adjustment(pop, models)
     auxiliaries = [c for c in params.auxiliaries if c in pop and pop[c].notna().any()]
     # Scores on their own scale (the model columns are standardised by prepare_rows).

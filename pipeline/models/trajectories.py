@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
+from scipy import stats
 
 from pipeline.models.tidy import (
     Estimates,
@@ -99,6 +100,53 @@ def _fit_mixedlm(analysed: pd.DataFrame, spec: TrajectorySpec, card: ModelCard) 
     if not card.converged:
         card.notes.append("did not converge: estimates are reported but must not be used")
     return result
+
+
+def gls_covariance(
+    groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]], scale: float
+) -> np.ndarray:
+    """Covariance of the fixed effects, (Σ X′V⁻¹X)⁻¹, at given variance parameters — what
+    lme4's ``vcov()`` reports (statsmodels' ``bse_fe`` inverts the observed Hessian of all
+    parameters instead, a little larger in finite samples).
+
+    ``groups`` holds, per independent group, (X, W, D): its fixed-effect rows, the design of
+    every random column of the group (nested components included) and their covariance D
+    (may be singular at a boundary), so that V = σ²I + W D Wᵀ with σ² = ``scale``. By the
+    push-through identity V⁻¹ = σ⁻²[I − W D (σ²I + WᵀW D)⁻¹ Wᵀ], only a q×q system is
+    solved per group, never the n×n one.
+    """
+    k = groups[0][0].shape[1]
+    info = np.zeros((k, k))
+    for x, w, d in groups:
+        wx = w.T @ x
+        inner = np.linalg.solve(scale * np.eye(w.shape[1]) + (w.T @ w) @ d, wx)
+        info += (x.T @ x - wx.T @ (d @ inner)) / scale
+    return np.linalg.inv(info)
+
+
+def _fixed_covariance(result: Any) -> np.ndarray:
+    """``gls_covariance`` at a statsmodels MixedLM fit's estimates: the group's own random
+    effects (``cov_re``) and each variance component (``vcomp``: one independent column per
+    level, e.g. per client within a therapist)."""
+    model = result.model
+    cov_re = np.asarray(result.cov_re, dtype=float)
+    vcomp = np.asarray(result.vcomp, dtype=float)
+    groups = []
+    for i in range(len(model.group_labels)):
+        blocks = [np.asarray(model.exog_re_li[i], dtype=float)]
+        variances = [cov_re]
+        for j, v in enumerate(vcomp):
+            mat = np.asarray(model.exog_vc.mats[j][i], dtype=float)
+            blocks.append(mat)
+            variances.append(v * np.eye(mat.shape[1]))
+        cov = np.zeros((sum(b.shape[1] for b in blocks),) * 2)
+        at = 0
+        for var in variances:
+            n = var.shape[0]
+            cov[at : at + n, at : at + n] = var
+            at += n
+        groups.append((np.asarray(model.exog_li[i], dtype=float), np.hstack(blocks), cov))
+    return gls_covariance(groups, float(result.scale))
 
 
 def _random_effects(result: Any, spec: TrajectorySpec) -> tuple[list[str], list[str], np.ndarray]:
@@ -195,7 +243,12 @@ def fit_trajectory(
     analysed = _analysed_rows(data, spec, card)
     result = _fit_mixedlm(analysed, spec, card)
     fe = result.fe_params.index
-    coefficients = tidy(card, Estimates(fe, result.fe_params, result.bse_fe, result.pvalues[fe]))
+    bse = pd.Series(np.sqrt(np.diag(_fixed_covariance(result))), index=fe)
+    p_values = pd.Series(2 * stats.norm.sf(np.abs(result.fe_params / bse)), index=fe)
+    coefficients = tidy(card, Estimates(fe, result.fe_params, bse, p_values))
+    card.notes.append(
+        "fixed-effect errors (X′V⁻¹X)⁻¹ at the ML variance estimates, as lme4 reports them"
+    )
     fit = TrajectoryFit(coefficients, _variance_table(result, spec), card)
     _check_boundary(data, spec, result, fit)
     return fit

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import catalog
 from pipeline.config import AnalysisParams, ModelsParams
 from pipeline.models import analysis
 from pipeline.models.confounding import early_change_sensitivity
@@ -99,6 +100,49 @@ def test_trajectory_frame_by_hand():
     # person means 33 and 40; grand mean of person means 36.5
     assert long["alliance_score_between"].tolist() == [-3.5, -3.5, 3.5]
     assert long["cluster"].tolist() == ["c:t1", "c:t1", "c:t2"]
+    assert np.allclose(long["log_weeks"], np.log([1.0, 2.0, 1.0]))
+    # The lagged alliance: the previous scored session's (none for an episode's first row);
+    # its within/between split is over the rows that have one (e1: one row, lag 30).
+    assert long["alliance_lag"].tolist()[1] == 30.0 and long["alliance_lag"].isna().tolist() == [
+        True,
+        False,
+        True,
+    ]
+    assert long["alliance_lag_within"].tolist()[1] == 0.0
+    assert long["alliance_lag_between"].tolist()[1] == 0.0  # one person: the grand mean
+
+
+def _fake_fit(model: str, llf: float, n_variance: int = 4, converged: bool = True, notes=()):
+    from pipeline.models.tidy import ModelCard
+    from pipeline.models.trajectories import TrajectoryFit
+
+    card = ModelCard(model=model, formula="f", method="m", n_input=10, n_analysed=10)
+    card.log_likelihood, card.converged, card.notes = llf, converged, list(notes)
+    coefficients = pd.DataFrame({"term": ["Intercept", "time", "x"]})
+    return TrajectoryFit(coefficients, pd.DataFrame({"sd": range(n_variance)}), card)
+
+
+def test_time_shape_chooses_the_lower_aic_by_hand():
+    linear = _fake_fit(catalog.TRAJECTORY_CLIENT, -100.0)
+    log_time = _fake_fit(catalog.TRAJECTORY_LOG_TIME, -98.5)
+    table = analysis.time_shape(linear, log_time).set_index("time")
+    # 3 fixed + 4 variance parameters: AIC = 2 × 100 + 14 = 214 and 2 × 98.5 + 14 = 211
+    assert table["aic"].tolist() == [214.0, 211.0]
+    assert table["chosen"].tolist() == [False, True]
+
+
+def test_the_model_to_read_is_the_three_level_one_only_when_estimable():
+    two = _fake_fit(catalog.TRAJECTORY_CLIENT, -1.0)
+    three = _fake_fit(catalog.TRAJECTORY_THERAPIST, -1.0)
+    analysis._mark_model_to_read([two, three])
+    assert any("to read" in n for n in three.card.notes)
+    assert not any("to read" in n for n in two.card.notes)
+    two = _fake_fit(catalog.TRAJECTORY_CLIENT, -1.0)
+    boundary = ["random-effect variance at the boundary (near zero): ['cluster: intercept']"]
+    three = _fake_fit(catalog.TRAJECTORY_THERAPIST, -1.0, notes=boundary)
+    analysis._mark_model_to_read([two, three])
+    assert any("not estimable" in n for n in two.card.notes)
+    assert not any("to read" in n for n in three.card.notes)
 
 
 @pytest.fixture(scope="module")
@@ -258,3 +302,20 @@ def test_early_change_sensitivity_of_the_default_plan_on_the_small_cohort(frame)
     assert (table["n_analysed"] > 0).all() and table["e_value"].ge(1).all()
     primary = table[table["role"] == "primary"]
     assert list(primary["term"]) == ["disengagement_index"]
+
+
+def test_sparse_outcome_levels_are_pooled_and_a_sparse_pool_joins_the_common_level():
+    values = pd.Series(["a"] * 20 + ["b"] * 20 + ["c"] * 6 + ["d"] * 4, name="age_band")
+    outcome = pd.Series([1, 0] * 10 + [1, 0] * 10 + [0] * 6 + [1, 0, 0, 0], dtype=float)
+    out, note = analysis.pool_sparse_outcome_levels(values, outcome, 2)
+    # c has no event, d one: both pooled; the pool (1 event, 9 non-events) is still sparse,
+    # so it joins a, the most common level.
+    assert out.tolist() == ["a"] * 20 + ["b"] * 20 + ["a"] * 10
+    assert note is not None and "c, d pooled" in note and "joined a" in note
+    # Enough events and non-events everywhere: nothing changes, no note.
+    same, none = analysis.pool_sparse_outcome_levels(values[:40], outcome[:40], 2)
+    assert same.equals(values[:40]) and none is None
+    # A pool with enough of both stays its own level.
+    outcome2 = pd.Series([1, 0] * 10 + [1, 0] * 10 + [1, 1, 0, 0, 0, 0] + [1, 0, 1, 0], dtype=float)
+    pooled, _ = analysis.pool_sparse_outcome_levels(values, outcome2, 3)
+    assert set(pooled[40:]) == {analysis.POOLED}
