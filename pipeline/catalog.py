@@ -124,6 +124,7 @@ def shared_cards(stage: str) -> Artefact:
 FINAL_SCORE = "final_score"
 POOR_OUTCOME = "poor_outcome"
 DROPOUT = "dropout"
+DROPOUT_BY_PERIOD = "dropout by period"
 TRAJECTORY = "trajectory"
 DOSE_RESPONSE = "dose-response"
 PREDICTION = "prediction"
@@ -207,6 +208,9 @@ TABLES: tuple[Table, ...] = (
     Table("dropout_side_by_side", "models", ("n_analysed", "n_input"), SECTIONS[5]),
     Table("dropout", "models", ("n_analysed", "n_input"), SECTIONS[5]),
     Table("dropout_at_risk", "models", ("n_at_risk",), SECTIONS[5]),
+    Table("dropout_by_period", "models", ("n_analysed", "n_input", "n_events"), SECTIONS[5]),
+    # test statistics of models whose counts are on their own tables
+    Table("dropout_proportional_hazards", "models", (), SECTIONS[5]),
     Table("dropout_km", "models", ("n_at_risk", "n_events"), None),
     Table("dropout_cumulative_incidence", "models", ("n_at_risk",), None),
     Table("trajectory", "models", ("n_analysed", "n_input"), SECTIONS[6]),

@@ -434,6 +434,10 @@ class ModelsParams(_Section):
     """Above this many episodes the mixed models are fitted on a random sample of whole
     clusters (therapists' caseloads) of about this size; null fits every episode."""
     trajectory_sample_seed: int = 20261127
+    dropout_periods_days: tuple[int, ...] = (28, 84)
+    """Cut points (days after the landmark) of the period-specific dropout hazard ratios
+    (``dropout_by_period``: the index model within days 0–28, 28–84 and 84+), which describe
+    the association over time where proportional hazards fail; empty: not fitted."""
     at_risk_weeks: tuple[int, ...] = (0, 4, 8, 12, 16, 20, 26)
     """Weeks after the landmark at which numbers at risk are tabulated."""
     dose_max_sessions: Annotated[int, Field(ge=2)] = 20

@@ -3,7 +3,8 @@
 #
 #   Rscript scripts/inference_reference.R     (from the project root)
 #
-# Writes tests/data/inference/r_cox.csv (coefficient, model-based and cluster-robust SE of
+# Writes tests/data/inference/r_cox.csv (models uis, dropout and dropout_28_84, the last
+# with delayed entry) (coefficient, model-based and cluster-robust SE of
 # coxph(..., ties = "efron", cluster = ...)) and r_zph.csv (cox.zph: chi-square, df, p per
 # term and global, transform "km" and "identity").
 suppressPackageStartupMessages(library(survival))
@@ -12,11 +13,21 @@ uis <- read.csv(file.path(dir, "uis.csv"))
 dropout <- read.csv(file.path(dir, "dropout.csv"))
 xs <- grep("^x", names(dropout), value = TRUE)
 
+# Period-specific model (pipeline.models.analysis.dropout_by_period): still at risk at day 28
+# enter then, follow-up censored at day 84.
+late <- dropout[dropout$time > 28, ]
+late$entry <- 28
+late$stop <- pmin(late$time, 84)
+late$status <- late$event * (late$time <= 84)
+
 fits <- list(
   uis = coxph(Surv(TIME, CENSOR) ~ FRAC + TREAT + SITE + AGE + BECK + NDT + IV3 + RACE,
               data = uis, ties = "efron", cluster = ID),
   dropout = coxph(as.formula(paste("Surv(time, event) ~", paste(xs, collapse = " + "))),
-                  data = dropout, ties = "efron", cluster = cluster)
+                  data = dropout, ties = "efron", cluster = cluster),
+  dropout_28_84 = coxph(as.formula(paste("Surv(entry, stop, status) ~",
+                                         paste(xs, collapse = " + "))),
+                        data = late, ties = "efron", cluster = cluster)
 )
 
 cox <- do.call(rbind, lapply(names(fits), function(name) {

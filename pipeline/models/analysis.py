@@ -8,6 +8,7 @@ card with status ``not fitted`` and the reason; the others still run.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -494,6 +495,9 @@ def dropout_models(
     results = _battery(population, params, battery, sets, also_adjust)
     if also_adjust:
         return results
+    results.tables["dropout_proportional_hazards"] = proportional_hazards(results.cards)
+    if params.dropout_periods_days:
+        results.extend(dropout_by_period(frame, params))
     curves = population.dropna(subset=[FLAGS_GROUP])
     if curves.empty or curves["dropout_event"].sum() == 0:
         return results
@@ -549,8 +553,8 @@ def cumulative_incidence(data: pd.DataFrame, group: str) -> pd.DataFrame:
                     "group": label,
                     "time": ci.times,
                     "incidence_dropout": est,
-                    "ci_low": np.clip(est - 1.959964 * se, 0, 1),
-                    "ci_high": np.clip(est + 1.959964 * se, 0, 1),
+                    "ci_low": log_log_interval(est, se)[0],
+                    "ci_high": log_log_interval(est, se)[1],
                     "n_at_risk": len(g)
                     - np.searchsorted(np.sort(g["dropout_time_days"].to_numpy()), ci.times),
                     "survival_any": _survival_any(g, ci.times),
@@ -558,6 +562,99 @@ def cumulative_incidence(data: pd.DataFrame, group: str) -> pd.DataFrame:
             )
         )
     return pd.concat(rows, ignore_index=True)
+
+
+def proportional_hazards(cards: list[ModelCard]) -> pd.DataFrame:
+    """Every Cox card's Grambsch–Therneau test (``ModelCard.ph_test``: per term and global)
+    as one table, with the verdict at 0.05, so that the report shows it beside each HR."""
+    rows = [
+        {"model": c.model, **t, "holds": bool(t["p"] >= 0.05) if np.isfinite(t["p"]) else None}
+        for c in cards
+        for t in c.ph_test
+    ]
+    columns = ["model", "term", "chisq", "df", "p", "holds"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def log_log_interval(
+    estimate: np.ndarray, se: np.ndarray, z: float = 1.959964
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise interval for a cumulative incidence F on the log(−log) scale (as R's
+    cmprsk and survival): F^exp(±z·se / (F·log F)). It stays inside (0, 1) without
+    clipping, is asymmetric near 0 as it should be, and is [0, 0] where F is 0 (or 1)."""
+    f = np.asarray(estimate, float)
+    se = np.asarray(se, float)
+    inside = (f > 0) & (f < 1)
+    safe = np.where(inside, f, 0.5)
+    a = z * se / (safe * np.abs(np.log(safe)))
+    low = np.where(inside, safe ** np.exp(a), f)
+    high = np.where(inside, safe ** np.exp(-a), f)
+    return low, high
+
+
+def dropout_by_period(frame: pd.DataFrame, params: ModelsParams) -> Results:
+    """The adjusted disengagement-index dropout model within each follow-up period
+    (``params.dropout_periods_days``: cut points in days after the landmark): clients still
+    in treatment at a period's start enter then (delayed entry), follow-up is censored at
+    its end. Where proportional hazards fail these, not the single hazard ratio, describe
+    how the association changes over time. Same rows and adjustment as the main model."""
+    population = frame[frame["in_treatment_at_landmark"] & frame["dropout_time_days"].notna()]
+    population = population.assign(dropout_event=population["dropout_event"].astype(float))
+    population, _ = pool_for_model(population, params, "dropout_event")
+    exposure = list(params.blocks.get("index", ("disengagement_index",)))
+    adjust = adjustment(population, params)
+    needed = ["dropout_time_days", "dropout_event", CLUSTER]
+    cuts = [0.0, *map(float, params.dropout_periods_days), np.inf]
+    tables, cards = [], []
+    try:
+        rows = prepare_rows(population[[*needed, *exposure, *adjust]], needed, exposure, adjust)
+    except ModelError as exc:
+        card = failed_card(catalog.DROPOUT_BY_PERIOD, "by period", "Cox PH", 0, str(exc))
+        return Results(cards=[card])
+    for start, end in itertools.pairwise(cuts):
+        label = f"days {start:g}–{end:g}" if np.isfinite(end) else f"days {start:g}+"
+        name = catalog.model_id(catalog.DROPOUT_BY_PERIOD, label)
+        at_risk = rows[rows["dropout_time_days"] > start]
+        period = at_risk.assign(
+            period_entry=start,
+            period_time=np.minimum(at_risk["dropout_time_days"], end),
+            period_event=at_risk["dropout_event"] * (at_risk["dropout_time_days"] <= end),
+        )
+        # A period holds fewer people: its own sparse event cells are pooled again.
+        for c in [c for c in params.case_mix if c in adjust]:
+            values, _ = pool_sparse_outcome_levels(
+                period[c], period["period_event"], params.min_level_events
+            )
+            period = period.assign(**{c: values})
+
+        def fit(period: pd.DataFrame = period, name: str = name) -> EffectFit:
+            options = FitOptions(params.min_clusters, len(period))
+            return fit_cox(
+                period,
+                "period_time",
+                "period_event",
+                exposure + adjust,
+                CLUSTER,
+                name,
+                options,
+                entry="period_entry",
+            )
+
+        result = _attempt(
+            fit, name, "Surv(entry, time, event) ~ index + adjustment", "Cox PH", len(period)
+        )
+        cards.append(result.card)
+        own = result.coefficients[result.coefficients["term"].isin(exposure)]
+        tables.append(
+            own.assign(
+                period=label,
+                start_days=start,
+                end_days=end if np.isfinite(end) else np.nan,
+                n_events=int(period["period_event"].sum()),
+            )
+        )
+    table = pd.concat([t for t in tables if not t.empty] or [pd.DataFrame()], ignore_index=True)
+    return Results({"dropout_by_period": table}, cards)
 
 
 # --- 3. trajectories ----------------------------------------------------------------------

@@ -405,19 +405,22 @@ def fit_cox(
     cluster: str | None,
     model: str = "dropout",
     options: FitOptions = DEFAULT_OPTIONS,
+    entry: str | None = None,
 ) -> EffectFit:
     """Cox proportional hazards (Efron ties); hazard ratios with cluster-robust intervals.
-    ``options`` as for ``fit_logistic``."""
+    ``options`` as for ``fit_logistic``. ``entry``: a delayed-entry column (at risk only
+    after it, R's ``Surv(entry, time, event)``), e.g. for period-specific hazard ratios."""
+    span = f"{entry}, {time}" if entry else time
     card = new_card(
         data,
         model,
-        f"Surv({time}, {event}) ~ {' + '.join(predictors)}",
+        f"Surv({span}, {event}) ~ {' + '.join(predictors)}",
         "Cox PH (statsmodels PHReg, ties='efron'), robust errors",
     )
     analysed = prepare(
         data,
         card,
-        [time, event, *predictors] + ([cluster] if cluster else []),
+        [time, event, *predictors] + ([cluster] if cluster else []) + ([entry] if entry else []),
         predictors,
         options.n_input,
     )
@@ -431,7 +434,11 @@ def fit_cox(
     with captured_warnings(card):
         try:
             result = ClusteredPHReg(
-                analysed[time].astype(float), x, status=analysed[event].astype(float), ties="efron"
+                analysed[time].astype(float),
+                x,
+                status=analysed[event].astype(float),
+                entry=None if entry is None else analysed[entry].astype(float),
+                ties="efron",
             ).fit(groups=None if groups is None else groups.codes)
         except (np.linalg.LinAlgError, ValueError) as exc:
             raise ModelError(_collinear(model, exc)) from None

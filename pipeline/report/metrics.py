@@ -112,6 +112,30 @@ def ordered(metrics: dict) -> dict:
     return {k: metrics[k] for k in [*first, *rest]}
 
 
+def dropout_over_time(tables: dict[str, pd.DataFrame], params: DisclosureParams) -> dict:
+    """Whether the main dropout hazard ratio is constant over follow-up (``hr_index_ph_p``:
+    the Grambsch–Therneau p for the index in the adjusted model) and the period-specific
+    ratios (``hr_index_days_<start>_<end>``, ``…_plus`` for the last), the time-robust
+    reading when it is not. Periods resting on too few events are left out."""
+    out: dict = {}
+    ph = tables.get("dropout_proportional_hazards")
+    metric = next(m for m in catalog.EFFECT_METRICS if m.name == "hr_index")
+    if ph is not None and not ph.empty:
+        row = ph[(ph["model"] == metric.model) & (ph["term"] == metric.term)]
+        if len(row) and np.isfinite(row["p"].iloc[0]):
+            out["hr_index_ph_p"] = float(row["p"].iloc[0])
+    periods = tables.get("dropout_by_period")
+    if periods is None or periods.empty:
+        return out
+    for r in periods[periods["term"] == metric.term].to_dict("records"):
+        if r["status"] != "fitted" or not float(r["n_events"]) >= params.threshold:
+            continue
+        end = "plus" if pd.isna(r["end_days"]) else f"{float(r['end_days']):g}"
+        name = f"hr_index_days_{float(r['start_days']):g}_{end}"
+        out |= {name: r["estimate"], f"{name}_ci_low": r["ci_low"], f"{name}_ci_high": r["ci_high"]}
+    return out
+
+
 def effect_metrics(tables: dict[str, pd.DataFrame], params: DisclosureParams) -> dict:
     """Key effects (``catalog.EFFECT_METRICS``: adjusted OR and HR per SD of the
     disengagement index, OR for two or more flags, the within-client alliance effect), and
@@ -119,6 +143,7 @@ def effect_metrics(tables: dict[str, pd.DataFrame], params: DisclosureParams) ->
     out: dict = {}
     for metric in catalog.EFFECT_METRICS:
         out |= _effect(tables, metric, params)
+    out |= dropout_over_time(tables, params)
     if catalog.MI_METRICS_TABLE in tables:
         s = tables[catalog.MI_METRICS_TABLE]
         mi = s[(s["analysis"] == "multiple imputation") & (s["delta"] == 0)]

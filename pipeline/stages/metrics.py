@@ -31,7 +31,7 @@ def rounded(key: str, value):
     small p-value as 0)."""
     if not isinstance(value, float):
         return value
-    return float(f"{value:.4g}") if key.endswith("p_value") else round(value, 6)
+    return float(f"{value:.4g}") if key.endswith(("p_value", "_p")) else round(value, 6)
 
 
 def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:

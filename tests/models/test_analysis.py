@@ -319,3 +319,32 @@ def test_sparse_outcome_levels_are_pooled_and_a_sparse_pool_joins_the_common_lev
     outcome2 = pd.Series([1, 0] * 10 + [1, 0] * 10 + [1, 1, 0, 0, 0, 0] + [1, 0, 1, 0], dtype=float)
     pooled, _ = analysis.pool_sparse_outcome_levels(values, outcome2, 3)
     assert set(pooled[40:]) == {analysis.POOLED}
+
+
+def test_log_log_interval_by_hand_stays_inside_zero_one():
+    # F = 0.2, se = 0.05: a = 1.96 × 0.05 / (0.2 × |log 0.2|) = 0.30447...
+    low, high = analysis.log_log_interval(np.array([0.2, 0.0, 0.01]), np.array([0.05, 0.0, 0.02]))
+    a = 1.959964 * 0.05 / (0.2 * abs(np.log(0.2)))
+    assert low[0] == pytest.approx(0.2 ** np.exp(a)) and high[0] == pytest.approx(0.2 ** np.exp(-a))
+    assert low[0] < 0.2 < high[0] and (low[0], high[0]) != (0.2 - 0.098, 0.2 + 0.098)
+    assert low[1] == high[1] == 0.0
+    # A Wald interval would go below 0 here (0.01 − 1.96 × 0.02 < 0); this one does not.
+    assert 0 < low[2] < 0.01 < high[2] < 1
+
+
+def test_dropout_by_period_enters_at_each_cut_and_censors_at_the_next(frame):
+    out = analysis.dropout_by_period(frame, P)
+    table = out.tables["dropout_by_period"]
+    assert [c.model for c in out.cards] == [
+        f"dropout by period: {p}" for p in ("days 0–28", "days 28–84", "days 84+")
+    ]
+    # A period too small to fit (the small cohort's 84+) has a card but no rows.
+    assert set(table["period"]) <= {"days 0–28", "days 28–84", "days 84+"}
+    assert {"days 0–28", "days 28–84"} <= set(table["period"])
+    pop = frame[frame["in_treatment_at_landmark"] & frame["dropout_time_days"].notna()]
+    # Everyone is at risk in the first period; later ones hold those still in treatment.
+    assert table["n_analysed"].is_monotonic_decreasing
+    events = pop["dropout_event"].astype(float)
+    t = pop["dropout_time_days"]
+    assert table["n_events"].iloc[0] <= int((events * (t <= 28)).sum())
+    assert all(c.model.startswith("dropout by period") for c in out.cards)

@@ -163,3 +163,21 @@ def test_efron_residuals_sum_to_the_efron_score_and_equal_breslow_without_ties()
     b = PHReg(distinct, x, status=d, ties="breslow")
     p = a.fit().params
     np.testing.assert_allclose(a.score_residuals(p), b.score_residuals(p), rtol=1e-9, atol=1e-12)
+
+
+def test_delayed_entry_equals_r_counting_process_fit():
+    # The period-specific model of dropout_by_period: at risk from day 28, censored at 84;
+    # R: coxph(Surv(28, pmin(time, 84), event & time <= 84) ~ ., cluster = cluster).
+    d, _, _, xs, g = _rows("dropout")
+    late = d[d["time"] > 28].assign(
+        entry=28.0,
+        stop=lambda x: np.minimum(x["time"], 84.0),
+        status=lambda x: x["event"] * (x["time"] <= 84),
+    )
+    ref = R_COX[R_COX["model"] == "dropout_28_84"]
+    fit = fit_cox(late, "stop", "status", xs, g, "dropout 28-84", entry="entry")
+    rows = fit.coefficients.set_index("term").loc[xs]
+    np.testing.assert_allclose(np.log(rows["estimate"]), ref["coef"], rtol=1e-6, atol=1e-9)
+    hi = np.exp(ref["coef"].to_numpy() + 1.959963984540054 * ref["robust_se"].to_numpy())
+    np.testing.assert_allclose(rows["ci_high"], hi, rtol=1e-6)
+    assert fit.card.formula.startswith("Surv(entry, stop, status)")
