@@ -255,8 +255,11 @@ def render_calibration_markdown(
         lines += [
             "",
             "Oracle AUCs for the generator's poor outcome (not reliably improved on PHQ-9 "
-            "among episodes with two or more scores; see methods, *Ground truth*), over the "
-            "episodes in treatment at the landmark: from the latent traits at intake "
+            "among episodes with two or more scores; see methods, *Ground truth*), over all "
+            "episodes in treatment at the landmark, below caseness included (the "
+            "`oracle_auc_landmark` target above is narrower: the engagement model's own "
+            "population, at caseness with a score after the landmark): from the latent "
+            "traits at intake "
             f"**{intake:.3f}**; from everything true at the day-{params.landmark_days} "
             f"landmark **{landmark:.3f}** (an upper bound for any model of data dated before "
             "the landmark)"

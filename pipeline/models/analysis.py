@@ -547,14 +547,15 @@ def cumulative_incidence(data: pd.DataFrame, group: str) -> pd.DataFrame:
                 g["dropout_time_days"].to_numpy(float), g["ending_type"].to_numpy(int)
             )
         est, se = ci.cinc[0], ci.cinc_se[0]
+        band = log_log_interval(est, se)
         rows.append(
             pd.DataFrame(
                 {
                     "group": label,
                     "time": ci.times,
                     "incidence_dropout": est,
-                    "ci_low": log_log_interval(est, se)[0],
-                    "ci_high": log_log_interval(est, se)[1],
+                    "ci_low": band[0],
+                    "ci_high": band[1],
                     "n_at_risk": len(g)
                     - np.searchsorted(np.sort(g["dropout_time_days"].to_numpy()), ci.times),
                     "survival_any": _survival_any(g, ci.times),
@@ -579,9 +580,10 @@ def proportional_hazards(cards: list[ModelCard]) -> pd.DataFrame:
 def log_log_interval(
     estimate: np.ndarray, se: np.ndarray, z: float = 1.959964
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pointwise interval for a cumulative incidence F on the log(−log) scale (as R's
-    cmprsk and survival): F^exp(±z·se / (F·log F)). It stays inside (0, 1) without
-    clipping, is asymmetric near 0 as it should be, and is [0, 0] where F is 0 (or 1)."""
+    """Pointwise interval for a cumulative incidence F on the log(−log) scale (the
+    transform of Kalbfleisch & Prentice; R survival's ``conf.type = "log-log"``):
+    F^exp(±z·se / (F·log F)). It stays inside (0, 1) without clipping and is asymmetric
+    near 0, as it should be; where F is 0 or 1 the interval is that point."""
     f = np.asarray(estimate, float)
     se = np.asarray(se, float)
     inside = (f > 0) & (f < 1)
@@ -594,10 +596,13 @@ def log_log_interval(
 
 def dropout_by_period(frame: pd.DataFrame, params: ModelsParams) -> Results:
     """The adjusted disengagement-index dropout model within each follow-up period
-    (``params.dropout_periods_days``: cut points in days after the landmark): clients still
-    in treatment at a period's start enter then (delayed entry), follow-up is censored at
-    its end. Where proportional hazards fail these, not the single hazard ratio, describe
-    how the association changes over time. Same rows and adjustment as the main model."""
+    (``params.dropout_periods_days``: cut points in days after the landmark): the first
+    period holds every row of the main model; in a later one, clients still in treatment at
+    its start enter then (delayed entry, at risk after it), and follow-up is censored at the
+    period's end. Where proportional hazards fail these, not the single hazard ratio,
+    describe how the association changes over time. Same exposure unit (per SD of the main
+    model's rows) and adjustment as the main model; a period's own sparse case-mix cells
+    are pooled again (``pool_for_model``), said on its card."""
     population = frame[frame["in_treatment_at_landmark"] & frame["dropout_time_days"].notna()]
     population = population.assign(dropout_event=population["dropout_event"].astype(float))
     population, _ = pool_for_model(population, params, "dropout_event")
@@ -611,38 +616,45 @@ def dropout_by_period(frame: pd.DataFrame, params: ModelsParams) -> Results:
     except ModelError as exc:
         card = failed_card(catalog.DROPOUT_BY_PERIOD, "by period", "Cox PH", 0, str(exc))
         return Results(cards=[card])
+    time = rows["dropout_time_days"]
     for start, end in itertools.pairwise(cuts):
         label = f"days {start:g}–{end:g}" if np.isfinite(end) else f"days {start:g}+"
         name = catalog.model_id(catalog.DROPOUT_BY_PERIOD, label)
-        at_risk = rows[rows["dropout_time_days"] > start]
+        first = start == cuts[0]
+        at_risk = rows if first else rows[time > start]
         period = at_risk.assign(
             period_entry=start,
             period_time=np.minimum(at_risk["dropout_time_days"], end),
             period_event=at_risk["dropout_event"] * (at_risk["dropout_time_days"] <= end),
         )
-        # A period holds fewer people: its own sparse event cells are pooled again.
-        for c in [c for c in params.case_mix if c in adjust]:
-            values, _ = pool_sparse_outcome_levels(
-                period[c], period["period_event"], params.min_level_events
-            )
-            period = period.assign(**{c: values})
+        period, pooling = pool_for_model(period, params, "period_event")
+        kept = [c for c in adjust if period[c].nunique(dropna=True) > 1]
 
-        def fit(period: pd.DataFrame = period, name: str = name) -> EffectFit:
+        def fit(
+            period: pd.DataFrame = period,
+            name: str = name,
+            kept: list[str] = kept,
+            entry: str | None = None if first else "period_entry",
+        ) -> EffectFit:
             options = FitOptions(params.min_clusters, len(period))
             return fit_cox(
                 period,
                 "period_time",
                 "period_event",
-                exposure + adjust,
+                exposure + kept,
                 CLUSTER,
                 name,
                 options,
-                entry="period_entry",
+                entry=entry,
             )
 
-        result = _attempt(
-            fit, name, "Surv(entry, time, event) ~ index + adjustment", "Cox PH", len(period)
-        )
+        formula = "Surv(entry, time, event) ~ index + adjustment"
+        result = _attempt(fit, name, formula, "Cox PH", len(period))
+        if pooling:
+            result.card.notes.append("case mix, sparse outcome cells: " + "; ".join(pooling))
+        if len(kept) < len(adjust):
+            dropped = ", ".join(c for c in adjust if c not in kept)
+            result.card.notes.append(f"constant within this period, so not adjusted for: {dropped}")
         cards.append(result.card)
         own = result.coefficients[result.coefficients["term"].isin(exposure)]
         tables.append(
@@ -661,7 +673,11 @@ def dropout_by_period(frame: pd.DataFrame, params: ModelsParams) -> Results:
 
 TRAJECTORY_FORMULA = "score ~ weeks + alliance_score_within + alliance_score_between"
 LOG_TIME_FORMULA = "score ~ log_weeks + alliance_score_within + alliance_score_between"
-LAGGED_FORMULA = "score ~ weeks + alliance_lag_within + alliance_lag_between"
+# The concurrent within-client term stays in: the lag's person mean contains the current
+# session's alliance, so without it the lagged term would partly echo the concurrent effect.
+LAGGED_FORMULA = (
+    "score ~ weeks + alliance_score_within + alliance_lag_within + alliance_lag_between"
+)
 
 
 def trajectory_frame(
@@ -775,13 +791,16 @@ def _therapist_model(long: pd.DataFrame, client: TrajectoryFit | None) -> Trajec
 
 
 def _aic(fit: TrajectoryFit, n_parameters: int) -> float:
-    return -2.0 * float(fit.card.log_likelihood or np.nan) + 2.0 * n_parameters
+    llf = fit.card.log_likelihood
+    return np.nan if llf is None else -2.0 * float(llf) + 2.0 * n_parameters
 
 
 def time_shape(linear: TrajectoryFit, log_time: TrajectoryFit) -> pd.DataFrame:
     """Linear against log(1 + weeks) time in the two-level model, on the same rows and with
-    the same number of parameters (ML fits, so the log-likelihoods compare): the shape with
-    the lower AIC is chosen (with equal parameter counts, the higher likelihood)."""
+    the same number of parameters (ML fits, so the log-likelihoods compare): the converged
+    shape with the lower AIC is marked preferred (``chosen``; with equal parameter counts,
+    the higher likelihood). The main models keep linear time; the table says whether a
+    reader should prefer the log-time fit."""
     rows = []
     for shape, fit in (("linear weeks", linear), ("log(1 + weeks)", log_time)):
         k = len(fit.coefficients) + len(fit.variance)  # fixed + variance parameters
@@ -796,7 +815,8 @@ def time_shape(linear: TrajectoryFit, log_time: TrajectoryFit) -> pd.DataFrame:
             }
         )
     out = pd.DataFrame(rows)
-    out["chosen"] = out["aic"] == out["aic"].min()
+    usable = out["aic"].where(out["converged"])
+    out["chosen"] = usable == usable.min()
     return out
 
 
@@ -832,11 +852,10 @@ def _mark_model_to_read(fits: list[TrajectoryFit]) -> None:
     model when it converged with its therapist variance off the boundary, else the
     two-level one."""
     three = [f for f in fits if f.card.model == catalog.TRAJECTORY_THERAPIST]
-    estimable = (
-        bool(three)
-        and three[0].card.converged
-        and not any("boundary" in n for n in three[0].card.notes)
+    therapist_at_boundary = any(
+        "boundary" in n and f"{CLUSTER}: intercept" in n for f in three for n in f.card.notes
     )
+    estimable = bool(three) and bool(three[0].card.converged) and not therapist_at_boundary
     chosen = catalog.TRAJECTORY_THERAPIST if estimable else catalog.TRAJECTORY_CLIENT
     for f in fits:
         if f.card.model == chosen:
@@ -845,8 +864,11 @@ def _mark_model_to_read(fits: list[TrajectoryFit]) -> None:
                 + (
                     "the therapist level is estimable"
                     if estimable
-                    else "the therapist level is not estimable here (not fitted, not "
-                    "converged or its variance at the boundary)"
+                    else "the therapist level was not requested (models.therapist_level) "
+                    "or could not be fitted"
+                    if not three
+                    else "the therapist level is not estimable here (not converged or the "
+                    "therapist variance at the boundary)"
                 )
             )
 

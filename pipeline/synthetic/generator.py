@@ -361,8 +361,9 @@ def _truth_summary(params: SyntheticParams, truth: pd.DataFrame) -> dict:
         "landmark_days": params.landmark_days,
         "oracle_n": n_oracle,
         "oracle_population": (
-            "episodes in treatment at the landmark (not ended by it) with a defined poor "
-            "outcome: the engagement model's prediction population"
+            "episodes in treatment at the landmark (not ended by it) with two or more PHQ-9 "
+            "scores; the calibration target oracle_auc_landmark narrows this to the "
+            "engagement model's population (also at caseness, a score after the landmark)"
         ),
         "oracle_auc_landmark_all_scored": auc_landmark_all,
         "oracle_n_all_scored": n_all,

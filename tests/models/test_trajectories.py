@@ -218,3 +218,38 @@ def test_gls_covariance_at_r_estimates_equals_vcov(stored_btheb, stored_trajecto
     se = np.sqrt(np.diag(gls_covariance(groups, v["Residual"])))
     r = _r_fixed("therapist")["se"].rename({"(Intercept)": "Intercept"})
     assert np.allclose(se, r.reindex(x.columns), rtol=1e-7, atol=0)
+
+
+def test_fixed_covariance_reads_statsmodels_components_in_their_order(stored_trajectory):
+    # _fixed_covariance reads MixedLM internals (exog_li, exog_re_li, exog_vc.mats, cov_re,
+    # vcomp); compare it with a hand-built gls_covariance at the same fit's estimates, with
+    # component names whose sorted order (statsmodels') differs from the dict's.
+    import statsmodels.formula.api as smf
+
+    from pipeline.models.trajectories import _fixed_covariance, gls_covariance
+
+    d = stored_trajectory[stored_trajectory["therapist"] <= 6].reset_index(drop=True)
+    formula = "score ~ weeks + alliance_score_within + alliance_score_between"
+    vc = {"z intercept": "0 + C(episode_id)", "a slope": "0 + C(episode_id):weeks"}
+    result = smf.mixedlm(formula, d, groups=d["therapist"], re_formula="1", vc_formula=vc).fit(
+        reml=False, method=["lbfgs"]
+    )
+    variance = dict(zip(result.model.exog_vc.names, np.asarray(result.vcomp), strict=True))
+    assert list(result.model.exog_vc.names) == ["a slope", "z intercept"]
+    x_all = np.column_stack(
+        [np.ones(len(d)), d["weeks"], d["alliance_score_within"], d["alliance_score_between"]]
+    )
+    groups = []
+    for _, rows in sorted(d.groupby("therapist").indices.items()):
+        episode = pd.get_dummies(d["episode_id"].to_numpy()[rows], dtype=float).to_numpy()
+        weeks = d["weeks"].to_numpy()[rows][:, None]
+        w = np.hstack([np.ones((len(rows), 1)), episode, episode * weeks])
+        m = episode.shape[1]
+        cov = np.diag(
+            [float(np.asarray(result.cov_re)[0, 0])]
+            + [variance["z intercept"]] * m
+            + [variance["a slope"]] * m
+        )
+        groups.append((x_all[rows], w, cov))
+    expected = gls_covariance(groups, float(result.scale))
+    np.testing.assert_allclose(_fixed_covariance(result), expected, rtol=1e-10)
