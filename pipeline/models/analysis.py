@@ -125,9 +125,11 @@ def pool_sparse_outcome_levels(
                 out = out.where(out != POOLED, merged)
     if not sparse and merged is None:
         return values, None
-    note = f"{values.name}: " + (f"{', '.join(map(str, sparse))} pooled" if sparse else "")
+    # Counts, never the categories' own labels: a note is shared on the model card, and an
+    # input label has no business there unscrubbed.
+    note = f"{values.name}: " + (f"{len(sparse)} categories pooled" if sparse else "")
     if merged is not None:
-        note += ("; " if sparse else "") + f"the pooled level joined {merged}"
+        note += ("; " if sparse else "") + "the pooled level joined the most common category"
     return out, note + f" (fewer than {min_events} events or non-events)"
 
 
