@@ -464,6 +464,18 @@ def poor_outcome_models(
 # --- 2. dropout -------------------------------------------------------------------------
 
 
+def dropout_population(frame: pd.DataFrame) -> pd.DataFrame:
+    """The dropout models' population: in treatment at the landmark with a follow-up time;
+    the event as a float."""
+    population = frame[frame["in_treatment_at_landmark"] & frame["dropout_time_days"].notna()]
+    return population.assign(dropout_event=population["dropout_event"].astype(float))
+
+
+def index_exposure(params: ModelsParams) -> list[str]:
+    """The disengagement-index exposure set (``models.blocks.index``)."""
+    return list(params.blocks.get("index", ("disengagement_index",)))
+
+
 def dropout_models(
     frame: pd.DataFrame,
     params: ModelsParams,
@@ -472,8 +484,7 @@ def dropout_models(
 ) -> Results:
     """Cox models of dropout from the landmark (cause-specific: other endings censor), the
     Kaplan–Meier curves and the cumulative incidence of dropout by flags group."""
-    population = frame[frame["in_treatment_at_landmark"] & frame["dropout_time_days"].notna()]
-    population = population.assign(dropout_event=population["dropout_event"].astype(float))
+    population = dropout_population(frame)
 
     def fit_one(rows: pd.DataFrame, predictors: list[str], model: str, n: int) -> EffectFit:
         options = FitOptions(params.min_clusters, n)
@@ -483,7 +494,7 @@ def dropout_models(
 
     if sets is None:
         sets = {
-            "index": list(params.blocks.get("index", ("disengagement_index",))),
+            "index": index_exposure(params),
             "flags group": [FLAGS_GROUP],
         }
     battery = Battery(
@@ -605,10 +616,8 @@ def dropout_by_period(frame: pd.DataFrame, params: ModelsParams) -> Results:
     describe how the association changes over time. Same exposure unit (per SD of the main
     model's rows) and adjustment as the main model; a period's own sparse case-mix cells
     are pooled again (``pool_for_model``), said on its card."""
-    population = frame[frame["in_treatment_at_landmark"] & frame["dropout_time_days"].notna()]
-    population = population.assign(dropout_event=population["dropout_event"].astype(float))
-    population, _ = pool_for_model(population, params, "dropout_event")
-    exposure = list(params.blocks.get("index", ("disengagement_index",)))
+    population, _ = pool_for_model(dropout_population(frame), params, "dropout_event")
+    exposure = index_exposure(params)
     adjust = adjustment(population, params)
     needed = ["dropout_time_days", "dropout_event", CLUSTER]
     cuts = [0.0, *map(float, params.dropout_periods_days), np.inf]

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 from scipy import stats
+from scipy.linalg import block_diag
 
 from pipeline.models.tidy import (
     Estimates,
@@ -139,12 +140,7 @@ def _fixed_covariance(result: Any) -> np.ndarray:
             mat = np.asarray(model.exog_vc.mats[j][i], dtype=float)
             blocks.append(mat)
             variances.append(v * np.eye(mat.shape[1]))
-        cov = np.zeros((sum(b.shape[1] for b in blocks),) * 2)
-        at = 0
-        for var in variances:
-            n = var.shape[0]
-            cov[at : at + n, at : at + n] = var
-            at += n
+        cov = block_diag(*variances)
         groups.append((np.asarray(model.exog_li[i], dtype=float), np.hstack(blocks), cov))
     return gls_covariance(groups, float(result.scale))
 
