@@ -612,6 +612,19 @@ class DisclosureParams(_Section):
     event time), each point at a precision the rounding of its number at risk cannot undo."""
 
 
+class ReportParams(_Section):
+    """What the clinician report states: where its dropout finding is read and how clients
+    are grouped by predicted risk. Its other wording comes from the settings it describes
+    (the landmark window, the calibration bins)."""
+
+    dropout_horizon_weeks: Annotated[int, Field(ge=1)] = 12
+    """The key finding on dropout reads the cumulative incidence this many weeks after the
+    landmark (a week of the shared curve, ``disclosure.curve_step_weeks``)."""
+    risk_groups: Annotated[int, Field(ge=2, le=10)] = 5
+    """Clients are put in this many equal groups of predicted risk (5: fifths) for "of 100
+    in the highest and lowest group"."""
+
+
 class DaskParams(_Section):
     """The ``dask`` engine (``engine: dask``; docs/scaling.md): where it runs and how the
     data are split. None of these changes an output, only where and how fast it is made."""
@@ -678,6 +691,7 @@ class Params(_Section):
     prediction: PredictionParams = PredictionParams()
     missing_data: MissingDataParams = MissingDataParams()
     disclosure: DisclosureParams = DisclosureParams()
+    report: ReportParams = ReportParams()
     dask: DaskParams = DaskParams()
     instruments: Annotated[dict[str, InstrumentParams], AfterValidator(_check_registered)] = {}
     """Outcome measures a service adds to the built-in ones (docs/clinical-significance.md)."""

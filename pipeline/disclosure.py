@@ -458,9 +458,12 @@ def safe_card(card: dict, params: DisclosureParams) -> dict:
     the exact counts per level dropped and a note naming the terms withheld for them."""
     out = dict(card)
     sparse = sparse_terms(out.pop("level_counts", None) or {}, params)
-    for key in ("n_input", "n_analysed", "n_groups"):
+    for key in ("n_input", "n_analysed", "n_groups", "events"):
         if out.get(key) is not None:
             out[key] = _count_text(out[key], params)
+    out["reference_levels"] = {
+        k: safe_label(v, params) for k, v in (out.get("reference_levels") or {}).items()
+    }
     for key in ("notes", "warnings"):
         out[key] = [scrub_text(t, params) for t in out.get(key, [])]
     out["ph_test"] = [

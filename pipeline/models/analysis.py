@@ -25,6 +25,7 @@ from pipeline.models.effects import (
     fit_cox,
     fit_linear,
     fit_logistic,
+    reference_levels,
     standardise,
 )
 from pipeline.models.tidy import (
@@ -278,6 +279,28 @@ def _side_by_side(table: pd.DataFrame, exposure_terms: dict[str, list[str]]) -> 
     return wide.sort_values(["_rank", "term"]).drop(columns="_rank").reset_index(drop=True)
 
 
+def describe_design(
+    card: ModelCard, rows: pd.DataFrame, predictors: list[str], battery: Battery
+) -> None:
+    """What a reviewer needs beside the estimates, on the card: the SD behind each per-SD
+    term, the reference level of each categorical term, the events the model rests on and
+    the number of coefficients (events per variable)."""
+    units = rows.attrs.get("sd_units", {})
+    card.units = {c: units[c] for c in predictors if c in units}
+    card.reference_levels = reference_levels(rows, predictors)
+    card.parameters = sum(
+        1
+        if pd.api.types.is_numeric_dtype(rows[c])
+        else max(int(rows[c].nunique(dropna=True)) - 1, 0)
+        for c in dict.fromkeys(predictors)
+        if c in rows
+    )
+    if battery.event is not None and battery.event in rows:
+        y = rows[battery.event].astype(float)
+        events = int(y.sum())
+        card.events = events if battery.kind == catalog.DROPOUT else min(events, len(y) - events)
+
+
 FitOne = Callable[[pd.DataFrame, list[str], str, int], EffectFit]
 """Fit one model: (rows, predictors, model id, population N) -> fit."""
 
@@ -333,7 +356,9 @@ def _battery(
                 # each of dozens of models took minutes at national scale.
                 columns = [c for c in dict.fromkeys([*needed, *exposure, *adjust]) if c in frame]
                 rows = prepare_rows(frame[columns], needed, exposure, adjust)
-                return fit_one(rows, predictors, model, len(frame))
+                result = fit_one(rows, predictors, model, len(frame))
+                describe_design(result.card, rows, predictors, battery)
+                return result
 
             result = _attempt(fit, model, formula, method, int(frame[needed[0]].notna().sum()))
             if absent and exposure != wanted:

@@ -75,8 +75,8 @@ def dose_response(
     fit = sm.GLM(
         d["y"].to_numpy(float), x, family=sm.families.Binomial(sm.families.links.Probit())
     ).fit()
-    # The curve spans the observed numbers of sessions only (no extrapolation).
-    grid = np.arange(1, min(max_sessions, int(d["n"].max())) + 1, dtype=float)
+    # The curve spans the observed numbers of sessions only (no extrapolation either side).
+    grid = np.arange(int(d["n"].min()), min(max_sessions, int(d["n"].max())) + 1, dtype=float)
     pred = fit.get_prediction(sm.add_constant(np.log(grid))).summary_frame()
     curve = pd.DataFrame(
         {

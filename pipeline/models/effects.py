@@ -99,11 +99,33 @@ def standardise(
             ref = values if reference is None else values[reference]
             sd = ref.std()
             out[c] = (values - ref.mean()) / sd if sd > 0 else values
+            if sd > 0:
+                out.attrs.setdefault("sd_units", {})[c] = float(sd)
+    return out
+
+
+def reference_levels(data: pd.DataFrame, predictors: list[str]) -> dict[str, str]:
+    """The reference level of each categorical predictor: its most common level among
+    ``data`` (ties by label), so a new label that sorts first cannot silently become the
+    comparison."""
+    out = {}
+    for c in predictors:
+        if c in data and not pd.api.types.is_numeric_dtype(data[c]):
+            counts = data[c].dropna().astype(str).value_counts()
+            if len(counts):
+                top = counts[counts == counts.max()].index
+                out[c] = str(sorted(top)[0])
     return out
 
 
 def _design(data: pd.DataFrame, predictors: list[str]) -> pd.DataFrame:
-    return pd.get_dummies(data[predictors], drop_first=True, dtype=float)
+    """Dummy columns for the categorical predictors, each level against its reference
+    (:func:`reference_levels`); other levels in label order."""
+    x = data[predictors].copy()
+    for c, ref in reference_levels(x, predictors).items():
+        levels = sorted(set(x[c].dropna().astype(str)) - {ref})
+        x[c] = pd.Categorical(x[c].astype("string").astype(object), categories=[ref, *levels])
+    return pd.get_dummies(x, drop_first=True, dtype=float)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,19 @@ class ModelCard:
     term resting on too few of either is withheld from shared output
     (:func:`pipeline.disclosure.sparse_terms`). Exact: not for sharing."""
 
+    units: dict[str, float] = field(default_factory=dict)
+    """Per-SD predictors: the SD (in the predictor's own units, among the analysed rows)
+    that one unit of its estimate stands for."""
+    reference_levels: dict[str, str] = field(default_factory=dict)
+    """Categorical predictors: the level the others are compared with (the most common
+    among the analysed rows; ties by label)."""
+    events: int | None = None
+    """Binary and event outcomes: the events the model rests on (Cox: events; logistic:
+    the rarer of the two outcomes). Exact: rounded for sharing."""
+    parameters: int | None = None
+    """Estimated coefficients besides the intercept (the denominator of events per
+    variable)."""
+
     ph_test: list[dict] = field(default_factory=list)
     """Cox models: the proportional-hazards test per term and ``GLOBAL`` (``term``,
     ``chisq``, ``df``, ``p``; :func:`pipeline.models.cox.proportional_hazards_test`)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2
 from statsmodels.stats.proportion import proportion_confint
 
 from pipeline import catalog
@@ -27,15 +28,10 @@ from pipeline.disclosure import (
     suppress_table,
 )
 from pipeline.features.index import INDEX_COMPONENTS
+from pipeline.instruments import get_instrument
 from pipeline.models.declared import primary_row
-from pipeline.report import figures
+from pipeline.report import figures, wording
 
-LEVERS = {  # feature → (panel title, higher means more engaged)
-    "attendance_rate": ("Attendance", True),
-    "alliance_mean": ("Alliance (SRS)", True),
-    "goal_owned_share": ("Own goals", True),
-    "homework_completion_rate": ("Homework done", True),
-}
 FLAG_LABELS = {
     "flag_missed_first_appointment": "Missed the first appointment",
     "flag_two_plus_no_shows": "Two or more no-shows",
@@ -44,6 +40,11 @@ FLAG_LABELS = {
     "flag_homework_under_half": "Under half of homework done",
 }
 GROUP_LABELS = {"0": "no early signs", "1": "one early sign", "2+": "two or more early signs"}
+SHORT_GROUPS = {
+    "no early signs": "none",
+    "one early sign": "one",
+    "two or more early signs": "two or more",
+}
 SIGN_WORDS = {  # the early signs as the clinician report lists them
     "flag_missed_first_appointment": "missed the first appointment",
     "flag_two_plus_no_shows": "two or more no-shows",
@@ -280,39 +281,95 @@ def rates_by(frame: pd.DataFrame, by: pd.Series, outcome: str, params: Params) -
     return out
 
 
+def tie_bins(values: pd.Series, k: int = 3) -> pd.Series:
+    """Bins of about equal size that never split a value: a value held by at least 1/k of
+    the rows is a bin of its own (59% of clients attending everything are one group, not
+    cut by row order), and the runs of values between such values are cut into quantile
+    bins on their distinct values. Returns the bin number (0 = lowest) per row, NaN where
+    the value is missing."""
+    counts = values.dropna().value_counts().sort_index()
+    n = int(counts.sum())
+
+    def split(run: list) -> list[list]:
+        """Cut a run of distinct values into quantile bins, never inside a value."""
+        size = int(counts[run].sum())
+        m = max(1, min(len(run), round(k * size / n)))
+        out: list[list] = [[]]
+        done = 0
+        for value in run:
+            out[-1].append(value)
+            done += int(counts[value])
+            if len(out) < m and done >= size * len(out) / m:
+                out.append([])
+        return [b for b in out if b]
+
+    bins: list[list] = []
+    run: list = []
+    for value, c in counts.items():
+        if c >= n / k:  # a value this common is a bin of its own
+            bins += split(run) if run else []
+            bins.append([value])
+            run = []
+        else:
+            run.append(value)
+    bins += split(run) if run else []
+    number = {value: i for i, group in enumerate(bins) for value in group}
+    return values.map(number)
+
+
+def _share_range(low: float, high: float) -> str:
+    a, b = round(100 * low), round(100 * high)
+    return f"{a}%" if a == b else f"{a}–{b}%"
+
+
+def _points_range(low: float, high: float) -> str:
+    return f"{low:.0f}" if round(low) == round(high) else f"{low:.0f}–{high:.0f}"
+
+
+LEVERS = {  # feature → (panel title, how a range of its values reads)
+    "attendance_rate": ("Attendance", _share_range),
+    "alliance_mean": ("Alliance (SRS points)", _points_range),
+    "goal_owned_share": ("Goals of their own", _share_range),
+    "homework_completion_rate": ("Homework done", _share_range),
+}
+
+
 def lever_rates(
     frame: pd.DataFrame, params: Params, skip: set[str] | frozenset[str] = frozenset()
 ) -> pd.DataFrame:
-    """Share with a poor outcome by thirds (low / middle / high) of each lever: aggregate
-    rates with Wilson 95% intervals, withheld where they rest on too few people. Levers in
-    ``skip`` (not in this export) are left out."""
+    """Share with a poor outcome by low / middle / high level of each lever, in bins that
+    keep equal values together (:func:`tie_bins`), labelled with the range of values each
+    holds: aggregate rates with Wilson 95% intervals and the number of clients, withheld
+    where they rest on too few people. Levers in ``skip`` (not in this export) are left
+    out."""
     pop = frame[frame["poor_outcome"].notna()]
     rows = []
-    for feature, (panel, _) in LEVERS.items():
+    for feature, (panel, label) in LEVERS.items():
         if (
             feature in skip
             or feature not in pop
             or pop[feature].notna().sum() < 3 * params.disclosure.threshold
         ):
             continue
-        thirds = pd.qcut(pop[feature].rank(method="first"), 3, labels=["low", "middle", "high"])
-        for r in rates_by(pop, thirds, "poor_outcome", params):
+        number = tie_bins(pop[feature], 3)
+        names = {
+            int(b): label(float(g.min()), float(g.max())) for b, g in pop[feature].groupby(number)
+        }
+        for b in sorted(names):
+            g = pop[number == b]
+            y = g["poor_outcome"].dropna()
+            r = rate_with_ci(int(y.sum()), len(y), params)
             rows.append(
                 {
                     "panel": panel,
-                    "label": r["label"],
-                    "n": r["n"].value,
+                    "label": names[b],
+                    "n": count(len(y), params.disclosure).text(),
                     "rate": r["cell"].value,
                     "ci_low": r["ci_low"],
                     "ci_high": r["ci_high"],
                 }
             )
-    order = {"low": 0, "middle": 1, "high": 2}
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    out["_order"] = out["label"].map(order)
-    return out.sort_values(["panel", "_order"]).drop(columns="_order").reset_index(drop=True)
+    return pd.DataFrame(rows, columns=["panel", "label", "n", "rate", "ci_low", "ci_high"])
 
 
 def incidence_for_plot(ci: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -324,12 +381,15 @@ def incidence_for_plot(ci: pd.DataFrame, params: Params) -> pd.DataFrame:
     return curves.rename(columns={"incidence_dropout": "incidence"}).drop(columns="n_at_risk")
 
 
-def incidence_at(curves: pd.DataFrame, week: float) -> dict[str, float]:
+def incidence_at(curves: pd.DataFrame, week: float) -> dict[str, dict]:
+    """Each group's shared cumulative incidence (with its interval) at ``week``: the last
+    shared point at or before it, for groups whose curve reaches it."""
     out = {}
     for group, g in curves.groupby("group"):
         g = g[g["week"] <= week]
         if len(g) and curves[curves["group"] == group]["week"].max() >= week:
-            out[str(group)] = float(g["incidence"].iloc[-1])
+            last = g.iloc[-1]
+            out[str(group)] = {k: float(last[k]) for k in ("incidence", "ci_low", "ci_high")}
     return out
 
 
@@ -350,6 +410,20 @@ def quarantine_table(ingest_report: dict, params: Params) -> list[dict]:
         {"table": t, "rule": r.replace("_", " "), "rows": safe.loc[f"{t}|{r}", "rows"]}
         for t, r, _ in rows
     ]
+
+
+def quarantine_by_table(ingest_report: dict, params: Params) -> list[dict]:
+    """Records set aside per table (the rules are in the technical report), with the same
+    secondary suppression as the table by rule."""
+    totals = {
+        table: sum(t.get("quarantined_by_rule", {}).values())
+        for table, t in ingest_report["tables"].items()
+    }
+    totals = {t: n for t, n in totals.items() if n}
+    if not totals:
+        return []
+    safe = suppress_table(pd.DataFrame({"rows": totals}), params.disclosure)
+    return [{"table": t, "rows": safe.loc[t, "rows"]} for t in totals]
 
 
 def missing_rows(miss: pd.DataFrame, params: Params) -> list[dict]:
@@ -462,135 +536,162 @@ def primary_section(tables: dict[str, pd.DataFrame], params: Params) -> dict:
     }
 
 
-def _sentence_primary(ctx: dict) -> str | None:
-    """The declared primary analysis, first among the key findings."""
+def _ci_pct(r: dict) -> str:
+    """``46% (43–49%)`` from a rate with its Wilson interval."""
+    text = pct(r["cell"])
+    if r.get("ci_low") is None:
+        return text
+    return f"{text} ({100 * r['ci_low']:.0f}–{100 * r['ci_high']:.0f}%)"
+
+
+def _shown(r: dict | None) -> bool:
+    return bool(r) and r["cell"].shown and r.get("ci_low") is not None
+
+
+SIGN_ACTIONS = {  # early sign → where services have acted on it (never a claim of effect)
+    "flag_missed_first_appointment": "appointment reminders, and a call to clients who miss "
+    "their first appointment",
+    "flag_two_plus_no_shows": "a review call after a second missed appointment",
+    "flag_alliance_below_cutoff": "talking the session rating through with the client "
+    "(feedback-informed care, as in PCOMS)",
+    "flag_no_client_goal": "agreeing at least one goal in the client's own words early on",
+    "flag_homework_under_half": "checking whether between-session tasks fit the client's week",
+}
+
+
+def _finding_primary(ctx: dict) -> dict | None:
+    """The declared primary analysis, in the instrument's points and with the index's SD
+    said in words."""
     p = ctx.get("primary")
     if not (p and _finite(p["estimate"], p["ci_low"], p["ci_high"])):
         return None
+    name = ctx["instrument_name"]
+    unit = ctx.get("index_unit")
     who = exposure_words(p["exposure"], p["term"])
-    what = OUTCOME_WORDS[p["outcome"]].format(instrument=ctx["instrument_name"])
-    start = "Main question, set before the analysis: clients with " + who
-    interval = f"(95% CI {p['ci_low']:.1f} to {p['ci_high']:.1f})"
+    if p["exposure"] == "index" and unit:
+        who = (
+            "a disengagement index one standard deviation higher (the least engaged "
+            f"{unit} of clients are at least that far above the average)"
+        )
+    interval = f"95% CI {p['ci_low']:.1f} to {p['ci_high']:.1f}"
     if p["outcome"] == "final_score":
         direction = _by_interval(p["ci_low"], p["ci_high"], 0, "higher", "lower", "")
-        size = f"about {abs(p['estimate']):.1f} points {direction}"
+        size = f"about {abs(p['estimate']):.1f} points {direction} ({interval})"
         if not direction:
-            size = f"not clearly higher or lower ({p['estimate']:+.1f} points)"
-        return (
-            f"{start} ended treatment with a final {ctx['instrument_name']} score {size} "
-            f"{interval}, allowing for their starting score and case mix."
+            size = f"not clearly higher or lower ({p['estimate']:+.1f} points, {interval})"
+        change = ctx.get("reliable_change")
+        scale = (
+            f" For scale: a reliable change on the {name} is {change:g} points." if change else ""
         )
-    return (
-        f"{start} had {what} about {p['estimate']:.1f} times as high (95% CI "
-        f"{p['ci_low']:.1f} to {p['ci_high']:.1f}), allowing for their starting score and "
-        "case mix."
-    )
+        text = (
+            f"Main question, set before the analysis: clients with {who} ended treatment "
+            f"with a final {name} score {size}, allowing for their starting score and case "
+            f"mix ({p['n']} clients).{scale}"
+        )
+    else:
+        what = OUTCOME_WORDS[p["outcome"]].format(instrument=name)
+        text = (
+            f"Main question, set before the analysis: clients with {who} had {what} about "
+            f"{p['estimate']:.1f} times as high ({interval}), allowing for their starting "
+            f"score and case mix ({p['n']} clients)."
+        )
+    return {"text": text, "action": None}
 
 
-def _sentence_poor_by_group(ctx: dict) -> str | None:
+def _finding_poor_by_group(ctx: dict) -> dict | None:
     g = ctx["poor_by_group"]
-    if not (g.get("2+") and g.get("0") and g["2+"]["cell"].shown and g["0"]["cell"].shown):
+    if not (_shown(g.get("2+")) and _shown(g.get("0"))):
         return None
-    return (
-        f"{pct(g['2+']['cell'])} of clients with two or more early signs of disengagement "
-        f"finished without reliable improvement, compared with {pct(g['0']['cell'])} of "
-        "clients with none."
-    )
+    w = ctx["window"]
+    return {
+        "text": f"{_ci_pct(g['2+'])} of clients with two or more early signs of "
+        f"disengagement in {w.first} finished without reliable improvement, against "
+        f"{_ci_pct(g['0'])} of clients with none ({ctx['population_poor']}).",
+        "action": "the early signs are all recorded by the end of "
+        f"{w.first}, while there is still time to act on them.",
+    }
 
 
-def _sentence_or_flags(ctx: dict) -> str | None:
-    r = ctx["or_flags_2plus"]
-    if not _estimate(r):
-        return None
-    return (
-        "Allowing for how severe their symptoms were at the start and for case mix, their "
-        f"odds of a poor outcome were about {r['estimate']:.1f} times "
-        f"as high (95% CI {r['ci_low']:.1f} to "
-        f"{r['ci_high']:.1f})."
-    )
-
-
-def _sentence_missed_first(ctx: dict) -> str | None:
+def _finding_missed_first(ctx: dict) -> dict | None:
+    m = ctx.get("missed_first") or {}
     r = ctx["or_missed_first"]
-    if not _estimate(r):
+    if not (_shown(m.get("yes")) and _shown(m.get("no"))):
         return None
-    how = _by_interval(
-        r["ci_low"],
-        r["ci_high"],
-        1,
-        "more likely",
-        "less likely",
-        "not clearly more or less likely",
-    )
-    return (
-        f"Clients who missed their first appointment were {how} to finish without "
-        f"reliable improvement: odds about {r['estimate']:.1f} times as high (95% CI "
-        f"{r['ci_low']:.1f} to {r['ci_high']:.1f})."
-    )
+    adjusted = ""
+    if _estimate(r):
+        how = _by_interval(r["ci_low"], r["ci_high"], 1, "higher", "lower", "not clearly different")
+        adjusted = (
+            f" Allowing for starting severity and case mix, their odds were {how} (odds "
+            f"ratio {r['estimate']:.1f}, 95% CI {r['ci_low']:.1f} to {r['ci_high']:.1f})."
+        )
+    clear = m["yes"]["ci_low"] > m["no"]["ci_high"] or (
+        _estimate(r) and r["ci_low"] > 1
+    )  # an action is suggested only where the data show the association
+    return {
+        "text": f"Of clients who missed their first appointment, {_ci_pct(m['yes'])} "
+        f"finished without reliable improvement, against {_ci_pct(m['no'])} of those who "
+        f"attended it.{adjusted}",
+        "action": SIGN_ACTIONS["flag_missed_first_appointment"] + " is where services have acted."
+        if clear
+        else None,
+    }
 
 
-def _sentence_dropout(ctx: dict) -> str | None:
-    inc = ctx["incidence_12w"]
-    if not ("2+" in inc and "0" in inc and _finite(inc["2+"], inc["0"])):
+def _finding_dropout(ctx: dict) -> dict | None:
+    inc = ctx["incidence_horizon"]
+    if not ("2+" in inc and "0" in inc):
         return None
-    return (
-        f"Twelve weeks after the first six weeks, about {inc['2+']:.0%} of clients with two "
-        f"or more early signs had dropped out, compared with {inc['0']:.0%} of those with "
-        "none."
-    )
-
-
-def _sentence_prediction(ctx: dict) -> str | None:
-    p = ctx["prediction"]
-    keys = ("auc_baseline", "auc_engagement", "auc_gain_ci_low", "auc_gain_ci_high")
-    if not (p and _finite(*(p.get(k) for k in keys))):
+    a, b = inc["2+"], inc["0"]
+    if not _finite(a["incidence"], b["incidence"], a["ci_low"], b["ci_high"]):
         return None
-    verb = _by_interval(
-        p["auc_gain_ci_low"],
-        p["auc_gain_ci_high"],
-        0,
-        "improved",
-        "worsened",
-        "did not clearly change",
-    )
-    return (
-        f"Adding early engagement {verb} the prediction of who would not improve: the AUC "
-        f"went from {p['auc_baseline']:.2f} (starting severity and case mix alone) to "
-        f"{p['auc_engagement']:.2f} (95% CI for the change {p['auc_gain_ci_low']:.2f} to "
-        f"{p['auc_gain_ci_high']:.2f})."
-    )
+
+    def text(r: dict) -> str:
+        return f"{r['incidence']:.0%} ({100 * r['ci_low']:.0f}–{100 * r['ci_high']:.0f}%)"
+
+    return {
+        "text": f"By {ctx['window'].after(ctx['horizon_weeks'])}, {text(a)} of clients with "
+        f"two or more early signs had dropped out, against {text(b)} of those with none "
+        f"({ctx['population_dropout']}).",
+        "action": SIGN_ACTIONS["flag_two_plus_no_shows"] + " is where services have acted.",
+    }
 
 
-def _sentence_missing(ctx: dict) -> str | None:
-    m = ctx["missing"]
-    if not (m and m["share_missing"].shown and _finite(m["mi"]["estimate"], m["cc"]["estimate"])):
+def _finding_prediction(ctx: dict) -> dict | None:
+    o = ctx.get("of_100")
+    if not o:
         return None
-    ratio = m["mi"]["estimate"] / m["cc"]["estimate"]
-    similar = "a similar" if 0.8 <= ratio <= 1.25 else "a different"
-    return (
-        f"{pct(m['share_missing'])} of clients had no final score. Estimating what their "
-        f"scores might have been (multiple imputation) gave {similar} association (odds "
-        f"ratio {m['mi']['estimate']:.1f} per SD of the disengagement index, against "
-        f"{m['cc']['estimate']:.1f} without them)."
-    )
+    part = wording.part(o["groups"])
+    return {
+        "text": f"Of 100 clients whom the model placed in the highest {part} of risk "
+        f"{ctx['window'].at}, about {o['high']['per_100']} ({o['high']['ci_low']}–"
+        f"{o['high']['ci_high']}) went on to finish without reliable improvement; of 100 in "
+        f"the lowest {part}, about {o['low']['per_100']} ({o['low']['ci_low']}–"
+        f"{o['low']['ci_high']}).",
+        "action": "a list of clients now in treatment who show the early signs, kept by "
+        "the service for its own use (never in a shared report).",
+    }
 
 
-SENTENCES: tuple[Callable[[dict], str | None], ...] = (  # in the order the reports list them
-    _sentence_primary,
-    _sentence_poor_by_group,
-    _sentence_or_flags,
-    _sentence_missed_first,
-    _sentence_dropout,
-    _sentence_prediction,
-    _sentence_missing,
+FINDINGS: tuple[Callable[[dict], dict | None], ...] = (  # in the order the reports list them
+    _finding_primary,
+    _finding_poor_by_group,
+    _finding_missed_first,
+    _finding_dropout,
+    _finding_prediction,
 )
 
 
+def key_findings(ctx: dict) -> list[dict]:
+    """The clinician page's findings (at most five): a plain sentence with its interval,
+    and where a service could look; each built from the numbers it states, and left out
+    when they are missing (a block not in this export, a model not fitted), never narrated
+    as zero or "nan"."""
+    return [f for f in (finding(ctx) for finding in FINDINGS) if f is not None]
+
+
 def summary_sentences(ctx: dict) -> list[str]:
-    """The plain-language key findings, each built from the numbers it states; a finding
-    whose numbers are missing (a block not in this export, a model not fitted) is left
-    out, never narrated as zero or "nan"."""
-    return [s for s in (sentence(ctx) for sentence in SENTENCES) if s is not None]
+    """The key findings as sentences."""
+    return [f["text"] for f in key_findings(ctx)]
 
 
 # --- the context, section by section: each builder returns its part of the context ------
@@ -621,6 +722,46 @@ def data_section(ingest_report: dict, records: list[Record]) -> dict:
     }
 
 
+def population_section(frame: pd.DataFrame, params: Params) -> dict:
+    """Who each statement counts, named on the page with its size: every episode; those
+    still in treatment at the landmark (dropout); those of them at caseness with a later
+    score (poor outcome, final score); finished courses (the NHS rates). Also the words
+    that put per-SD estimates in real units."""
+    d = params.disclosure
+    window = wording.Window(params.features.window_days)
+    name = params.outcomes.primary_instrument
+    landmark = frame[frame["in_treatment_at_landmark"].astype(bool)]
+    poor = frame[frame["poor_outcome"].notna()]
+    finished = frame[frame["finished_course"].astype(bool)]
+    caseness = "at or above the clinical cut-off at the start, " * (
+        params.outcomes.population == "caseness"
+    )
+    groups = [
+        ("all", "Episodes of care (referrals offered treatment)", len(frame)),
+        ("landmark", f"Still in treatment {window.at} (dropout findings)", len(landmark)),
+        (
+            "poor",
+            f"Of those, {caseness}with a later {name} score (outcome findings)",
+            len(poor),
+        ),
+        ("finished", "Finished a course (2+ sessions; NHS rates)", len(finished)),
+    ]
+    index = poor["disengagement_index"].dropna() if "disengagement_index" in poor else None
+    unit = None
+    if index is not None and len(index) > 1 and index.std() > 0:
+        unit = f"{(index > index.mean() + index.std()).mean():.0%}"
+    return {
+        "window": window,
+        "populations": [(label, count(n, d).text()) for _, label, n in groups],
+        "population_poor": f"clients {caseness}still in treatment {window.at} with a later "
+        f"{name} score: {count(len(poor), d).text()}",
+        "population_dropout": f"all clients still in treatment {window.at}: "
+        f"{count(len(landmark), d).text()}",
+        "index_unit": unit,
+        "reliable_change": float(get_instrument(name).reliable_change),
+    }
+
+
 def _finished_rate(finished: pd.DataFrame, col: str, d: DisclosureParams) -> Cell:
     """The share of finished courses where ``col`` holds."""
     v = finished[col].dropna()
@@ -633,14 +774,8 @@ def glance_section(frame: pd.DataFrame, metrics: dict, params: Params) -> dict:
     d = params.disclosure
     finished = frame[frame["finished_course"].astype(bool)]
     started = frame[frame["ended"] & (frame["sessions_attended_total"] >= 1)]
-    rows = [
-        ("Episodes of care (referrals offered treatment)", count(len(frame), d).text()),
+    rows = [  # the populations themselves are listed in "who is counted"
         ("Appointments scheduled", count(metrics.get("n_sessions", np.nan), d).text()),
-        ("Finished a course of treatment (2+ sessions)", count(len(finished), d).text()),
-        (
-            "Still in treatment six weeks after the first appointment",
-            count(int(frame["in_treatment_at_landmark"].sum()), d).text(),
-        ),
         (
             "Dropped out (of ended episodes with a session)",
             pct(rate(int(started["dropout"].sum()), len(started), d)),
@@ -656,9 +791,15 @@ def glance_section(frame: pd.DataFrame, metrics: dict, params: Params) -> dict:
         )
     )
     for label, col in (
-        ("Reliable improvement (finished courses)", "nhs_reliable_improvement"),
-        ("Reliable recovery (finished courses at caseness)", "nhs_reliable_recovery"),
-        ("Reliable deterioration (finished courses)", "nhs_reliable_deterioration"),
+        ("Reliable improvement (finished courses; PHQ-9 and GAD-7)", "nhs_reliable_improvement"),
+        (
+            "Reliable recovery (finished courses at caseness; PHQ-9 and GAD-7)",
+            "nhs_reliable_recovery",
+        ),
+        (
+            "Reliable deterioration (finished courses; PHQ-9 and GAD-7)",
+            "nhs_reliable_deterioration",
+        ),
     ):
         rows.append((label, pct(_finished_rate(finished, col, d))))
     return {"glance": rows}
@@ -678,7 +819,12 @@ def poor_outcome_section(
         r = _row(po, catalog.model_id(poor, flag, True), flag, t)
         if r is not None and flag not in missing_features and _estimate(r):
             flag_rows.append({"label": label, **r[["estimate", "ci_low", "ci_high"]].to_dict()})
+    missed = {}
+    if first in pop and first not in missing_features:
+        flag = pop[first].map({1.0: "yes", 0.0: "no"})
+        missed = {r["label"]: r for r in rates_by(pop, flag, "poor_outcome", params)}
     return {
+        "missed_first": missed,
         "poor_by_group": by_group,
         "poor_by_group_rows": [
             {**by_group[k], "label": GROUP_LABELS.get(k, k)}
@@ -701,8 +847,28 @@ LEVER_TERMS = {  # lever → (model term, what one SD more of it means in words)
 }
 
 
+SD_UNITS = {  # per-SD term → one SD in the feature's own units, in words
+    "alliance_mean": lambda sd: f"{sd:.1f} points on the Session Rating Scale",
+    "goal_owned_share": lambda sd: f"{100 * sd:.0f} percentage points of goals",
+    "homework_completion_rate": lambda sd: f"{100 * sd:.0f} percentage points of homework",
+    "barrier_share": lambda sd: f"{100 * sd:.0f} percentage points of sessions",
+    "attendance_rate": lambda sd: f"{100 * sd:.0f} percentage points of appointments",
+}
+
+
+def sd_words(term: str, sd: float | None) -> str:
+    """``one standard deviation, about 4.1 points on the Session Rating Scale``."""
+    if sd is None or not _finite(sd) or term not in SD_UNITS:
+        return "one standard deviation"
+    return f"one standard deviation, about {SD_UNITS[term](sd)}"
+
+
 def lever_text(
-    lever: str, side: pd.DataFrame, records: list[Record], threshold: int
+    lever: str,
+    side: pd.DataFrame,
+    records: list[Record],
+    threshold: int,
+    sd: float | None = None,
 ) -> dict | None:
     """The finding about one lever from the side-by-side table of adjusted odds ratios;
     a lever this export does not record is said to be absent; None when there is no
@@ -732,7 +898,7 @@ def lever_text(
     )
     return {
         "lever": lever,
-        "text": f"Clients with {words} (one standard deviation more) had {direction} "
+        "text": f"Clients with {words} ({sd_words(term, sd)} more) had {direction} "
         f"of a poor outcome: odds ratio {r['estimate_adjusted']:.2f} (95% CI "
         f"{r['ci_low_adjusted']:.2f} to {r['ci_high_adjusted']:.2f}).",
         "absent": False,
@@ -742,9 +908,20 @@ def lever_text(
 def levers_section(
     frame: pd.DataFrame, tables: dict[str, pd.DataFrame], params: Params, records: list[Record]
 ) -> dict:
-    """Poor outcome by thirds of each lever, and the adjusted finding about each lever."""
+    """Poor outcome by low / middle / high level of each lever, and the adjusted finding
+    about each lever, per SD said in the lever's own units."""
     side = tables.get("poor_outcome_side_by_side", pd.DataFrame())
-    texts = [lever_text(lever, side, records, params.disclosure.threshold) for lever in LEVER_TERMS]
+    pop = frame[frame["poor_outcome"].notna()]
+    texts = [
+        lever_text(
+            lever,
+            side,
+            records,
+            params.disclosure.threshold,
+            float(pop[term].std()) if term in pop else None,
+        )
+        for lever, (term, _) in LEVER_TERMS.items()
+    ]
     return {
         "lever_rates": lever_rates(frame, params, absent_features(records)),
         "levers": [text for text in texts if text is not None],
@@ -767,12 +944,15 @@ def at_risk_table(at_risk: pd.DataFrame | None, d: DisclosureParams) -> dict | N
 
 
 def dropout_section(tables: dict[str, pd.DataFrame], params: Params) -> dict:
-    """Dropout curves, the incidence at 12 weeks and the numbers at risk."""
+    """Dropout curves, the incidence at the report's horizon (``report.dropout_horizon_weeks``
+    after the landmark) and the numbers at risk."""
     ci = tables.get("dropout_cumulative_incidence")
     curves = incidence_for_plot(ci, params) if ci is not None else None
+    horizon = params.report.dropout_horizon_weeks
     return {
         "incidence_curves": curves,
-        "incidence_12w": incidence_at(curves, 12) if curves is not None else {},
+        "horizon_weeks": horizon,
+        "incidence_horizon": incidence_at(curves, horizon) if curves is not None else {},
         "at_risk": at_risk_table(tables.get("dropout_at_risk"), params.disclosure),
     }
 
@@ -782,26 +962,72 @@ def _values(cells: list[Cell]) -> list[float]:
     return [float("nan") if c.value is None else c.value for c in cells]
 
 
-def prediction_section(tables: dict[str, pd.DataFrame], metrics: dict, params: Params) -> dict:
-    """Prediction metrics, the calibration bins that may be shown and, when those bins
-    support it, the "of 100 clients" wording."""
+RISK_MODEL = "engagement (logistic)"  # the model the report's risk groups are read from
+
+
+def risk_groups(
+    predictions: pd.DataFrame | None, frame: pd.DataFrame, groups: int, model: str = RISK_MODEL
+) -> pd.DataFrame | None:
+    """Clients in ``groups`` equal groups of out-of-fold predicted risk (1 = lowest), with
+    the number in each and how many had a poor outcome: exact counts (disclosure control is
+    applied where they are shown). Ties in predicted risk are split by row order, as in the
+    calibration table; None without predictions."""
+    if predictions is None or model not in predictions:
+        return None
+    d = predictions[["episode_id", model]].merge(
+        frame[["episode_id", "poor_outcome"]], on="episode_id", validate="one_to_one"
+    )
+    d = d.dropna()
+    if len(d) < groups:
+        return None
+    group = pd.qcut(d[model].rank(method="first"), groups, labels=False) + 1
+    return (
+        d.assign(group=group.to_numpy())
+        .groupby("group")
+        .agg(n=("poor_outcome", "size"), events=("poor_outcome", "sum"))
+        .astype(int)
+        .reset_index()
+    )
+
+
+def of_100(groups: pd.DataFrame | None, params: Params) -> dict | None:
+    """ "Of 100 in the highest and lowest group of predicted risk, about …", each with its
+    Wilson 95% interval; None when either group rests on too few people."""
+    if groups is None or len(groups) < 2:
+        return None
+    out: dict = {"groups": params.report.risk_groups}
+    for key, row in (("low", groups.iloc[0]), ("high", groups.iloc[-1])):
+        r = rate_with_ci(int(row["events"]), int(row["n"]), params)
+        if not r["cell"].shown:
+            return None
+        out[key] = {
+            "per_100": round(100 * float(r["cell"].value)),
+            "ci_low": round(100 * r["ci_low"]),
+            "ci_high": round(100 * r["ci_high"]),
+            "n": count(int(row["n"]), params.disclosure).text(),
+        }
+    return out
+
+
+def prediction_section(
+    tables: dict[str, pd.DataFrame],
+    metrics: dict,
+    params: Params,
+    groups: pd.DataFrame | None = None,
+) -> dict:
+    """Prediction metrics, the calibration bins that may be shown and the "of 100 clients"
+    wording, read from the equal groups of predicted risk (``risk_groups``)."""
     d = params.disclosure
     out: dict = {
         "prediction": {k: metrics[k] for k in metrics if k.startswith(("auc", "brier", "calib"))},
         "calibration": None,
-        "of_100": None,  # set only when the calibration bins support it
+        "of_100": of_100(groups, params),
     }
     cal = tables.get("prediction_calibration")
     if cal is not None:
         cells = [rate(e, n, d) for e, n in zip(cal["events"], cal["n"], strict=True)]
         cal = cal.assign(observed=_values(cells))[[c.shown for c in cells]]
         out["calibration"] = cal
-        top = cal[cal["model"] == "engagement (logistic)"].sort_values("bin")
-        if len(top) >= 4:
-            out["of_100"] = {
-                "high": round(100 * float(top.tail(2)["observed"].mean())),
-                "low": round(100 * float(top.head(2)["observed"].mean())),
-            }
     return out
 
 
@@ -826,16 +1052,52 @@ def missing_section(tables: dict[str, pd.DataFrame], params: Params) -> dict:
     }
 
 
+def curve_fit(observed: pd.DataFrame, curve: pd.DataFrame | None) -> dict | None:
+    """How well the fitted dose–response curve matches the observed shares: Pearson's χ²
+    over the numbers of sessions (exact counts), with k − 2 degrees of freedom for the
+    curve's two parameters. None without a curve covering the observed sessions."""
+    if curve is None or not len(curve):
+        return None
+    fitted = observed[["sessions", "episodes", "improved"]].merge(
+        curve[["sessions", "share_improved"]].rename(columns={"share_improved": "fit"}),
+        on="sessions",
+    )
+    if len(fitted) < 3:
+        return None
+    n, k, p = fitted["episodes"], fitted["improved"], fitted["fit"]
+    chisq = float((((k - n * p) ** 2) / (n * p * (1 - p))).sum())
+    df = len(fitted) - 2
+    return {"chisq": chisq, "df": df, "p": float(chi2.sf(chisq, df))}
+
+
 def dose_section(tables: dict[str, pd.DataFrame], params: Params) -> dict:
-    """Dose-response: observed bars (those on too few episodes withheld) and the curve;
-    nothing when the table is absent."""
+    """Dose-response: observed shares with Wilson intervals and their numbers of people
+    (those on too few withheld), and the fitted curve, drawn only where it fits (Pearson
+    χ² p ≥ 0.05) and only over the sessions observed; nothing when the table is absent."""
     obs = tables.get("dose_response_observed")
     if obs is None:
         return {}
     d = params.disclosure
-    cells = [rate(k, n, d) for k, n in zip(obs["improved"], obs["episodes"], strict=True)]
-    obs = obs.assign(share_improved=_values(cells))[[c.shown for c in cells]]
-    return {"dose_observed": obs, "dose_curve": tables.get("dose_response_curve")}
+    rates = [
+        rate_with_ci(int(k), int(n), params)
+        for k, n in zip(obs["improved"], obs["episodes"], strict=True)
+    ]
+    shown = [r["cell"].shown for r in rates]
+    fit = curve_fit(obs, tables.get("dose_response_curve"))
+    curve = tables.get("dose_response_curve")
+    out = obs.assign(
+        share_improved=[r["cell"].value for r in rates],
+        ci_low=[r["ci_low"] for r in rates],
+        ci_high=[r["ci_high"] for r in rates],
+        n=[count(int(n), d).text() for n in obs["episodes"]],
+    )[shown][["sessions", "share_improved", "ci_low", "ci_high", "n"]].reset_index(drop=True)
+    if curve is not None and len(out):
+        curve = curve[curve["sessions"].between(out["sessions"].min(), out["sessions"].max())]
+    return {
+        "dose_observed": out,
+        "dose_fit": fit,
+        "dose_curve": curve if fit is not None and fit["p"] >= 0.05 else None,
+    }
 
 
 def ingest_section(ingest_report: dict, params: Params) -> dict:
@@ -843,6 +1105,7 @@ def ingest_section(ingest_report: dict, params: Params) -> dict:
     d = params.disclosure
     return {
         "quarantine": quarantine_table(ingest_report, params),
+        "quarantine_tables": quarantine_by_table(ingest_report, params),
         "quarantine_total": count(ingest_report["totals"]["rows_quarantined"], d).text(),
         "rows_read": count(ingest_report["totals"]["rows_read"], d).text(),
     }
@@ -867,8 +1130,10 @@ def build_context(
     metrics: dict,
     ingest_report: dict,
     params: Params,
+    predictions: pd.DataFrame | None = None,
 ) -> dict:
-    """Everything both reports show, disclosure-controlled, section by section."""
+    """Everything both reports show, disclosure-controlled, section by section;
+    ``predictions``: the out-of-fold predicted risks (for the groups of predicted risk)."""
     d = params.disclosure
     po = tables.get("poor_outcome", pd.DataFrame(columns=["model", "term"]))
     records = absent_records(ingest_report)
@@ -876,20 +1141,52 @@ def build_context(
     ctx["instrument_name"] = params.outcomes.primary_instrument
     ctx |= primary_section(tables, params)
     ctx |= data_section(ingest_report, records)
+    ctx |= population_section(frame, params)
     ctx |= glance_section(frame, metrics, params)
     ctx |= poor_outcome_section(frame, po, params, absent_features(records))
     ctx |= levers_section(frame, tables, params, records)
     ctx |= dropout_section(tables, params)
-    ctx |= prediction_section(tables, metrics, params)
+    groups = risk_groups(predictions, frame, params.report.risk_groups)
+    ctx |= prediction_section(tables, metrics, params, groups)
     ctx |= missing_section(tables, params)
     ctx |= dose_section(tables, params)
     ctx |= ingest_section(ingest_report, params)
     ctx |= shown_section(ctx)
-    ctx["summary"] = summary_sentences(ctx)
+    ctx["findings"] = key_findings(ctx)
+    ctx["summary"] = [f["text"] for f in ctx["findings"]]
     return ctx
 
 
 # --- figures -----------------------------------------------------------------------------
+
+
+def _signs_figure(ctx: dict) -> figures.Figure | None:
+    rows = [
+        {"panel": "", "label": SHORT_GROUPS.get(r["label"], r["label"]), "n": r["n"].text(),
+         "rate": r["cell"].value,
+         "ci_low": r["ci_low"], "ci_high": r["ci_high"]}
+        for r in ctx["poor_by_group_rows"]
+        if _shown(r)
+    ]  # fmt: skip
+    if len(rows) < 2:
+        return None
+    w = ctx["window"]
+    return figures.rate_bars(
+        pd.DataFrame(rows),
+        f"Finished without reliable improvement,\nby early signs in {w.first}",
+        "Poor outcome (%)",
+        "Bar chart: the share of clients who finished without reliable improvement, by the "
+        f"number of early signs of disengagement in {w.first}: "
+        + "; ".join(
+            f"{r['label']} {_ci_pct(r)}, {r['n'].text()} clients"
+            for r in ctx["poor_by_group_rows"]
+            if _shown(r)
+        )
+        + f". Clients counted: {ctx['population_poor']}.",
+        width=3.6,
+        caption="Bars: the share who finished without reliable improvement, with 95% "
+        f"intervals and the number of clients. Clients counted: {ctx['population_poor']}.",
+    )
 
 
 def _levers_figure(ctx: dict) -> figures.Figure | None:
@@ -901,17 +1198,23 @@ def _levers_figure(ctx: dict) -> figures.Figure | None:
     words = [LEVER_WORDS[f] for f, (panel, _) in LEVERS.items() if panel in shown]
     return figures.rate_bars(
         lr,
-        "Finished without reliable improvement, by early engagement (thirds)",
+        "Finished without reliable improvement, by early engagement",
         "Poor outcome (%)",
-        "Bar charts: the share of clients who finished without reliable improvement, for "
-        f"the lowest, middle and highest third of {join_words(words)} in the first six "
-        "weeks"
+        "Bar charts: the share of clients who finished without reliable improvement, by "
+        f"low, middle and high {join_words(words)} in {ctx['window'].first}; clients with "
+        "the same value are never split between groups, so a value most clients share "
+        "(such as attending every appointment) is a group of its own"
         + (f" ({join_words(absent)}: not in this export)" if absent else "")
         + ". "
         + "; ".join(
-            f"{p} {lab}: {r:.0%}"
-            for p, lab, r in zip(lr["panel"], lr["label"], lr["rate"], strict=True)
+            f"{p} {lab}: {r:.0%} of {n}"
+            for p, lab, r, n in zip(lr["panel"], lr["label"], lr["rate"], lr["n"], strict=True)
         ),
+        caption="Bars: the share who finished without reliable improvement, with 95% "
+        "intervals, by the range of each measure shown under the bar and its number of "
+        "clients. Clients with the same value are never split between groups, so a value "
+        "most clients share (attending every appointment, for example) is a group of its own."
+        + (f" Not in this export: {join_words(absent)}." if absent else ""),
     )
 
 
@@ -936,17 +1239,21 @@ def _dropout_figure(ctx: dict) -> figures.Figure | None:
     curves = ctx["incidence_curves"]
     if curves is None or not len(curves):
         return None
-    inc = {g: v for g, v in ctx["incidence_12w"].items() if _finite(v)}
+    w = ctx["window"]
+    inc = {g: v for g, v in ctx["incidence_horizon"].items() if _finite(v["incidence"])}
     return figures.incidence_curves(
         curves,
-        "Dropout after the first six weeks, by early signs of disengagement",
+        f"Dropout after {w.first},\nby early signs of disengagement",
         "Curves of the cumulative percentage who dropped out, by number of early signs "
-        "(0, 1, 2 or more), with 95% bands."
+        "(none, one, two or more), with 95% bands."
         + (
-            " At 12 weeks: " + ", ".join(f"{g} signs {v:.0%}" for g, v in inc.items())
+            f" By {w.after(ctx['horizon_weeks'])}: "
+            + ", ".join(f"{GROUP_LABELS.get(g, g)} {v['incidence']:.0%}" for g, v in inc.items())
             if inc
             else ""
         ),
+        f"Weeks after {w.first}",
+        GROUP_LABELS,
     )
 
 
@@ -954,11 +1261,12 @@ def _calibration_figure(ctx: dict) -> figures.Figure | None:
     cal = ctx.get("calibration")
     if cal is None or not len(cal):
         return None
+    bins = int(cal["bin"].max())
     return figures.calibration(
         cal[cal["model"].str.contains("logistic")],
-        "Observed against predicted risk of poor outcome in tenths of predicted risk, for "
-        "the model with and without early engagement; points near the diagonal are well "
-        "calibrated.",
+        f"Observed against predicted risk of poor outcome in {wording.parts(bins)} of "
+        "predicted risk, for the model with and without early engagement; points near the "
+        "diagonal are well calibrated.",
     )
 
 
@@ -966,16 +1274,33 @@ def _dose_figure(ctx: dict) -> figures.Figure | None:
     obs = ctx.get("dose_observed")
     if obs is None or not len(obs):
         return None
+    fit = ctx.get("dose_fit")
+    if fit is None:
+        line = "No fitted curve."
+    elif ctx.get("dose_curve") is not None:
+        line = (
+            f"Line: fitted curve (probit on log sessions), which fits the observed shares "
+            f"(Pearson χ² {fit['chisq']:.1f} on {fit['df']} df, p = {fit['p']:.2g})."
+        )
+    else:
+        line = (
+            "The fitted curve (probit on log sessions) is not drawn: it does not fit the "
+            f"observed shares (Pearson χ² {fit['chisq']:.1f} on {fit['df']} df, "
+            f"p = {fit['p']:.2g})."
+        )
+    top = obs.loc[obs["share_improved"].idxmax()]
     return figures.dose_response(
         obs,
-        ctx["dose_curve"],
-        "Bars: share reliably improved by number of sessions attended; line: fitted curve. "
-        f"Highest observed share {obs['share_improved'].max():.0%} at "
-        f"{int(obs.loc[obs['share_improved'].idxmax(), 'sessions'])} sessions.",
+        ctx.get("dose_curve"),
+        "Points: share reliably improved by number of sessions attended, with 95% "
+        f"intervals and the number of clients. {line} Highest observed share "
+        f"{top['share_improved']:.0%} at {int(top['sessions'])} sessions "
+        f"({top['n']} clients).",
     )
 
 
 FIGURES: dict[str, Callable[[dict], figures.Figure | None]] = {
+    "signs": _signs_figure,
     "levers": _levers_figure,
     "flags": _flags_figure,
     "dropout": _dropout_figure,
@@ -1003,5 +1328,7 @@ def plot_data(ctx: dict) -> dict[str, pd.DataFrame]:
     if ctx.get("calibration") is not None:
         out["calibration"] = ctx["calibration"][["model", "bin", "mean_predicted", "observed"]]
     if ctx.get("dose_observed") is not None:
-        out["dose_response"] = ctx["dose_observed"][["sessions", "share_improved"]]
+        out["dose_response"] = ctx["dose_observed"][
+            ["sessions", "share_improved", "ci_low", "ci_high"]
+        ]
     return out

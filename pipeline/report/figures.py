@@ -39,7 +39,10 @@ STYLE: dict[RcKeyType, Any] = {
 class Figure:
     svg: str
     alt: str
-    """Text alternative: what the figure shows, in words."""
+    """Text alternative: what the figure shows, in words (every number it draws)."""
+    caption: str | None = None
+    """A shorter visible caption, where the text alternative lists many numbers (it is
+    then the figure's accessible name)."""
 
 
 def _svg(fig: MplFigure) -> str:
@@ -55,7 +58,7 @@ def forest(rows: pd.DataFrame, title: str, xlabel: str, alt: str) -> Figure:
     """Ratios with 95% intervals on a log axis; ``rows``: label, estimate, ci_low, ci_high
     (withheld rows already removed)."""
     with matplotlib.rc_context(STYLE):
-        fig = MplFigure(figsize=(6.4, 0.42 * len(rows) + 1.2))
+        fig = MplFigure(figsize=(5.2, 0.42 * len(rows) + 1.2))
         ax = fig.subplots()
         y = np.arange(len(rows))[::-1]
         ax.errorbar(
@@ -81,12 +84,14 @@ def forest(rows: pd.DataFrame, title: str, xlabel: str, alt: str) -> Figure:
         return Figure(_svg(fig), alt)
 
 
-def incidence_curves(curves: pd.DataFrame, title: str, alt: str) -> Figure:
+def incidence_curves(
+    curves: pd.DataFrame, title: str, alt: str, xlabel: str, labels: dict[str, str]
+) -> Figure:
     """Cumulative incidence of dropout by flags group with 95% bands; ``curves``: group,
     week, incidence, ci_low, ci_high at fixed weeks (as shared: cut where fewer than the
     threshold remain at risk). Points are joined by lines: only the fixed weeks are known."""
     with matplotlib.rc_context(STYLE):
-        fig = MplFigure(figsize=(6.4, 3.6))
+        fig = MplFigure(figsize=(4.8, 3.2))
         ax = fig.subplots()
         for group, g in curves.groupby("group", sort=True):
             colour = GROUP_COLOURS.get(str(group), PALETTE[3])
@@ -96,7 +101,7 @@ def incidence_curves(curves: pd.DataFrame, title: str, alt: str) -> Figure:
                 marker="o",
                 markersize=3,
                 color=colour,
-                label=f"{group} flag{'s' if group != '1' else ''}",
+                label=labels.get(str(group), str(group)),
             )
             ax.fill_between(
                 g["week"],
@@ -106,7 +111,7 @@ def incidence_curves(curves: pd.DataFrame, title: str, alt: str) -> Figure:
                 alpha=0.2,
                 linewidth=0,
             )
-        ax.set_xlabel("Weeks after the end of the first six weeks")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("Dropped out (%)")
         ax.set_ylim(bottom=0)
         ax.legend(title="Early disengagement", frameon=False)
@@ -114,14 +119,26 @@ def incidence_curves(curves: pd.DataFrame, title: str, alt: str) -> Figure:
         return Figure(_svg(fig), alt)
 
 
-def rate_bars(rates: pd.DataFrame, title: str, ylabel: str, alt: str) -> Figure:
+def rate_bars(
+    rates: pd.DataFrame,
+    title: str,
+    ylabel: str,
+    alt: str,
+    width: float = 2.3,
+    caption: str | None = None,
+) -> Figure:
     """Percentages with 95% intervals by category, in panels; ``rates``: panel, label,
-    rate, ci_low, ci_high (withheld rates removed)."""
+    rate, ci_low, ci_high and n (the number of people, as shared), withheld rates removed.
+    Each bar is labelled with its category and its number of people."""
     panels = list(dict.fromkeys(rates["panel"]))
+    columns = min(len(panels), 2)
+    lines = -(-len(panels) // columns)
     with matplotlib.rc_context(STYLE):
-        fig = MplFigure(figsize=(2.3 * len(panels) + 0.6, 3.2))
-        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)
-        for ax, panel in zip(axes[0], panels, strict=True):
+        fig = MplFigure(figsize=(width * columns + 0.6, 2.6 * lines + 0.4), layout="constrained")
+        axes = fig.subplots(lines, columns, sharey=True, squeeze=False)
+        for ax in axes.flat[len(panels) :]:
+            ax.set_visible(False)
+        for ax, panel in zip(axes.flat, panels, strict=False):
             d = rates[rates["panel"] == panel]
             x = np.arange(len(d))
             ax.bar(x, 100 * d["rate"], color=PALETTE[: len(d)], width=0.7)
@@ -133,45 +150,53 @@ def rate_bars(rates: pd.DataFrame, title: str, ylabel: str, alt: str) -> Figure:
                 ecolor="0.2",
                 capsize=3,
             )
-            ax.set_xticks(x, d["label"], rotation=0)
+            ax.set_xticks(x, [f"{lab}\nn={n}" for lab, n in zip(d["label"], d["n"], strict=True)])
             ax.set_title(panel, fontsize=10)
             ax.grid(axis="x", visible=False)
-        axes[0][0].set_ylabel(ylabel)
-        fig.suptitle(title, x=0.02, y=1.04, ha="left", fontsize=11)
-        return Figure(_svg(fig), alt)
+            ax.set_ylim(0, 100)
+        for row in axes:
+            row[0].set_ylabel(ylabel)
+        fig.suptitle(title, x=0.02, ha="left", fontsize=11)
+        return Figure(_svg(fig), alt, caption)
 
 
-def dose_response(observed: pd.DataFrame, curve: pd.DataFrame, alt: str) -> Figure:
-    """Share reliably improved by sessions attended (bars, withheld bars removed) and the
-    fitted probit curve with its band."""
+def dose_response(observed: pd.DataFrame, curve: pd.DataFrame | None, alt: str) -> Figure:
+    """Share reliably improved by sessions attended: observed shares with Wilson 95%
+    intervals (``observed``: sessions, share_improved, ci_low, ci_high, n as shared;
+    withheld rows removed), the number of people under each, and the fitted curve only
+    when it fits (``curve`` None otherwise)."""
     with matplotlib.rc_context(STYLE):
-        fig = MplFigure(figsize=(6.4, 3.4))
+        fig = MplFigure(figsize=(5.2, 3.2))
         ax = fig.subplots()
-        ax.bar(
-            observed["sessions"],
-            100 * observed["share_improved"],
-            color=PALETTE[5],
-            width=0.7,
-            label="observed",
+        x = observed["sessions"].to_numpy(float)
+        y = 100 * observed["share_improved"]
+        ax.errorbar(
+            x,
+            y,
+            yerr=[y - 100 * observed["ci_low"], 100 * observed["ci_high"] - y],
+            fmt="o",
+            color=PALETTE[2],
+            ecolor=PALETTE[2],
+            capsize=2,
+            label="observed share (95% interval)",
         )
-        ax.plot(
-            curve["sessions"],
-            100 * curve["share_improved"],
-            color=PALETTE[0],
-            label="fitted curve (probit on log sessions)",
-        )
-        ax.fill_between(
-            curve["sessions"],
-            100 * curve["ci_low"],
-            100 * curve["ci_high"],
-            color=PALETTE[0],
-            alpha=0.15,
-            linewidth=0,
-        )
-        ax.set_xlabel("Sessions attended")
+        if curve is not None:
+            ax.plot(
+                curve["sessions"],
+                100 * curve["share_improved"],
+                color=PALETTE[0],
+                label="fitted curve",
+            )
+        ax.set_xticks(x, [f"{s:g}" for s in x])
+        for xi, n in zip(x, observed["n"], strict=True):
+            ax.annotate(
+                str(n), (xi, 0), xytext=(0, 3), textcoords="offset points",
+                ha="center", va="bottom", fontsize=10, color="0.35", rotation=90,
+            )  # fmt: skip
+        ax.set_xlabel("Sessions attended (number of clients at the foot of each)")
         ax.set_ylabel("Reliably improved (%)")
         ax.set_ylim(0, 100)
-        ax.legend(frameon=False, loc="lower right")
+        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2)
         ax.set_title("Improvement by number of sessions (descriptive)", loc="left")
         return Figure(_svg(fig), alt)
 
@@ -180,7 +205,7 @@ def calibration(bins: pd.DataFrame, alt: str) -> Figure:
     """Observed vs predicted risk by bin of predicted risk (bins resting on too few people
     removed), with the line of perfect calibration."""
     with matplotlib.rc_context(STYLE):
-        fig = MplFigure(figsize=(4.2, 4.0))
+        fig = MplFigure(figsize=(4.0, 3.8))
         ax = fig.subplots()
         ax.plot(
             [0, 100],
@@ -202,6 +227,6 @@ def calibration(bins: pd.DataFrame, alt: str) -> Figure:
         ax.set_ylabel("Observed (%)")
         ax.set_xlim(0, 100)
         ax.set_ylim(0, 100)
-        ax.legend(frameon=False, fontsize=8)
+        ax.legend(frameon=False)
         ax.set_title("Calibration", loc="left")
         return Figure(_svg(fig), alt)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jinja2
+import markupsafe
 import pandas as pd
 import yaml
 
@@ -17,7 +18,7 @@ from pipeline.instruments import INSTRUMENTS, get_instrument
 from pipeline.report.build import card_absence, make_figures, pct
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-FIGURE_NAMES = ("calibration", "dose", "dropout", "flags", "levers")
+FIGURE_NAMES = ("calibration", "dose", "dropout", "flags", "levers", "signs")
 UNUSED_PARAMS = {  # settings that do not describe this run: the input is named by its files
     "synthetic": None,
     "paths": ("raw_dir", "truth_dir", "input_dir"),
@@ -98,7 +99,7 @@ def render(
     env = environment()
     # a figure with nothing to draw (too few people, a block not in this export) is None
     common = {
-        "css": (TEMPLATES / "base.css").read_text(encoding="utf-8"),
+        "css": markupsafe.Markup((TEMPLATES / "base.css").read_text(encoding="utf-8")),
         "figures": dict.fromkeys(FIGURE_NAMES) | make_figures(ctx),
         "generated": ctx["generated"],
         "threshold": ctx["threshold"],

@@ -17,6 +17,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+import pandas as pd
+
 import pipeline
 from pipeline import __version__, catalog
 from pipeline.config import Params
@@ -109,12 +111,14 @@ def run(
                 catalog.exact_results(stage_name).path(paths).glob("model_cards/*.json")
             )
         ]
+        predictions_path = catalog.PREDICTIONS.path(paths)
         ctx = build_context(
             frame,
             tables,
             metrics | {"n_sessions": ingest_report["tables"]["sessions"]["rows_accepted"]},
             ingest_report,
             params,
+            pd.read_parquet(predictions_path) if predictions_path.exists() else None,
         )
         ctx["generated"] = generated or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         clinician, technical = render(ctx, params, tables, cards, metrics, provenance(ctx))

@@ -218,3 +218,24 @@ def test_linear_fit_with_few_clusters_uses_cr2_and_fails_clearly_on_collinearity
     d["x2"] = 2 * d["x"]
     with pytest.raises(ModelError, match="collinear"):
         fit_linear(d, "final", ["x", "x2", "baseline"], "therapist")
+
+
+def test_reference_level_is_the_most_common_whatever_sorts_first():
+    from pipeline.models.effects import _design, reference_levels
+
+    data = pd.DataFrame({"treatment": ["CBT"] * 5 + ["ACT"] * 2 + ["counselling"] * 3})
+    assert reference_levels(data, ["treatment"]) == {"treatment": "CBT"}
+    design = _design(data, ["treatment"])
+    assert list(design.columns) == ["treatment_ACT", "treatment_counselling"]
+    # ties go to the label that sorts first; numeric predictors have no reference
+    tie = pd.DataFrame({"g": ["b", "a", "b", "a"], "x": [1.0, 2.0, 3.0, 4.0]})
+    assert reference_levels(tie, ["g", "x"]) == {"g": "a"}
+
+
+def test_standardise_records_the_sd_behind_each_per_sd_term():
+    from pipeline.models.effects import standardise
+
+    data = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "flag": [0.0, 1.0, 0.0, 1.0]})
+    out = standardise(data, ["x", "flag"])
+    assert out.attrs["sd_units"] == {"x": pytest.approx(data["x"].std())}
+    assert list(out["flag"]) == [0.0, 1.0, 0.0, 1.0]

@@ -193,7 +193,7 @@ def _says_not_recorded(clinician: str) -> None:
         assert words in top.group(1), words
     assert "findings about them are not available" in top.group(1)
     # before the findings, and each lever without data says so instead of a number
-    assert clinician.index('class="absent"') < clinician.index('<ul class="key">')
+    assert clinician.index('class="absent"') < clinician.index('<ol class="key">')
     for lever in ("Open communication", "Clear goals", "Small wins"):
         line = re.search(rf"<strong>{lever}\.</strong>([^<]*)</li>", clinician)
         assert line and line.group(1).strip().startswith("Not in this export"), lever
@@ -206,8 +206,8 @@ def test_blocks_the_ingest_report_lists_as_absent_are_not_in_this_export(rerun):
     text = _text(clinician)
     # The small cohort does have alliance ratings: the report follows the ingest report
     # and neither plots nor narrates them.
-    assert "Alliance (SRS)" not in clinician and "Low alliance rating" not in text
-    assert "the lowest, middle and highest third of attendance in the first six weeks" in text
+    assert "Alliance (SRS" not in clinician and "Low alliance rating" not in text
+    assert "by low, middle and high attendance in the first six weeks" in clinician
     assert '<h2 id="absent">Not in this export</h2>' in technical
     assert "<td>sessions</td><td><code>alliance_score</code></td>" in technical
     assert "<td>contacts</td><td><code>(whole table)</code></td>" in technical
@@ -218,7 +218,7 @@ def test_without_absent_blocks_nothing_is_said_to_be_missing(rerun):
     clinician, technical, _ = rerun(lambda r: r | {"export": SERVICE_EXPORT})
     assert "not in this export" not in clinician.lower()
     assert "not in this export" not in technical.lower()
-    assert "Alliance (SRS)" in clinician
+    assert "Alliance (SRS points)" in clinician
 
 
 def test_an_export_without_those_blocks_reports_them_absent_and_never_as_numbers(
@@ -231,7 +231,7 @@ def test_an_export_without_those_blocks_reports_them_absent_and_never_as_numbers
     text = _text(clinician)
     assert not re.search(r"\bnan\b", text, flags=re.I), "a missing number was printed"
     assert "Alliance (SRS)" not in clinician  # no panel for a lever without data
-    findings = text[text.index('<ul class="key">') : text.index("</ul>")]
+    findings = text[text.index('<ol class="key">') : text.index("</ul>")]
     assert findings.count("<li>") >= 2  # what the export supports is still reported
     cards = re.findall(r"<summary><strong>([^<]*)</strong> — ([^<]*)</summary>", technical)
     absent_cards = [m for m, status in cards if status == "not fitted (not in this export)"]

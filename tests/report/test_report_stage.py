@@ -92,14 +92,14 @@ def test_reports_are_self_contained_and_ordered(reported):
     html = (root / "reports/clinician.html").read_text(encoding="utf-8")
     assert "<script" not in html.lower()
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched
-    order = [html.index(h) for h in ("Key findings", "at a glance", "Early engagement and how",
+    order = [html.index(h) for h in ("Key findings", "Who is counted", "at a glance",
                                       "Dropping out", "Can we tell", "Four aspects", "Limitations",
                                       "Data quality")]  # fmt: skip
     assert order == sorted(order)
     assert html.count("<svg") >= 3 and html.count("<figcaption>") == html.count("<svg")
     # Headings and findings describe associations; causal verbs appear only in the caveat.
     headings = " ".join(re.findall(r"<h[1-3][^>]*>(.*?)</h[1-3]>", html)).lower()
-    findings = html[html.index('<ul class="key">') : html.index("</ul>")].lower()
+    findings = html[html.index('<ol class="key">') : html.index("</ol>")].lower()
     for word in ("cause", "leads to", "results in", "improves outcome", "effect of"):
         assert word not in headings and word not in findings, word
 
@@ -134,7 +134,7 @@ def test_the_declared_primary_analysis_leads_metrics_and_both_reports(reported):
     assert metrics["secondary_tests"] == len(secondary)
 
     clinician = (root / "reports/clinician.html").read_text(encoding="utf-8")
-    findings = re.findall(r"<li>(.*?)</li>", clinician[clinician.index('<ul class="key">') :])
+    findings = re.findall(r"<li>(.*?)</li>", clinician[clinician.index('<ol class="key">') :])
     assert findings[0].startswith("Main question, set before the analysis")
     assert f"{abs(first['estimate']):.1f} points" in findings[0]
 
