@@ -25,6 +25,7 @@ from pipeline.models.effects import (
     fit_cox,
     fit_linear,
     fit_logistic,
+    most_common_first,
     reference_levels,
     standardise,
 )
@@ -72,12 +73,19 @@ def cluster_note(key: pd.Series, params: ModelsParams) -> str:
     return note
 
 
+def plain_levels(values: pd.Series) -> pd.Series:
+    """A categorical column as plain labels (pooling adds a level; rows prepared for a
+    model carry their reference coding, which is set again after pooling)."""
+    return values.astype(object) if isinstance(values.dtype, pd.CategoricalDtype) else values
+
+
 def pool_rare_levels(
     values: pd.Series, min_count: int, counted: pd.Series | None = None
 ) -> pd.Series:
     """Categories with fewer than ``min_count`` rows (among the ``counted`` rows, default
     all) become one pooled level (rare levels give unstable, nearly separated
     coefficients). Missing stays missing."""
+    values = plain_levels(values)
     counts = (values if counted is None else values[counted]).value_counts()
     rare = counts.index[counts < min_count]
     return values.where(~values.isin(rare) | values.isna(), POOLED)
@@ -105,6 +113,7 @@ def pool_sparse_outcome_levels(
     """Categories with fewer than ``min_events`` events (outcome 1) or non-events (0) pooled
     into "other (pooled)"; if that pooled level is itself that sparse it joins the most
     common category. Returns the new values and a note (None when nothing changed)."""
+    values = plain_levels(values)
     known = values.notna() & outcome.notna()
     ones = values[known & outcome.eq(1)].value_counts()
     zeros = values[known & outcome.eq(0)].value_counts()
@@ -256,6 +265,9 @@ def prepare_rows(
         raise ModelError(f"not in this export: {', '.join(missing)} (no episode has a value)")
     rows = frame.dropna(subset=[*needed, *exposure, *adjust])
     numeric = [c for c in [*exposure, *adjust] if pd.api.types.is_numeric_dtype(rows[c])]
+    categorical = [c for c in adjust if c not in numeric and c not in exposure]
+    if categorical:  # case mix: the most common level is the reference
+        rows = rows.assign(**{c: most_common_first(rows[c]) for c in categorical})
     return standardise(rows, numeric, None if reference is None else rows[reference].notna())
 
 

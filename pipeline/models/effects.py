@@ -104,27 +104,47 @@ def standardise(
     return out
 
 
+def most_common_first(values: pd.Series) -> pd.Series:
+    """A categorical predictor as a categorical whose first level (the reference) is its
+    most common one (ties by label), the others in label order: a new label that happens
+    to sort first cannot silently become the comparison."""
+    counts = values.dropna().astype(str).value_counts()
+    if counts.empty:
+        return values
+    top = str(sorted(counts[counts == counts.max()].index)[0])
+    levels = [top, *sorted(set(counts.index) - {top})]
+    return pd.Series(
+        pd.Categorical(values.astype("string").astype(object), categories=levels),
+        index=values.index,
+        name=values.name,
+    )
+
+
 def reference_levels(data: pd.DataFrame, predictors: list[str]) -> dict[str, str]:
-    """The reference level of each categorical predictor: its most common level among
-    ``data`` (ties by label), so a new label that sorts first cannot silently become the
-    comparison."""
+    """The level each categorical predictor's other levels are compared with: the first
+    level present (the categorical's own order, else label order; case mix is put most
+    common first by :func:`most_common_first`)."""
     out = {}
-    for c in predictors:
-        if c in data and not pd.api.types.is_numeric_dtype(data[c]):
-            counts = data[c].dropna().astype(str).value_counts()
-            if len(counts):
-                top = counts[counts == counts.max()].index
-                out[c] = str(sorted(top)[0])
+    for c in dict.fromkeys(predictors):
+        if c not in data or pd.api.types.is_numeric_dtype(data[c]):
+            continue
+        present = data[c].dropna()
+        if isinstance(present.dtype, pd.CategoricalDtype):
+            levels = [str(v) for v in present.cat.remove_unused_categories().cat.categories]
+        else:
+            levels = sorted(present.astype(str).unique())
+        if levels:
+            out[c] = levels[0]
     return out
 
 
 def _design(data: pd.DataFrame, predictors: list[str]) -> pd.DataFrame:
-    """Dummy columns for the categorical predictors, each level against its reference
-    (:func:`reference_levels`); other levels in label order."""
+    """Dummy columns for the categorical predictors, each level against the first present
+    (:func:`reference_levels`)."""
     x = data[predictors].copy()
-    for c, ref in reference_levels(x, predictors).items():
-        levels = sorted(set(x[c].dropna().astype(str)) - {ref})
-        x[c] = pd.Categorical(x[c].astype("string").astype(object), categories=[ref, *levels])
+    for c in predictors:
+        if isinstance(x[c].dtype, pd.CategoricalDtype):
+            x[c] = x[c].cat.remove_unused_categories()
     return pd.get_dummies(x, drop_first=True, dtype=float)
 
 

@@ -220,15 +220,23 @@ def test_linear_fit_with_few_clusters_uses_cr2_and_fails_clearly_on_collinearity
         fit_linear(d, "final", ["x", "x2", "baseline"], "therapist")
 
 
-def test_reference_level_is_the_most_common_whatever_sorts_first():
-    from pipeline.models.effects import _design, reference_levels
+def test_case_mix_reference_is_the_most_common_whatever_sorts_first():
+    from pipeline.models.effects import _design, most_common_first, reference_levels
 
     data = pd.DataFrame({"treatment": ["CBT"] * 5 + ["ACT"] * 2 + ["counselling"] * 3})
-    assert reference_levels(data, ["treatment"]) == {"treatment": "CBT"}
-    design = _design(data, ["treatment"])
-    assert list(design.columns) == ["treatment_ACT", "treatment_counselling"]
+    coded = data.assign(treatment=most_common_first(data["treatment"]))
+    assert reference_levels(coded, ["treatment"]) == {"treatment": "CBT"}
+    assert list(_design(coded, ["treatment"]).columns) == [
+        "treatment_ACT",
+        "treatment_counselling",
+    ]
+    # without the coding (an exposure such as the flags group): label order, 0 first
+    groups = pd.DataFrame({"g": ["2+", "2+", "2+", "0", "1"]})
+    assert reference_levels(groups, ["g"]) == {"g": "0"}
+    assert list(_design(groups, ["g"]).columns) == ["g_1", "g_2+"]
     # ties go to the label that sorts first; numeric predictors have no reference
     tie = pd.DataFrame({"g": ["b", "a", "b", "a"], "x": [1.0, 2.0, 3.0, 4.0]})
+    tie = tie.assign(g=most_common_first(tie["g"]))
     assert reference_levels(tie, ["g", "x"]) == {"g": "a"}
 
 
