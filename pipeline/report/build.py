@@ -30,7 +30,7 @@ from pipeline.disclosure import (
 from pipeline.features.index import INDEX_COMPONENTS
 from pipeline.instruments import get_instrument
 from pipeline.models.declared import primary_row
-from pipeline.report import figures, wording
+from pipeline.report import figures, technical, wording
 
 FLAG_LABELS = {
     "flag_missed_first_appointment": "Missed the first appointment",
@@ -1152,6 +1152,7 @@ def build_context(
     ctx |= dose_section(tables, params)
     ctx |= ingest_section(ingest_report, params)
     ctx |= shown_section(ctx)
+    ctx["flow"] = technical.case_flow(frame, ingest_report, params)
     ctx["findings"] = key_findings(ctx)
     ctx["summary"] = [f["text"] for f in ctx["findings"]]
     return ctx

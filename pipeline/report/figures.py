@@ -58,7 +58,7 @@ def forest(rows: pd.DataFrame, title: str, xlabel: str, alt: str) -> Figure:
     """Ratios with 95% intervals on a log axis; ``rows``: label, estimate, ci_low, ci_high
     (withheld rows already removed)."""
     with matplotlib.rc_context(STYLE):
-        fig = MplFigure(figsize=(5.2, 0.42 * len(rows) + 1.2))
+        fig = MplFigure(figsize=(3.6, 0.42 * len(rows) + 1.2))
         ax = fig.subplots()
         y = np.arange(len(rows))[::-1]
         ax.errorbar(

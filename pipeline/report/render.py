@@ -15,6 +15,7 @@ from pipeline.catalog import SECTIONS, section_tables
 from pipeline.config import Params
 from pipeline.disclosure import safe_card, safe_result_table
 from pipeline.instruments import INSTRUMENTS, get_instrument
+from pipeline.report import technical
 from pipeline.report.build import card_absence, make_figures, pct
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -50,14 +51,29 @@ def html_table(name: str, table: pd.DataFrame, params: Params) -> str:
     return safe.to_html(index=False, na_rep="", border=0)
 
 
-def model_sections(tables: dict, params: Params) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Each section of the technical report with the HTML of the tables it shows."""
+SECTION_IDS = {  # technical report section → anchor (the checklist links to them)
+    SECTIONS[0]: "models",
+    SECTIONS[2]: "baseline",
+    SECTIONS[8]: "prediction",
+    SECTIONS[9]: "missing",
+    SECTIONS[10]: "confounding",
+}
+
+
+def model_sections(tables: dict, params: Params) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """Each section of the technical report (title, anchor) with the HTML of the tables it
+    shows, each table in a frame that scrolls sideways on a narrow screen."""
     return [
         (
             title,
-            [(n, html_table(n, tables[n], params)) for n in section_tables(title) if n in tables],
+            SECTION_IDS.get(title, f"section-{i}"),
+            [
+                (n, '<div class="wide">' + html_table(n, tables[n], params) + "</div>")
+                for n in section_tables(title)
+                if n in tables
+            ],
         )
-        for title in SECTIONS
+        for i, title in enumerate(SECTIONS)
     ]
 
 
@@ -124,12 +140,23 @@ def technical_context(
     ctx: dict, params: Params, tables: dict, cards: list[dict], metrics: dict
 ) -> dict:
     """What the technical template reads besides the shared part."""
+    shared_cards = [shared_card(c, params, ctx["absent_records"]) for c in cards]
+    primary_model = metrics.get("primary_model")
     return {
-        "metrics": list(metrics.items()),  # metrics.json's order: the primary first
+        "metrics": technical.metric_rows(metrics),  # metrics.json's order: the primary first
+        "flow": ctx["flow"],
+        "analysed": technical.analysed_by_model(shared_cards, primary_model),
+        "basis": technical.model_basis(shared_cards),
+        "methods": technical.methods(
+            params,
+            get_instrument(params.outcomes.primary_instrument),
+            "prediction_temporal" in tables,
+        ),
+        "checklist": technical.checklist(),
         "plan": ctx["plan"],
         "primary": ctx["primary"],
         "model_sections": model_sections(tables, params),
-        "cards": [shared_card(c, params, ctx["absent_records"]) for c in cards],
+        "cards": shared_cards,
         "window_days": params.features.window_days,
         "poor_outcome": params.outcomes.poor_outcome,
         "instrument": get_instrument(params.outcomes.primary_instrument),

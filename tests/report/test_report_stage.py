@@ -62,7 +62,7 @@ def test_every_count_in_every_output_is_suppressed_or_rounded(reported):
                     checked += len(table)
         elif path.suffix == ".json":
             data = json.loads(path.read_text())
-            for key in ("n_input", "n_analysed", "n_groups"):
+            for key in ("n_input", "n_analysed", "n_groups", "events"):
                 if key in data and data[key] is not None:
                     assert _count_ok(str(data[key])), (path, key)
                     checked += 1
