@@ -1226,8 +1226,8 @@ def _flags_figure(ctx: dict) -> figures.Figure | None:
     signs_absent = ctx.get("signs_absent") or []
     return figures.forest(
         rows,
-        "Early signs of disengagement and poor outcome (adjusted)",
-        "Odds ratio of finishing without reliable improvement (log scale)",
+        "Early signs of disengagement\nand poor outcome (adjusted)",
+        "Odds ratio of finishing without\nreliable improvement (log scale)",
         "Odds ratios with 95% intervals: "
         + "; ".join(f"{r['label']} {r['estimate']:.1f}" for _, r in rows.iterrows())
         + (

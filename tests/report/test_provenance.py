@@ -264,3 +264,17 @@ def test_an_inferred_extract_date_is_said_so_on_the_clinician_page(rerun):
     clinician, _, ingest_report = rerun(inferred)
     date = ingest_report["extract_date"]
     assert f"(extract date {date}, inferred from its latest appointment)" in clinician
+
+
+def test_a_four_week_window_reads_four_weeks_throughout(rerun):
+    """Every mention of the landmark window, the dropout horizon and the risk groups comes
+    from the params (the report once said "six weeks" whatever ``features.window_days``)."""
+    params = Params(**FAST, features={"window_days": 28}, report={"risk_groups": 4})
+    clinician, technical, _ = rerun(lambda r: r, params, name="four_weeks")
+    for html in (clinician, technical):
+        text = _text(html) + " ".join(re.findall(r'aria-label="([^"]*)"', html))
+        assert "six weeks" not in text and "six-week" not in text and "6 weeks" not in text
+    assert "the first four weeks" in _text(clinician)
+    assert "week 16 from the first appointment" in _text(clinician)
+    assert "28 days (four weeks)" in _text(technical)
+    assert "Weeks after the first four weeks" in clinician  # the dropout figure's axis
