@@ -411,6 +411,7 @@ def safe_result_table(
 
 _INTEGER = re.compile(r"(?<![\w.,+\-])(\d+)(?![\w,]|\.\d)")
 _QUOTED = re.compile(r"`([^`]*)`")
+_DATE = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2})(?!\d)")  # a calendar date is not a count
 LABEL_CHARACTERS = frozenset(" _.,:;()/&'+-%#?!")
 """Besides letters and digits, the characters a shared label may keep: no markup (``<``,
 ``>``, quotes, braces), no control characters."""
@@ -439,9 +440,17 @@ def scrub_text(text: str, params: DisclosureParams) -> str:
     scrubber never rewrites a label's digits."""
     parts = _QUOTED.split(text)  # odd positions: the quoted labels
     return "".join(
-        safe_label(part, params)
-        if i % 2
-        else _INTEGER.sub(lambda m: _count_text(int(m.group(1)), params), part)
+        safe_label(part, params) if i % 2 else _scrub_counts(part, params)
+        for i, part in enumerate(parts)
+    )
+
+
+def _scrub_counts(text: str, params: DisclosureParams) -> str:
+    """Whole numbers as shared counts; ISO dates (``2024-06-28``) left whole (a split or
+    extract date once came out as "2025-06-28")."""
+    parts = _DATE.split(text)  # odd positions: the dates
+    return "".join(
+        part if i % 2 else _INTEGER.sub(lambda m: _count_text(int(m.group(1)), params), part)
         for i, part in enumerate(parts)
     )
 

@@ -121,6 +121,8 @@ def test_scrubbing_counts_in_free_text():
     assert scrub_text("dropped 4.", D) == "dropped <8."
     assert scrub_text("112 rows; p = 3e-12; r = 0.123", D) == "110 rows; p = 3e-12; r = 0.123"
     assert scrub_text("flags_group_2+ and x1", D) == "flags_group_2+ and x1"
+    # a date is not a count (the year 2024 was once "rounded" to 2025)
+    assert scrub_text("split at 2024-06-28: 112 rows", D) == "split at 2024-06-28: 110 rows"
 
 
 # --- rules against a differencing attack (docs/methods.md §7) ---------------------------

@@ -545,7 +545,7 @@ def _ci_pct(r: dict) -> str:
 
 
 def _shown(r: dict | None) -> bool:
-    return bool(r) and r["cell"].shown and r.get("ci_low") is not None
+    return r is not None and r["cell"].shown and r.get("ci_low") is not None
 
 
 SIGN_ACTIONS = {  # early sign → where services have acted on it (never a claim of effect)
@@ -821,8 +821,8 @@ def poor_outcome_section(
             flag_rows.append({"label": label, **r[["estimate", "ci_low", "ci_high"]].to_dict()})
     missed = {}
     if first in pop and first not in missing_features:
-        flag = pop[first].map({1.0: "yes", 0.0: "no"})
-        missed = {r["label"]: r for r in rates_by(pop, flag, "poor_outcome", params)}
+        answer = pop[first].map({1.0: "yes", 0.0: "no"})
+        missed = {r["label"]: r for r in rates_by(pop, answer, "poor_outcome", params)}
     return {
         "missed_first": missed,
         "poor_by_group": by_group,
