@@ -19,8 +19,8 @@ from pipeline.stages import (
     outcomes,
     prediction,
     report,
-    worklist,
     synthesize,
+    worklist,
 )
 
 _MODULES = {
