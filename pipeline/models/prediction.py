@@ -569,12 +569,15 @@ def headline_figures(
         out[f"{metric}_engagement"] = est[(f"engagement ({HEADLINE})", metric)][0]
     out["auc_engagement_boosting"] = est[("engagement (boosting)", "auc")][0]
     if temporal is not None:
-        t = temporal[temporal["model"] == f"engagement ({HEADLINE})"].set_index("metric")
-        out |= {
-            "auc_temporal": float(t.loc["auc", "estimate"]),
-            "auc_temporal_ci_low": float(t.loc["auc", "ci_low"]),
-            "auc_temporal_ci_high": float(t.loc["auc", "ci_high"]),
+        t = {
+            str(metric): (float(e), float(lo), float(hi))
+            for model, metric, e, lo, hi in temporal[
+                ["model", "metric", "estimate", "ci_low", "ci_high"]
+            ].itertuples(index=False, name=None)
+            if model == f"engagement ({HEADLINE})"
         }
+        e, lo, hi = t["auc"]
+        out |= {"auc_temporal": e, "auc_temporal_ci_low": lo, "auc_temporal_ci_high": hi}
         for metric in ("brier", "calibration_intercept", "calibration_slope"):
-            out[f"{metric}_temporal"] = float(t.loc[metric, "estimate"])
+            out[f"{metric}_temporal"] = t[metric][0]
     return out
