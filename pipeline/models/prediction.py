@@ -489,9 +489,9 @@ def temporal_validation(
         n_input=len(data),
         n_analysed=len(y_test),
         n_groups=int(pd.Series(groups).nunique()),
+        # No date or count in the notes: shared cards' notes have their numbers rounded.
         notes=[
-            f"split at referral date {split.date()}: training part {int(train.sum())} "
-            f"episodes, test part {len(y_test)}",
+            "the counts of the training and the test part are in table prediction_temporal",
             TEMPORAL_NOTE,
         ],
     )
