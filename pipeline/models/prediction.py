@@ -516,9 +516,6 @@ def prediction_results(
             frame, features_columns, outcome_columns, models, params
         )
         r = predictive_validity(frame, baseline, categorical, blocks, params)
-        if sampled:
-            for card in r.cards:
-                card.notes.append(sampled)
     except ModelError as exc:
         card = failed_card(catalog.PREDICTION, OUTCOME, "sklearn", len(frame), str(exc))
         return Results(cards=[card]), None, {}
@@ -539,6 +536,9 @@ def prediction_results(
     except ModelError as exc:
         name = catalog.model_id(catalog.PREDICTION, f"engagement ({HEADLINE}), temporal")
         cards.append(failed_card(name, OUTCOME, "sklearn", len(frame), str(exc)))
+    if sampled:
+        for card in cards:
+            card.notes.append(sampled)
     return Results(tables, cards), r.predictions, headline_figures(r.metrics, r.gain, temporal)
 
 
