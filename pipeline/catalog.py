@@ -51,6 +51,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("outcomes"),
     Stage("models"),
     Stage("prediction"),
+    Stage("worklist"),
     Stage("missing_data"),
     Stage("metrics"),
     Stage("report"),
@@ -97,6 +98,18 @@ TRUTH_EPISODES = Artefact("truth_dir", "truth_episodes.parquet")
 TRUTH_SUMMARY = Artefact("truth_dir", "truth.json")
 MESSY_ROWS = Artefact("truth_dir", "messy_rows.csv")
 CALIBRATION = Artefact("truth_dir", "calibration.csv")
+WORKLIST_DIR = Artefact("results_dir", "worklist")
+"""The worklist of open episodes at risk, its summary and the saved model with its card:
+pseudonymous identifiers, for the service's own use, never under ``reports_dir``."""
+WORKLIST_SCORED_DIR = Artefact("results_dir", "worklist_scored")
+"""A later extract scored with a saved model (``engage score --model``)."""
+WORKLIST_FILE = "worklist.csv"
+WORKLIST_SUMMARY = "worklist_summary.json"
+WORKLIST_MODEL = "model.joblib"
+WORKLIST_MODEL_CARD = "model_card.json"
+WORKLIST_MARKER = "# WORKLIST: pseudonymous identifiers"
+"""The first line of every worklist file: what ``engage check-disclosure`` refuses to find
+among the shared outputs (with any ``episode_id`` or ``client_id`` column)."""
 
 
 def stage_log(stage: str) -> Artefact:
@@ -224,6 +237,12 @@ TABLES: tuple[Table, ...] = (
     Table("prediction_metrics", "prediction", ("n_analysed",), SECTIONS[8]),
     Table("prediction_importance", "prediction", (), SECTIONS[8]),
     Table("prediction_calibration", "prediction", ("n", "events"), SECTIONS[8]),
+    Table(
+        "prediction_temporal",
+        "prediction",
+        ("n_analysed", "n_train", "events_train", "n_test", "events_test"),
+        SECTIONS[8],
+    ),
     Table("missing_by_group", "missing_data", ("episodes", "missing_final_score"), SECTIONS[9]),
     Table(
         "missing_data_sensitivity",

@@ -283,6 +283,59 @@ def prediction(
         )
 
 
+def _report_worklist(summary: dict) -> None:
+    if summary.get("not_made"):
+        _fail(f"worklist not made: {summary['not_made']}")
+    t = summary["training"]
+    console.print(
+        f"{summary['scored']} open episode(s) past the landmark scored with the model fitted "
+        f"on {t['n']} ended episodes ({t['events']} poor outcomes)."
+    )
+    console.print(
+        f"Worklist: {summary['outputs']['worklist']} (pseudonymous ids: for the service's own "
+        "use only, not for sharing; never copy it into reports/)."
+    )
+
+
+@app.command()
+def score(
+    out: Annotated[
+        Path, typer.Option("--out", help="Root holding data/interim and data/processed.")
+    ] = Path("."),
+    params: ParamsOption = Path("params.yaml"),
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="A saved model (data/results/worklist/model.joblib, its model_card.json "
+            "beside it): score OUT's extract with it, without refitting.",
+        ),
+    ] = None,
+) -> None:
+    """The worklist of open episodes past the landmark at risk of a poor outcome, for the
+    service's own use (docs/worklist.md). Default: fit on the ended episodes and score the
+    open ones (the worklist stage) → OUT/data/results/worklist/. With --model: score a
+    later extract with a saved model → OUT/data/results/worklist_scored/."""
+    if model is None:
+        _report_worklist(_run_stage("worklist", params, out))
+        return
+    from pipeline.models.worklist import WorklistError
+    from pipeline.stages.worklist import score_saved
+
+    try:
+        summary = score_saved(_params_or_default(params), out, model)
+    except WorklistError as exc:
+        _fail(str(exc))
+    except FileNotFoundError as exc:
+        _fail(
+            f"score: {exc.filename} not found: ingest the extract and build its features and "
+            "outcomes first (engage ingest …, engage features, engage outcomes)."
+        )
+    for warning in summary.get("warnings", []):
+        err.print(_styled("Warning (score): ", "yellow", warning))
+    _report_worklist(summary)
+
+
 @app.command("missing-data")
 def missing_data(
     out: Annotated[Path, typer.Option("--out", help="Root holding data/processed.")] = Path("."),
@@ -392,10 +445,19 @@ def check_disclosure(
     """Attack the shared outputs as a reader holding every file would: report any count
     that the rounding or suppression was meant to hide but can be pinned down. Exits 1
     if one can (docs/methods.md, section 7)."""
-    from pipeline.disclosure_audit import audit, summarise
+    from pipeline.disclosure_audit import audit, refused_files, summarise
 
     if not reports.is_dir():
         _fail(f"{reports} is not a folder: give the folder of shared outputs (reports/)")
+    refused = refused_files(reports)
+    if refused:
+        for line in refused:
+            err.print(_styled("Refused: ", "red", line))
+        _fail(
+            f"{len(refused)} file(s) under {reports} hold per-episode rows with pseudonymous "
+            "ids: these are for the service's own use and must never be shared; move them "
+            "out of the shared outputs (the worklist belongs in data/results/worklist/)."
+        )
     d = _params_or_default(params).disclosure
     found = audit(reports, d.threshold, d.rounding_base)
     if not found:

@@ -533,6 +533,10 @@ class PredictionParams(_Section):
     calibration_bins: Annotated[int, Field(ge=2)] = 10
     plausible_auc_max: float = 0.80
     """A cross-validated AUC above this from early-window data is flagged as likely leakage."""
+    temporal_train_share: Annotated[float, Field(gt=0, lt=1)] = 0.67
+    """Temporal validation: the share of the episodes with a defined outcome, earliest
+    referrals first, that trains the model; the later referrals test it (split on the
+    referral date at this quantile, every training referral before every test referral)."""
     baseline: tuple[str, ...] = ("primary_baseline",)
     """Baseline predictors besides case mix (``models.case_mix``)."""
     blocks: dict[str, tuple[str, ...]] = {

@@ -29,6 +29,7 @@ Pure functions over frames of text cells, and :func:`audit` over a folder.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -522,6 +523,54 @@ def _html_attacks(path: Path, file: str, threshold: int, base: int) -> list[Reco
         first = cells.columns[0]
         found += sum_attack(cells.rename(columns={first: "group"}), counts, name, threshold, base)
     return found
+
+
+IDENTIFIER_COLUMNS = ("episode_id", "client_id")
+"""Columns no shared table has: a file under ``reports/`` holding one is refused whole."""
+
+
+def refused_files(reports_dir: Path) -> list[str]:
+    """Files that must never be among the shared outputs, each with the reason: a worklist
+    (its first line is ``catalog.WORKLIST_MARKER``) or any CSV or Parquet table with an
+    ``episode_id`` or ``client_id`` column (per-episode rows, pseudonymous ids)."""
+    found = []
+    for path in sorted(p for p in Path(reports_dir).rglob("*") if p.is_file()):
+        file = str(path.relative_to(reports_dir))
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            columns = _parquet_columns(path)
+        elif suffix in (".csv", ".tsv", ".txt"):
+            marked, columns = _text_header(path, "\t" if suffix == ".tsv" else ",")
+            if marked:
+                found.append(f"{file}: a worklist (pseudonymous episode ids, service use only)")
+                continue
+        else:
+            continue
+        ids = [c for c in columns if c.strip().lower() in IDENTIFIER_COLUMNS]
+        if ids:
+            found.append(f"{file}: per-episode rows (column {', '.join(ids)})")
+    return found
+
+
+def _text_header(path: Path, delimiter: str) -> tuple[bool, list[str]]:
+    """Whether a text table opens with the worklist marker, and its header row (the first
+    line that is not a ``#`` comment)."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        first = fh.readline()
+        line = first
+        while line.startswith("#"):
+            line = fh.readline()
+    marked = first.startswith(catalog.WORKLIST_MARKER) or "# WORKLIST" in first.upper()
+    return marked, next(csv.reader([line], delimiter=delimiter), [])
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except Exception:  # not a readable Parquet file: nothing to read a column from
+        return []
 
 
 def summarise(found: list[Recovery]) -> dict[str, int]:

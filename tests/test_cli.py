@@ -54,3 +54,30 @@ def test_check_disclosure_fails_on_a_leaky_folder_and_passes_a_safe_one(tmp_path
     assert result.exit_code == 0 and "No count could be recovered" in result.output
     missing = runner.invoke(app, ["check-disclosure", str(tmp_path / "nowhere")])
     assert missing.exit_code == 1 and "is not a folder" in missing.output
+
+
+def test_check_disclosure_refuses_a_worklist_copied_into_reports(tmp_path):
+    from pipeline import catalog
+
+    reports = tmp_path / "reports"
+    (reports / "tables" / "prediction").mkdir(parents=True)
+    worklist = tmp_path / "data/results/worklist" / catalog.WORKLIST_FILE
+    worklist.parent.mkdir(parents=True)
+    worklist.write_text(
+        f"{catalog.WORKLIST_MARKER} (episode ids) - for the service's own use only.\n"
+        "# Not for sharing.\nepisode_id,early_signs,predicted_risk\nep0001,none,0.41\n",
+        encoding="utf-8",
+    )
+    clean = runner.invoke(app, ["check-disclosure", str(reports)])
+    assert clean.exit_code == 0, clean.output
+    (reports / "tables" / "prediction" / "worklist.csv").write_bytes(worklist.read_bytes())
+    result = runner.invoke(app, ["check-disclosure", str(reports)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and "tables/prediction/worklist.csv: a worklist" in text
+    assert "must never be shared" in text
+    # Without its header, an episode_id column gives it away as well, in any folder.
+    (reports / "tables" / "prediction" / "worklist.csv").unlink()
+    (reports / "plots").mkdir()
+    (reports / "plots" / "scores.csv").write_text("episode_id,risk\nep0001,0.4\n")
+    result = runner.invoke(app, ["check-disclosure", str(reports)])
+    assert result.exit_code == 1 and "plots/scores.csv: per-episode rows" in result.output

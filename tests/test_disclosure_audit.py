@@ -189,3 +189,19 @@ def test_metrics_rates_are_attacked_against_the_metrics_counts(tmp_path):
     safe = {"n_poor_outcome_defined": 300, "rate_poor_outcome": round(105 / 300, 3)}
     (tmp_path / "metrics.json").write_text(json.dumps(safe), encoding="utf-8")
     assert not audit(tmp_path, T, B)  # the rate of the published counts (105 of 300)
+
+
+def test_per_episode_files_under_the_shared_outputs_are_refused(tmp_path):
+    from pipeline import catalog
+    from pipeline.disclosure_audit import refused_files
+
+    (tmp_path / "tables").mkdir()
+    pd.DataFrame({"model": ["a"], "n_analysed": [40]}).to_csv(tmp_path / "tables/ok.csv")
+    assert refused_files(tmp_path) == []
+    pd.DataFrame({"client_id": ["c1"], "risk": [0.2]}).to_parquet(tmp_path / "tables/x.parquet")
+    (tmp_path / "list.txt").write_text(f"{catalog.WORKLIST_MARKER}\nepisode,risk\n")
+    found = refused_files(tmp_path)
+    assert found == [
+        "list.txt: a worklist (pseudonymous episode ids, service use only)",
+        "tables/x.parquet: per-episode rows (column client_id)",
+    ]

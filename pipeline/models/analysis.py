@@ -173,9 +173,11 @@ def analysis_frame(
     episodes: pd.DataFrame,
     params: ModelsParams,
 ) -> pd.DataFrame:
-    """One row per episode: engagement features, outcomes, case mix and the cluster key."""
+    """One row per episode: engagement features, outcomes, case mix, the cluster key, the
+    referral date (temporal validation; never a predictor) and whether it has ended."""
     case_mix = [c for c in params.case_mix if c in episodes]
-    ep = episodes[["episode_id", *case_mix]].copy()
+    dated = ["referral_date"] if "referral_date" in episodes else []
+    ep = episodes[["episode_id", *dated, *case_mix]].copy()
     for column in case_mix:
         ep[column] = pool_rare_levels(ep[column].astype("string"), params.min_level_count)
     ep[CLUSTER] = cluster_key(episodes, params).to_numpy()

@@ -376,6 +376,128 @@ def _warn_implausible(
 HEADLINE = "logistic"
 
 
+def model_columns(
+    frame: pd.DataFrame, models: ModelsParams, params: PredictionParams
+) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """The predictors this export has: baseline, case mix (categorical) and the feature
+    blocks, each column recorded for someone (an absent block is dropped)."""
+    categorical = [c for c in models.case_mix if c in frame and frame[c].notna().any()]
+    baseline = [c for c in params.baseline if c in frame]
+    blocks = {
+        b: [c for c in cols if c in frame and frame[c].notna().any()]
+        for b, cols in params.blocks.items()
+    }
+    return baseline, categorical, {b: cols for b, cols in blocks.items() if cols}
+
+
+def checked_columns(
+    frame: pd.DataFrame,
+    features_columns: set[str],
+    outcome_columns: set[str],
+    models: ModelsParams,
+    params: PredictionParams,
+) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """``model_columns`` after the leakage guard (``check_no_leakage``)."""
+    baseline, categorical, blocks = model_columns(frame, models, params)
+    check_no_leakage(
+        [c for cols in blocks.values() for c in cols] + baseline,
+        features_columns | set(params.baseline),
+        outcome_columns,
+    )
+    return baseline, categorical, blocks
+
+
+def engagement_model(
+    params: PredictionParams, numeric: list[str], categorical: list[str]
+) -> Pipeline:
+    """The headline model, unfitted: ``build_pipeline`` with the logistic learner."""
+    return build_pipeline(learners(params)[HEADLINE], numeric, categorical)
+
+
+# --- temporal validation -------------------------------------------------------------------
+
+DATE = "referral_date"
+TEMPORAL_NOTE = (
+    "the test part holds the later referrals whose outcome was defined by the extract "
+    "date: mostly episodes that had ended by then, so shorter episodes are over-represented "
+    "among them (censoring), and the figures may not hold for the longer ones"
+)
+
+
+def temporal_split(dates: pd.Series, train_share: float) -> tuple[np.ndarray, pd.Timestamp]:
+    """Training rows (True) and the split date: the referrals up to the ``train_share``
+    quantile of ``dates`` train, the later ones test, so that every training referral is
+    before every test referral (ties on the split date all train)."""
+    d = pd.to_datetime(dates).to_numpy()
+    if np.isnat(d).any():
+        raise ModelError("prediction: temporal validation needs every referral date")
+    ordered = np.sort(d)
+    split = ordered[max(int(np.ceil(train_share * len(d))) - 1, 0)]
+    train = d <= split
+    if train.all():
+        raise ModelError(
+            "prediction: temporal validation has no referral after the split date "
+            f"{pd.Timestamp(split).date()}; lower prediction.temporal_train_share"
+        )
+    return train, pd.Timestamp(split)
+
+
+def temporal_validation(
+    data: pd.DataFrame,
+    baseline: list[str],
+    categorical: list[str],
+    blocks: dict[str, list[str]],
+    params: PredictionParams,
+) -> tuple[pd.DataFrame, ModelCard]:
+    """The logistic models (baseline only, and with the window) fitted on the earlier
+    referrals and tested on the later ones (``temporal_split``): every metric with a
+    cluster-bootstrap interval over the test part's therapists, the counts of each part
+    and the split date; and the card of the engagement model."""
+    data = data[data[OUTCOME].notna()].reset_index(drop=True)
+    train, split = temporal_split(data[DATE], params.temporal_train_share)
+    y = data[OUTCOME].to_numpy(int)
+    if len(np.unique(y[train])) < 2 or len(np.unique(y[~train])) < 2:
+        raise ModelError("prediction: a temporal part has a single outcome value")
+    numeric = [*baseline, *(c for cols in blocks.values() for c in cols)]
+    x = _as_model_input(data, numeric, categorical)
+    test = {}
+    for set_name, columns in (("baseline", [*baseline]), ("engagement", numeric)):
+        fitted = engagement_model(params, columns, categorical).fit(
+            x.loc[train, [*columns, *categorical]], y[train]
+        )
+        test[f"{set_name} ({HEADLINE})"] = fitted.predict_proba(
+            x.loc[~train, [*columns, *categorical]]
+        )[:, 1]
+    y_test, groups = y[~train], data.loc[~train, GROUP].to_numpy()
+    boot = cluster_bootstrap(y_test, test, groups, params)
+    table = _metric_table(y_test, test, boot, len(y_test)).assign(
+        n_train=int(train.sum()),
+        events_train=int(y[train].sum()),
+        n_test=len(y_test),
+        events_test=int(y_test.sum()),
+        split_date=split.date().isoformat(),
+    )
+    name = f"engagement ({HEADLINE}), temporal"
+    card = ModelCard(
+        model=catalog.model_id(catalog.PREDICTION, name),
+        formula=f"{OUTCOME} ~ {' + '.join([*numeric, *categorical])}",
+        method=(
+            "sklearn Pipeline (LogisticRegression) fitted on the referrals up to "
+            f"{split.date()} (the first {params.temporal_train_share:.0%} with a defined "
+            "outcome), tested on the later ones"
+        ),
+        n_input=len(data),
+        n_analysed=len(y_test),
+        n_groups=int(pd.Series(groups).nunique()),
+        # No date or count in the notes: shared cards' notes have their numbers rounded.
+        notes=[
+            "the counts of the training and the test part are in table prediction_temporal",
+            TEMPORAL_NOTE,
+        ],
+    )
+    return table, card
+
+
 def prediction_results(
     frame: pd.DataFrame,
     features_columns: set[str],
@@ -384,28 +506,16 @@ def prediction_results(
     params: PredictionParams,
 ) -> tuple[Results, pd.DataFrame | None, dict]:
     """Run ``predictive_validity`` with the leakage guard (on a random sample of whole
-    clusters above ``params.max_episodes``); return the tables and cards, the out-of-fold
-    predictions, and the headline metrics."""
+    clusters above ``params.max_episodes``) and the temporal validation; return the tables
+    and cards, the out-of-fold predictions, and the headline metrics."""
     frame, sampled = sample_clusters(
         frame, params.max_episodes, params.seed, "prediction.max_episodes"
     )
-    categorical = [c for c in models.case_mix if c in frame and frame[c].notna().any()]
-    baseline = [c for c in params.baseline if c in frame]
-    blocks = {
-        b: [c for c in cols if c in frame and frame[c].notna().any()]
-        for b, cols in params.blocks.items()
-    }
-    blocks = {b: cols for b, cols in blocks.items() if cols}
     try:
-        check_no_leakage(
-            [c for cols in blocks.values() for c in cols] + baseline,
-            features_columns | set(params.baseline),
-            outcome_columns,
+        baseline, categorical, blocks = checked_columns(
+            frame, features_columns, outcome_columns, models, params
         )
         r = predictive_validity(frame, baseline, categorical, blocks, params)
-        if sampled:
-            for card in r.cards:
-                card.notes.append(sampled)
     except ModelError as exc:
         card = failed_card(catalog.PREDICTION, OUTCOME, "sklearn", len(frame), str(exc))
         return Results(cards=[card]), None, {}
@@ -415,13 +525,30 @@ def prediction_results(
         "prediction_calibration": r.calibration,
         "prediction_importance": r.importance,
     }
-    return Results(tables, r.cards), r.predictions, headline_figures(r.metrics, r.gain)
+    cards = list(r.cards)
+    temporal = None
+    try:
+        if DATE not in frame:
+            raise ModelError("prediction: no referral date in the analysis frame")
+        temporal, card = temporal_validation(frame, baseline, categorical, blocks, params)
+        tables["prediction_temporal"] = temporal
+        cards.append(card)
+    except ModelError as exc:
+        name = catalog.model_id(catalog.PREDICTION, f"engagement ({HEADLINE}), temporal")
+        cards.append(failed_card(name, OUTCOME, "sklearn", len(frame), str(exc)))
+    if sampled:
+        for card in cards:
+            card.notes.append(sampled)
+    return Results(tables, cards), r.predictions, headline_figures(r.metrics, r.gain, temporal)
 
 
-def headline_figures(metrics: pd.DataFrame, gain: pd.DataFrame) -> dict[str, float]:
+def headline_figures(
+    metrics: pd.DataFrame, gain: pd.DataFrame, temporal: pd.DataFrame | None = None
+) -> dict[str, float]:
     """The prediction figures ``reports/metrics.json`` carries: AUC without and with the
     window (headline learner) and the gain, with intervals; Brier, calibration and
-    average precision with the window; the boosting learner's AUC."""
+    average precision with the window; the boosting learner's AUC; and, when the temporal
+    validation ran, its AUC with interval, Brier and calibration (``*_temporal``)."""
     est: dict[tuple[str, str], tuple[float, float, float]] = {
         (str(model), str(metric)): (float(e), float(lo), float(hi))
         for model, metric, e, lo, hi in metrics[
@@ -441,4 +568,16 @@ def headline_figures(metrics: pd.DataFrame, gain: pd.DataFrame) -> dict[str, flo
     for metric in ("brier", "calibration_slope", "calibration_intercept", "average_precision"):
         out[f"{metric}_engagement"] = est[(f"engagement ({HEADLINE})", metric)][0]
     out["auc_engagement_boosting"] = est[("engagement (boosting)", "auc")][0]
+    if temporal is not None:
+        t = {
+            str(metric): (float(e), float(lo), float(hi))
+            for model, metric, e, lo, hi in temporal[
+                ["model", "metric", "estimate", "ci_low", "ci_high"]
+            ].itertuples(index=False, name=None)
+            if model == f"engagement ({HEADLINE})"
+        }
+        e, lo, hi = t["auc"]
+        out |= {"auc_temporal": e, "auc_temporal_ci_low": lo, "auc_temporal_ci_high": hi}
+        for metric in ("brier", "calibration_intercept", "calibration_slope"):
+            out[f"{metric}_temporal"] = t[metric][0]
     return out

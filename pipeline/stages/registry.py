@@ -20,11 +20,22 @@ from pipeline.stages import (
     prediction,
     report,
     synthesize,
+    worklist,
 )
 
 _MODULES = {
     m.__name__.rsplit(".", 1)[1]: m
-    for m in (synthesize, ingest, features, outcomes, models, prediction, missing_data, metrics)
+    for m in (
+        synthesize,
+        ingest,
+        features,
+        outcomes,
+        models,
+        prediction,
+        worklist,
+        missing_data,
+        metrics,
+    )
 }
 _MODULES["report"] = report
 STAGES: dict[str, Callable[..., dict]] = {s.name: _MODULES[s.name].run for s in catalog.STAGES}
