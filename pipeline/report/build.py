@@ -652,7 +652,9 @@ def _finding_dropout(ctx: dict) -> dict | None:
         "text": f"By {ctx['window'].after(ctx['horizon_weeks'])}, {text(a)} of clients with "
         f"two or more early signs had dropped out, against {text(b)} of those with none "
         f"({ctx['population_dropout']}).",
-        "action": SIGN_ACTIONS["flag_two_plus_no_shows"] + " is where services have acted.",
+        "action": SIGN_ACTIONS["flag_two_plus_no_shows"] + " is where services have acted."
+        if a["ci_low"] > b["ci_high"]  # only where the intervals are apart
+        else None,
     }
 
 
