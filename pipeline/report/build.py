@@ -631,7 +631,7 @@ def _finding_missed_first(ctx: dict) -> dict | None:
         "text": f"Of clients who missed their first appointment, {_ci_pct(m['yes'])} "
         f"finished without reliable improvement, against {_ci_pct(m['no'])} of those who "
         f"attended it.{adjusted}",
-        "action": SIGN_ACTIONS["flag_missed_first_appointment"] + " is where services have acted."
+        "action": SIGN_ACTIONS["flag_missed_first_appointment"] + " (where services have acted)."
         if clear
         else None,
     }
@@ -652,7 +652,7 @@ def _finding_dropout(ctx: dict) -> dict | None:
         "text": f"By {ctx['window'].after(ctx['horizon_weeks'])}, {text(a)} of clients with "
         f"two or more early signs had dropped out, against {text(b)} of those with none "
         f"({ctx['population_dropout']}).",
-        "action": SIGN_ACTIONS["flag_two_plus_no_shows"] + " is where services have acted."
+        "action": SIGN_ACTIONS["flag_two_plus_no_shows"] + " (where services have acted)."
         if a["ci_low"] > b["ci_high"]  # only where the intervals are apart
         else None,
     }
