@@ -529,14 +529,21 @@ IDENTIFIER_COLUMNS = ("episode_id", "client_id")
 """Columns no shared table has: a file under ``reports/`` holding one is refused whole."""
 
 
+MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops")
+
+
 def refused_files(reports_dir: Path) -> list[str]:
     """Files that must never be among the shared outputs, each with the reason: a worklist
-    (its first line is ``catalog.WORKLIST_MARKER``) or any CSV or Parquet table with an
-    ``episode_id`` or ``client_id`` column (per-episode rows, pseudonymous ids)."""
+    (its first line is ``catalog.WORKLIST_MARKER``, or a JSON, HTML or Markdown file holding
+    that marker), a fitted model file, or any CSV or Parquet table with an ``episode_id`` or
+    ``client_id`` column (per-episode rows, pseudonymous ids)."""
     found = []
     for path in sorted(p for p in Path(reports_dir).rglob("*") if p.is_file()):
         file = str(path.relative_to(reports_dir))
         suffix = path.suffix.lower()
+        if suffix in MODEL_SUFFIXES:
+            found.append(f"{file}: a fitted model (its coefficients rest on single clients)")
+            continue
         if suffix == ".parquet":
             columns = _parquet_columns(path)
         elif suffix in (".csv", ".tsv", ".txt"):
@@ -545,6 +552,10 @@ def refused_files(reports_dir: Path) -> list[str]:
                 found.append(f"{file}: a worklist (pseudonymous episode ids, service use only)")
                 continue
         else:
+            if suffix in (".json", ".html", ".md") and catalog.WORKLIST_MARKER in path.read_text(
+                encoding="utf-8", errors="replace"
+            ):
+                found.append(f"{file}: holds a worklist (pseudonymous episode ids)")
             continue
         ids = [c for c in columns if c.strip().lower() in IDENTIFIER_COLUMNS]
         if ids:

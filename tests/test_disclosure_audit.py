@@ -205,3 +205,21 @@ def test_per_episode_files_under_the_shared_outputs_are_refused(tmp_path):
         "list.txt: a worklist (pseudonymous episode ids, service use only)",
         "tables/x.parquet: per-episode rows (column client_id)",
     ]
+
+
+def test_a_model_file_or_a_worklist_inside_another_file_is_refused_and_stops_the_report(
+    tmp_path,
+):
+    from pipeline import catalog
+    from pipeline.disclosure_audit import refused_files
+    from pipeline.stages.report import refuse_unshareable
+
+    (tmp_path / "model.joblib").write_bytes(b"\x80\x04")
+    (tmp_path / "notes.md").write_text(f"pasted:\n{catalog.WORKLIST_MARKER} (episode ids)\n")
+    assert refused_files(tmp_path) == [
+        "model.joblib: a fitted model (its coefficients rest on single clients)",
+        "notes.md: holds a worklist (pseudonymous episode ids)",
+    ]
+    with pytest.raises(SystemExit, match=r"must never be shared: model\.joblib"):
+        refuse_unshareable(tmp_path)
+    refuse_unshareable(tmp_path / "empty")  # nothing there: no complaint

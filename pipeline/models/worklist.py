@@ -227,9 +227,10 @@ def score_open(model: WorklistModel, frame: pd.DataFrame) -> pd.DataFrame:
         band_ci_low=band["ci_low"],
         band_ci_high=band["ci_high"],
     )
-    out["in_words"] = [
-        f"predicted {p:.0%}; in this band {o:.0%} ({lo:.0%}–{hi:.0%}) of ended clients had "
-        "a poor outcome"
+    out["in_words"] = [  # the band's observed share first: raw risks are too extreme on
+        # later referrals (temporal calibration slope below 1)
+        f"of ended clients with risks like this, {o:.0%} ({lo:.0%}–{hi:.0%}) had a poor "
+        f"outcome (model's raw risk {p:.0%})"
         for p, o, lo, hi in zip(
             risk, band["observed"], band["ci_low"], band["ci_high"], strict=True
         )
@@ -253,8 +254,11 @@ def header_lines(extract_date: str, card: dict) -> list[str]:
         f"# Model: engagement logistic regression fitted on {t['n']} ended episodes "
         f"({t['events']} with a poor outcome, {t['therapists']} therapists) of the extract "
         f"dated {card['training_extract_date']}; model sha256 {card['sha256'][:12]}.",
-        "# A risk is a prompt for a conversation, not a decision; bands are out-of-fold "
-        "calibration on ended episodes.",
+        "# A risk is a prompt for a conversation, not a decision. Read the band's observed "
+        "share (out-of-fold, ended episodes) before the raw risk: on later referrals the raw "
+        "risks were too extreme (temporal validation, technical report).",
+        "# Open episodes are the longer-running ones; the model was validated on episodes "
+        "that ended, so its figures may hold less well for them.",
     ]
 
 
@@ -370,6 +374,22 @@ def load_model(path: Path) -> tuple[WorklistModel, dict[str, Any]]:
         card["training"],
     )
     return model, card
+
+
+def check_feature_params(card: dict[str, Any], features: FeaturesParams) -> None:
+    """Refuse to score features built with other settings than the saved model's (a model
+    trained on a 42-day window would silently score 28-day features)."""
+    saved = card.get("params", {}).get("features", {})
+    now = features.model_dump(mode="json")
+    differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if differ:
+        raise WorklistError(
+            "worklist: the saved model was fitted on features built with "
+            + ", ".join(f"features.{k}: {saved.get(k)}" for k in differ)
+            + "; this run has "
+            + ", ".join(f"{now.get(k)}" for k in differ)
+            + ". Set them back, or refit with `engage score` (without --model)"
+        )
 
 
 def summary_counts(table: pd.DataFrame, frame: pd.DataFrame, card: dict) -> dict[str, Any]:

@@ -287,6 +287,7 @@ def tie_bins(values: pd.Series, k: int = 3) -> pd.Series:
     cut by row order), and the runs of values between such values are cut into quantile
     bins on their distinct values. Returns the bin number (0 = lowest) per row, NaN where
     the value is missing."""
+    values = values.round(9)  # 36.175 and 36.175000000000004 are one value
     counts = values.dropna().value_counts().sort_index()
     n = int(counts.sum())
 
@@ -297,9 +298,13 @@ def tie_bins(values: pd.Series, k: int = 3) -> pd.Series:
         out: list[list] = [[]]
         done = 0
         for value in run:
+            target = size * len(out) / m
+            c = int(counts[value])
+            if len(out) < m and out[-1] and abs(done + c - target) > abs(done - target):
+                out.append([])  # closer to the target without this value: cut before it
             out[-1].append(value)
-            done += int(counts[value])
-            if len(out) < m and done >= size * len(out) / m:
+            done += c
+            if len(out) < m and done >= target:
                 out.append([])
         return [b for b in out if b]
 
@@ -323,7 +328,7 @@ def _share_range(low: float, high: float) -> str:
 
 
 def _points_range(low: float, high: float) -> str:
-    return f"{low:.0f}" if round(low) == round(high) else f"{low:.0f}–{high:.0f}"
+    return f"{low:.1f}" if round(low, 1) == round(high, 1) else f"{low:.1f}–{high:.1f}"
 
 
 LEVERS = {  # feature → (panel title, how a range of its values reads)
@@ -630,7 +635,7 @@ def _finding_missed_first(ctx: dict) -> dict | None:
     return {
         "text": f"Of clients who missed their first appointment, {_ci_pct(m['yes'])} "
         f"finished without reliable improvement, against {_ci_pct(m['no'])} of those who "
-        f"attended it.{adjusted}",
+        f"attended it ({ctx['population_poor']}).{adjusted}",
         "action": SIGN_ACTIONS["flag_missed_first_appointment"] + " (where services have acted)."
         if clear
         else None,
@@ -648,12 +653,15 @@ def _finding_dropout(ctx: dict) -> dict | None:
     def text(r: dict) -> str:
         return f"{r['incidence']:.0%} ({100 * r['ci_low']:.0f}–{100 * r['ci_high']:.0f}%)"
 
+    apart = a["ci_low"] > b["ci_high"] or a["ci_high"] < b["ci_low"]
+    verdict = "" if apart else " — not clearly different, as the intervals overlap"
     return {
         "text": f"By {ctx['window'].after(ctx['horizon_weeks'])}, {text(a)} of clients with "
-        f"two or more early signs had dropped out, against {text(b)} of those with none "
-        f"({ctx['population_dropout']}).",
-        "action": SIGN_ACTIONS["flag_two_plus_no_shows"] + " (where services have acted)."
-        if a["ci_low"] > b["ci_high"]  # only where the intervals are apart
+        f"two or more early signs had dropped out, against {text(b)} of those with none"
+        f"{verdict} ({ctx['population_dropout']}).",
+        "action": "a review call when a client shows two or more early signs, such as a "
+        "second missed appointment (where services have acted)."
+        if a["ci_low"] > b["ci_high"]  # only where the data show more dropout
         else None,
     }
 
@@ -668,9 +676,10 @@ def _finding_prediction(ctx: dict) -> dict | None:
         f"{ctx['window'].at}, about {o['high']['per_100']} ({o['high']['ci_low']}–"
         f"{o['high']['ci_high']}) went on to finish without reliable improvement; of 100 in "
         f"the lowest {part}, about {o['low']['per_100']} ({o['low']['ci_low']}–"
-        f"{o['low']['ci_high']}).",
-        "action": "a list of clients now in treatment who show the early signs, kept by "
-        "the service for its own use (never in a shared report).",
+        f"{o['low']['ci_high']}) ({ctx['population_poor']}; risks predicted by models that "
+        "had not seen the client).",
+        "action": "a list of clients now in treatment ranked by this risk, with the early "
+        "signs each shows, kept by the service for its own use (never in a shared report).",
     }
 
 
@@ -759,6 +768,7 @@ def population_section(frame: pd.DataFrame, params: Params) -> dict:
         f"{name} score: {count(len(poor), d).text()}",
         "population_dropout": f"all clients still in treatment {window.at}: "
         f"{count(len(landmark), d).text()}",
+        "caseness_words": caseness,
         "index_unit": unit,
         "reliable_change": float(get_instrument(name).reliable_change),
     }
@@ -869,7 +879,7 @@ def lever_text(
     lever: str,
     side: pd.DataFrame,
     records: list[Record],
-    threshold: int,
+    d: DisclosureParams,
     sd: float | None = None,
 ) -> dict | None:
     """The finding about one lever from the side-by-side table of adjusted odds ratios;
@@ -885,7 +895,7 @@ def lever_text(
             "absent": True,
         }
     rows = side[side["term"] == term] if len(side) else side
-    if rows is None or rows.empty or rows.iloc[0]["n_analysed_adjusted"] < threshold:
+    if rows is None or rows.empty or rows.iloc[0]["n_analysed_adjusted"] < d.threshold:
         return None
     r = rows.iloc[0]
     if not _finite(r["estimate_adjusted"], r["ci_low_adjusted"], r["ci_high_adjusted"]):
@@ -898,11 +908,17 @@ def lever_text(
         "lower odds",
         "no clear difference in the odds",
     )
+    partners = [
+        t.replace("_", " ") for t in side.loc[side["block"] == r["block"], "term"] if t != term
+    ]
+    also = f", and for {join_words(partners)}" if partners else ""
+    n = count(float(r["n_analysed_adjusted"]), d).text()
     return {
         "lever": lever,
         "text": f"Clients with {words} ({sd_words(term, sd)} more) had {direction} "
         f"of a poor outcome: odds ratio {r['estimate_adjusted']:.2f} (95% CI "
-        f"{r['ci_low_adjusted']:.2f} to {r['ci_high_adjusted']:.2f}).",
+        f"{r['ci_low_adjusted']:.2f} to {r['ci_high_adjusted']:.2f}; {n} clients with it "
+        f"recorded; allowing for starting severity and case mix{also}).",
         "absent": False,
     }
 
@@ -919,7 +935,7 @@ def levers_section(
             lever,
             side,
             records,
-            params.disclosure.threshold,
+            params.disclosure,
             float(pop[term].std()) if term in pop else None,
         )
         for lever, (term, _) in LEVER_TERMS.items()
@@ -1141,6 +1157,7 @@ def build_context(
     records = absent_records(ingest_report)
     ctx: dict = {"threshold": d.threshold, "rounding_base": d.rounding_base}
     ctx["instrument_name"] = params.outcomes.primary_instrument
+    ctx["calibration_bins"] = params.prediction.calibration_bins
     ctx |= primary_section(tables, params)
     ctx |= data_section(ingest_report, records)
     ctx |= population_section(frame, params)
@@ -1204,7 +1221,8 @@ def _levers_figure(ctx: dict) -> figures.Figure | None:
         "Finished without reliable improvement, by early engagement",
         "Poor outcome (%)",
         "Bar charts: the share of clients who finished without reliable improvement, by "
-        f"low, middle and high {join_words(words)} in {ctx['window'].first}; clients with "
+        f"level of {join_words(words)} in {ctx['window'].first} (up to three groups each); "
+        "clients with "
         "the same value are never split between groups, so a value most clients share "
         "(such as attending every appointment) is a group of its own"
         + (f" ({join_words(absent)}: not in this export)" if absent else "")
@@ -1252,6 +1270,7 @@ def _dropout_figure(ctx: dict) -> figures.Figure | None:
         + (
             f" By {w.after(ctx['horizon_weeks'])}: "
             + ", ".join(f"{GROUP_LABELS.get(g, g)} {v['incidence']:.0%}" for g, v in inc.items())
+            + "."
             if inc
             else ""
         ),
@@ -1264,7 +1283,7 @@ def _calibration_figure(ctx: dict) -> figures.Figure | None:
     cal = ctx.get("calibration")
     if cal is None or not len(cal):
         return None
-    bins = int(cal["bin"].max())
+    bins = ctx["calibration_bins"]
     return figures.calibration(
         cal[cal["model"].str.contains("logistic")],
         f"Observed against predicted risk of poor outcome in {wording.parts(bins)} of "

@@ -35,6 +35,10 @@ METRIC_LABELS = {  # metrics.json key → (label, format); an interval is joined
     "auc_engagement_boosting": ("AUC, with early engagement (boosting)", "3f"),
     "auc_gain": ("AUC gain from early engagement", "3f"),
     "auc_temporal": ("AUC, temporal validation (later referrals)", "3f"),
+    "brier_temporal": ("Brier score, temporal validation", "3f"),
+    "calibration_intercept_temporal": ("Calibration intercept, temporal validation", "3f"),
+    "calibration_slope_temporal": ("Calibration slope, temporal validation", "3f"),
+    "temporal_split_date": ("Temporal validation: referrals split at", "text"),
     "average_precision_engagement": ("Average precision, with early engagement", "3f"),
     "brier_engagement": ("Brier score, with early engagement", "3f"),
     "calibration_intercept_engagement": ("Calibration intercept (0 = ideal)", "3f"),
@@ -97,7 +101,9 @@ def metric_rows(metrics: dict) -> list[dict]:
             continue
         label, fmt = metric_label(key)
         text = _number(value, fmt)
-        low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+        stem = key.removesuffix("_estimate")  # primary_estimate → primary_ci_low
+        low = metrics.get(f"{key}_ci_low", metrics.get(f"{stem}_ci_low"))
+        high = metrics.get(f"{key}_ci_high", metrics.get(f"{stem}_ci_high"))
         if low is not None and high is not None and text != "not estimated":
             text += f" ({_number(low, fmt)} to {_number(high, fmt)})"
         rows.append({"label": label, "value": text, "key": key})
@@ -159,6 +165,11 @@ def case_flow(frame: pd.DataFrame, ingest_report: dict, params: Params) -> list[
     return out
 
 
+def _thousands(text) -> str:
+    """A shared count as printed elsewhere: ``1690`` → ``1,690`` (``<8`` unchanged)."""
+    return f"{int(text):,}" if str(text).isdigit() else str(text)
+
+
 def analysed_by_model(cards: list[dict], primary_model: str | None) -> list[tuple[str, str]]:
     """The analysed count (shared) of the models the reports lead with."""
     wanted = [
@@ -173,7 +184,7 @@ def analysed_by_model(cards: list[dict], primary_model: str | None) -> list[tupl
     if primary_model and primary_model not in by_name and ": " in primary_model:
         wanted[0] = (wanted[0][0], primary_model.split(": ", 1)[1])  # "ancova: <model>"
     return [
-        (label, str(by_name[name]["n_analysed"]))
+        (label, _thousands(by_name[name]["n_analysed"]))
         for label, name in wanted
         if name in by_name and by_name[name].get("status") == "fitted"
     ]
@@ -200,11 +211,11 @@ def model_basis(cards: list[dict]) -> list[dict]:
         if c.get("status") != "fitted" or not (c.get("parameters") or c.get("units")):
             continue
         refs = "; ".join(f"{k} = {v}" for k, v in (c.get("reference_levels") or {}).items())
-        units = "; ".join(f"{k}: {v:.3g}" for k, v in (c.get("units") or {}).items())
+        units = "; ".join(f"{k}: {v:.3}" for k, v in (c.get("units") or {}).items())
         rows.append(
             {
                 "model": c["model"],
-                "n": c.get("n_analysed"),
+                "n": _thousands(c.get("n_analysed")),
                 "events": c.get("events") if c.get("events") is not None else "—",
                 "parameters": c.get("parameters") if c.get("parameters") is not None else "—",
                 "epv": _events_per(c.get("events"), c.get("parameters")),
@@ -318,6 +329,11 @@ CHECKLIST = (  # (guideline item, what, where in this report: anchor id or None)
     ("STROBE 11", "Quantitative variables: per-SD units", "basis"),
     ("STROBE 12a–b", "Statistical methods, subgroups", "methods"),
     ("STROBE 12c", "Missing data", "missing"),
+    (
+        "STROBE 12d",
+        "Loss to follow-up: censoring at the extract date, competing endings",
+        "methods",
+    ),
     ("STROBE 12e", "Sensitivity analyses", "missing"),
     ("STROBE 13", "Participants at each stage (flow of cases)", "flow"),
     ("STROBE 14", "Descriptive data", "baseline"),
@@ -325,9 +341,12 @@ CHECKLIST = (  # (guideline item, what, where in this report: anchor id or None)
     ("STROBE 17", "Other analyses", "models"),
     ("STROBE 18–21", "Key results, limitations, interpretation, generalisability", None),
     ("STROBE 22", "Funding", None),
-    ("TRIPOD 5–7", "Source of data, participants, outcome", "flow"),
+    ("TRIPOD 4–6", "Source of data, study dates, participants, outcome", "flow"),
     ("TRIPOD 7a", "Predictors (landmark-window features only)", "methods"),
     ("TRIPOD 8", "Sample size: events", "basis"),
+    ("TRIPOD 9", "Missing data", "missing"),
+    ("TRIPOD 11", "Risk groups (fifths of predicted risk)", "prediction"),
+    ("TRIPOD 13–14", "Participants and events in development and validation", "flow"),
     ("TRIPOD 10", "Model development and validation (grouped, temporal)", "prediction"),
     ("TRIPOD 10d / 16", "Performance: discrimination and calibration", "prediction"),
     ("TRIPOD 15", "Model specification", None),

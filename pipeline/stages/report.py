@@ -22,6 +22,7 @@ import pandas as pd
 import pipeline
 from pipeline import __version__, catalog
 from pipeline.config import Params
+from pipeline.disclosure_audit import refused_files
 from pipeline.io import atomic_directory, read_json, write_csv, write_text
 from pipeline.models.analysis import analysis_frame
 from pipeline.report.build import (
@@ -91,6 +92,19 @@ def provenance(ctx: dict) -> list[tuple[str, str]]:
     ]
 
 
+def refuse_unshareable(reports_dir: Path) -> None:
+    """Stop before reporting when ``reports/`` holds what must never be shared (a worklist,
+    a fitted model, per-episode rows): the reports would sit beside it in the folder that
+    is handed on. Exits with the list and what to do, not a traceback."""
+    found = refused_files(reports_dir)
+    if found:
+        raise SystemExit(
+            f"report: {reports_dir} holds files that must never be shared: "
+            + "; ".join(found)
+            + ". Move them out (a worklist belongs in data/results/worklist/) and run again."
+        )
+
+
 def run(
     params: Params,
     root: str | Path = ".",
@@ -100,6 +114,7 @@ def run(
 ) -> dict:
     with stage("report", params, root, show_progress=show_progress) as s:
         paths, summary = s.paths, s.summary
+        refuse_unshareable(paths["reports_dir"])
         interim, ingest_report, features, outcomes = load_inputs(paths)
         frame = analysis_frame(features, outcomes, interim["episodes"], params.models)
         tables = read_results(paths, *catalog.MODEL_STAGES)

@@ -20,6 +20,7 @@ from pipeline.io import atomic_directory, write_json, write_text
 from pipeline.models.analysis import analysis_frame
 from pipeline.models.tidy import ModelError
 from pipeline.models.worklist import (
+    check_feature_params,
     fit_worklist_model,
     header_lines,
     load_model,
@@ -91,6 +92,7 @@ def score_saved(params: Params, root: str | Path, model_path: Path) -> dict:
     ``model_path``, without refitting; raises ``WorklistError`` for a missing, changed or
     incompatible model or data without its features."""
     model, card = load_model(model_path)
+    check_feature_params(card, params.features)
     with stage("worklist_scored", params, root) as s:
         frame, extract_date, _, _ = _frame(s.paths, params)
         table = score_open(model, frame)

@@ -130,7 +130,8 @@ def test_the_worklist_is_sorted_by_risk_and_says_its_signs_in_words(frame, fitte
     present = [SIGNS[c] for c in SIGNS if flags[c] == 1]
     assert row["n_signs"] == len(present)
     assert row["early_signs"] == ("; ".join(present) or "none")
-    assert row["in_words"].startswith(f"predicted {row['predicted_risk']:.0%}; in this band ")
+    assert row["in_words"].startswith("of ended clients with risks like this, ")
+    assert row["in_words"].endswith(f"(model's raw risk {row['predicted_risk']:.0%})")
 
 
 def _wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -237,3 +238,13 @@ def test_temporal_validation_counts_its_parts(frame):
     auc = table.set_index(["model", "metric"]).loc[("engagement (logistic)", "auc")]
     assert auc["ci_low"] <= auc["estimate"] <= auc["ci_high"] and auc["estimate"] > 0.65
     assert any("ended" in note and "shorter episodes" in note for note in card.notes)
+
+
+def test_a_saved_model_refuses_features_built_with_other_settings():
+    from pipeline.config import FeaturesParams
+    from pipeline.models.worklist import WorklistError, check_feature_params
+
+    card = {"params": {"features": FeaturesParams().model_dump(mode="json")}}
+    check_feature_params(card, FeaturesParams())  # the same settings: no complaint
+    with pytest.raises(WorklistError, match=r"features\.window_days: 42.*this run has 28"):
+        check_feature_params(card, FeaturesParams(window_days=28))

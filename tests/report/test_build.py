@@ -65,10 +65,10 @@ def test_an_action_is_offered_only_where_the_data_show_the_association():
     ctx = _ctx(120, 40, 0.31) | {"missed_first": {"yes": _r(45, 200), "no": _r(40, 200)}}
     unclear = [f for f in key_findings(ctx) if f["text"].startswith("Of clients who missed")]
     assert unclear[0]["action"] is None  # overlapping intervals, OR interval includes 1
-    dropout = [f for f in found if f["text"].startswith("By twelve")][0]
+    dropout = next(f for f in found if f["text"].startswith("By twelve"))
     assert "review call" in dropout["action"]  # 31% (28–34%) against 5% (3–8%)
     close = _ctx(120, 40, 0.07)  # 7% (4–10%) against 5% (3–8%): no action
-    assert [f for f in key_findings(close) if f["text"].startswith("By")][0]["action"] is None
+    assert next(f for f in key_findings(close) if f["text"].startswith("By"))["action"] is None
 
 
 def test_a_withheld_rate_is_not_narrated():

@@ -207,7 +207,7 @@ def test_blocks_the_ingest_report_lists_as_absent_are_not_in_this_export(rerun):
     # The small cohort does have alliance ratings: the report follows the ingest report
     # and neither plots nor narrates them.
     assert "Alliance (SRS" not in clinician and "Low alliance rating" not in text
-    assert "by low, middle and high attendance in the first six weeks" in clinician
+    assert "by level of attendance in the first six weeks" in clinician
     assert '<h2 id="absent">Not in this export</h2>' in technical
     assert "<td>sessions</td><td><code>alliance_score</code></td>" in technical
     assert "<td>contacts</td><td><code>(whole table)</code></td>" in technical
