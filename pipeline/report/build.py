@@ -553,12 +553,19 @@ def _shown(r: dict | None) -> bool:
     return r is not None and r["cell"].shown and r.get("ci_low") is not None
 
 
+SIGN_WHO = {  # early sign → the clients who showed it, in words
+    "flag_missed_first_appointment": "who missed their first appointment",
+    "flag_two_plus_no_shows": "with two or more no-shows",
+    "flag_alliance_below_cutoff": "with a low alliance rating",
+    "flag_no_client_goal": "with no goal of their own",
+    "flag_homework_under_half": "who did under half of agreed homework",
+}
 SIGN_ACTIONS = {  # early sign → where services have acted on it (never a claim of effect)
     "flag_missed_first_appointment": "appointment reminders, and a call to clients who miss "
     "their first appointment",
     "flag_two_plus_no_shows": "a review call after a second missed appointment",
-    "flag_alliance_below_cutoff": "talking the session rating through with the client "
-    "(feedback-informed care, as in PCOMS)",
+    "flag_alliance_below_cutoff": "talking the session rating through with the client, as "
+    "in feedback-informed care (PCOMS)",
     "flag_no_client_goal": "agreeing at least one goal in the client's own words early on",
     "flag_homework_under_half": "checking whether between-session tasks fit the client's week",
 }
@@ -617,28 +624,47 @@ def _finding_poor_by_group(ctx: dict) -> dict | None:
     }
 
 
-def _finding_missed_first(ctx: dict) -> dict | None:
-    m = ctx.get("missed_first") or {}
-    r = ctx["or_missed_first"]
+def strongest_sign(ctx: dict) -> str:
+    """The early sign to lead with: the one with the largest adjusted odds ratio whose
+    interval is above 1 and whose shares can be shown; missing the first appointment when
+    none is clearly associated (it is the sign services most often act on)."""
+    rates = ctx.get("sign_rates") or {}
+    clear = [
+        r for r in ctx.get("flag_rows") or []
+        if r["ci_low"] > 1 and all(_shown(rates.get(r["flag"], {}).get(k)) for k in ("yes", "no"))
+    ]  # fmt: skip
+    if clear:
+        return str(max(clear, key=lambda r: r["estimate"])["flag"])
+    return "flag_missed_first_appointment"
+
+
+def _finding_sign(ctx: dict) -> dict | None:
+    flag = strongest_sign(ctx)
+    m = (ctx.get("sign_rates") or {}).get(flag) or {}
     if not (_shown(m.get("yes")) and _shown(m.get("no"))):
         return None
+    r = next((x for x in ctx.get("flag_rows") or [] if x["flag"] == flag), None)
     adjusted = ""
-    if _estimate(r):
+    if r is not None and _finite(r["estimate"], r["ci_low"], r["ci_high"]):
         how = _by_interval(r["ci_low"], r["ci_high"], 1, "higher", "lower", "not clearly different")
         adjusted = (
             f" Allowing for starting severity and case mix, their odds were {how} (odds "
             f"ratio {r['estimate']:.1f}, 95% CI {r['ci_low']:.1f} to {r['ci_high']:.1f})."
         )
-    clear = m["yes"]["ci_low"] > m["no"]["ci_high"] or (
-        _estimate(r) and r["ci_low"] > 1
-    )  # an action is suggested only where the data show the association
+    clear = m["yes"]["ci_low"] > m["no"]["ci_high"] or (r is not None and r["ci_low"] > 1)
+    lead = (
+        "The early sign most strongly associated with a poor outcome here: "
+        if r is not None and r["ci_low"] > 1
+        else ""
+    )
+    body = (
+        f"of clients {SIGN_WHO[flag]}, {_ci_pct(m['yes'])} finished without reliable "
+        f"improvement, against {_ci_pct(m['no'])} of the others "
+        f"({ctx['population_poor']}).{adjusted}"
+    )
     return {
-        "text": f"Of clients who missed their first appointment, {_ci_pct(m['yes'])} "
-        f"finished without reliable improvement, against {_ci_pct(m['no'])} of those who "
-        f"attended it ({ctx['population_poor']}).{adjusted}",
-        "action": SIGN_ACTIONS["flag_missed_first_appointment"] + " (where services have acted)."
-        if clear
-        else None,
+        "text": lead + body if lead else body[0].upper() + body[1:],
+        "action": SIGN_ACTIONS[flag] + ", where services have acted." if clear else None,
     }
 
 
@@ -660,7 +686,7 @@ def _finding_dropout(ctx: dict) -> dict | None:
         f"two or more early signs had dropped out, against {text(b)} of those with none"
         f"{verdict} ({ctx['population_dropout']}).",
         "action": "a review call when a client shows two or more early signs, such as a "
-        "second missed appointment (where services have acted)."
+        "second missed appointment, where services have acted."
         if a["ci_low"] > b["ci_high"]  # only where the data show more dropout
         else None,
     }
@@ -686,7 +712,7 @@ def _finding_prediction(ctx: dict) -> dict | None:
 FINDINGS: tuple[Callable[[dict], dict | None], ...] = (  # in the order the reports list them
     _finding_primary,
     _finding_poor_by_group,
-    _finding_missed_first,
+    _finding_sign,
     _finding_dropout,
     _finding_prediction,
 )
@@ -749,10 +775,10 @@ def population_section(frame: pd.DataFrame, params: Params) -> dict:
     )
     groups = [
         ("all", "Episodes of care (referrals offered treatment)", len(frame)),
-        ("landmark", f"Still in treatment {window.at} (dropout findings)", len(landmark)),
+        ("landmark", f"Dropout group: still in treatment {window.at}", len(landmark)),
         (
             "poor",
-            f"Of those, {caseness}with a later {name} score (outcome findings)",
+            f"Outcome group: of those, {caseness}with a later {name} score",
             len(poor),
         ),
         ("finished", "Finished a course (2+ sessions; NHS rates)", len(finished)),
@@ -764,10 +790,14 @@ def population_section(frame: pd.DataFrame, params: Params) -> dict:
     return {
         "window": window,
         "populations": [(label, count(n, d).text()) for _, label, n in groups],
-        "population_poor": f"clients {caseness}still in treatment {window.at} with a later "
-        f"{name} score: {count(len(poor), d).text()}",
-        "population_dropout": f"all clients still in treatment {window.at}: "
-        f"{count(len(landmark), d).text()}",
+        # named once in full ("who is counted"), then by the group's name and size
+        "population_poor": f"outcome group, {count(len(poor), d).text()} clients",
+        "population_dropout": f"dropout group, {count(len(landmark), d).text()} clients",
+        "population_words": {
+            "outcome": f"clients {caseness}still in treatment {window.at} with a later "
+            f"{name} score",
+            "dropout": f"all clients still in treatment {window.at}",
+        },
         "caseness_words": caseness,
         "index_unit": unit,
         "reliable_change": float(get_instrument(name).reliable_change),
@@ -830,13 +860,18 @@ def poor_outcome_section(
     for flag, label in FLAG_LABELS.items():
         r = _row(po, catalog.model_id(poor, flag, True), flag, t)
         if r is not None and flag not in missing_features and _estimate(r):
-            flag_rows.append({"label": label, **r[["estimate", "ci_low", "ci_high"]].to_dict()})
-    missed = {}
-    if first in pop and first not in missing_features:
-        answer = pop[first].map({1.0: "yes", 0.0: "no"})
-        missed = {r["label"]: r for r in rates_by(pop, answer, "poor_outcome", params)}
+            flag_rows.append(
+                {"flag": flag, "label": label, **r[["estimate", "ci_low", "ci_high"]].to_dict()}
+            )
+    sign_rates = {}
+    for flag in FLAG_LABELS:
+        if flag in pop and flag not in missing_features:
+            answer = pop[flag].map({1.0: "yes", 0.0: "no"})
+            sign_rates[flag] = {
+                r["label"]: r for r in rates_by(pop, answer, "poor_outcome", params)
+            }
     return {
-        "missed_first": missed,
+        "sign_rates": sign_rates,
         "poor_by_group": by_group,
         "poor_by_group_rows": [
             {**by_group[k], "label": GROUP_LABELS.get(k, k)}
@@ -911,14 +946,13 @@ def lever_text(
     partners = [
         t.replace("_", " ") for t in side.loc[side["block"] == r["block"], "term"] if t != term
     ]
-    also = f", and for {join_words(partners)}" if partners else ""
+    also = f"; also allowing for {join_words(partners)}" if partners else ""
     n = count(float(r["n_analysed_adjusted"]), d).text()
     return {
         "lever": lever,
         "text": f"Clients with {words} ({sd_words(term, sd)} more) had {direction} "
         f"of a poor outcome: odds ratio {r['estimate_adjusted']:.2f} (95% CI "
-        f"{r['ci_low_adjusted']:.2f} to {r['ci_high_adjusted']:.2f}; {n} clients with it "
-        f"recorded; allowing for starting severity and case mix{also}).",
+        f"{r['ci_low_adjusted']:.2f} to {r['ci_high_adjusted']:.2f}; {n} clients{also}).",
         "absent": False,
     }
 

@@ -137,6 +137,8 @@ def test_readable_at_400_px(browser, reported, name):
 def test_clinician_report_prints_to_at_most_three_a4_pages(browser, reported, tmp_path):
     root, _, _ = reported
     _open(browser, root, "clinician")
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})  # print as a desktop
+    browser.refresh()
     options = PrintOptions()
     options.page_width, options.page_height = 21.0, 29.7
     pdf = base64.b64decode(browser.print_page(options))

@@ -35,15 +35,23 @@ def _ctx(poor2: int, poor0: int, inc2: float, days: int = 42) -> dict:
         "instrument_name": "PHQ-9",
         "primary": None,
         "poor_by_group": {"2+": _r(poor2, 200), "0": _r(poor0, 200)},
-        "missed_first": {"yes": _r(90, 200), "no": _r(40, 200)},
-        "or_missed_first": pd.Series({"estimate": 1.1, "ci_low": 0.8, "ci_high": 1.5}),
+        "sign_rates": {"flag_missed_first_appointment": {"yes": _r(90, 200), "no": _r(40, 200)}},
+        "flag_rows": [
+            {
+                "flag": "flag_missed_first_appointment",
+                "label": "Missed the first appointment",
+                "estimate": 1.1,
+                "ci_low": 0.8,
+                "ci_high": 1.5,
+            }
+        ],
         "incidence_horizon": {
             "2+": {"incidence": inc2, "ci_low": inc2 - 0.03, "ci_high": inc2 + 0.03},
             "0": {"incidence": 0.05, "ci_low": 0.03, "ci_high": 0.08},
         },
         "horizon_weeks": 12,
-        "population_poor": "clients at caseness: 400",
-        "population_dropout": "all clients: 900",
+        "population_poor": "outcome group, 400 clients",
+        "population_dropout": "dropout group, 900 clients",
         "of_100": None,
     }
 
@@ -54,21 +62,39 @@ def test_sentences_follow_the_numbers_with_their_intervals():
     assert "60% (53–67%) of clients with two or more" in a and "20% (15–26%) of clients" in a
     assert "45% (38–52%) of clients with two or more" in b and "30% (24–37%) of clients" in b
     assert "31% (28–34%)" in a and "12% (9–15%)" in b
-    assert "clients at caseness: 400" in a  # the population is named
+    assert "outcome group, 400 clients" in a  # the population is named
     assert a != b
 
 
 def test_an_action_is_offered_only_where_the_data_show_the_association():
     found = key_findings(_ctx(120, 40, 0.31))
-    missed = next(f["action"] for f in found if f["text"].startswith("Of clients who missed"))
+    missed = next(f["action"] for f in found if "who missed their first appointment," in f["text"])
     assert missed and "reminders" in missed  # 45% (38–52%) vs 20% (15–26%): apart
-    ctx = _ctx(120, 40, 0.31) | {"missed_first": {"yes": _r(45, 200), "no": _r(40, 200)}}
-    unclear = [f for f in key_findings(ctx) if f["text"].startswith("Of clients who missed")]
+    ctx = _ctx(120, 40, 0.31)
+    ctx["sign_rates"] = {"flag_missed_first_appointment": {"yes": _r(45, 200), "no": _r(40, 200)}}
+    unclear = [f for f in key_findings(ctx) if "who missed their first appointment," in f["text"]]
     assert unclear[0]["action"] is None  # overlapping intervals, OR interval includes 1
     dropout = next(f for f in found if f["text"].startswith("By twelve"))
     assert "review call" in dropout["action"]  # 31% (28–34%) against 5% (3–8%)
     close = _ctx(120, 40, 0.07)  # 7% (4–10%) against 5% (3–8%): no action
     assert next(f for f in key_findings(close) if f["text"].startswith("By"))["action"] is None
+
+
+def test_the_key_finding_leads_with_the_sign_most_clearly_associated():
+    ctx = _ctx(120, 40, 0.31)
+    ctx["sign_rates"]["flag_no_client_goal"] = {"yes": _r(100, 200), "no": _r(50, 200)}
+    ctx["flag_rows"].append(
+        {"flag": "flag_no_client_goal", "label": "No goal of their own",
+         "estimate": 2.4, "ci_low": 1.6, "ci_high": 3.5}
+    )  # fmt: skip
+    found = next(f for f in key_findings(ctx) if "early sign most strongly" in f["text"])
+    assert "of clients with no goal of their own, 50% (43–57%)" in found["text"]
+    assert "in the client's own words" in found["action"]
+    # none clearly associated: missing the first appointment, said as not clearly different
+    plain = _ctx(120, 40, 0.31)
+    text = " ".join(summary_sentences(plain))
+    assert "Of clients who missed their first appointment, 45% (38–52%)" in text
+    assert "odds were not clearly different" in text
 
 
 def test_a_withheld_rate_is_not_narrated():
