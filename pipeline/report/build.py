@@ -1336,7 +1336,8 @@ def _dose_figure(ctx: dict) -> figures.Figure | None:
     elif ctx.get("dose_curve") is not None:
         line = (
             f"Line: fitted curve (probit on log sessions), which fits the observed shares "
-            f"(Pearson χ² {fit['chisq']:.1f} on {fit['df']} df, p = {fit['p']:.2g})."
+            f"(Pearson χ² {fit['chisq']:.1f} on {fit['df']} df, p = {fit['p']:.2g}; the test "
+            "ignores clustering by therapist, so it is lenient about fit)."
         )
     else:
         line = (
@@ -1348,7 +1349,8 @@ def _dose_figure(ctx: dict) -> figures.Figure | None:
     return figures.dose_response(
         obs,
         ctx.get("dose_curve"),
-        "Points: share reliably improved by number of sessions attended, with 95% "
+        "Points: share reliably improved (finished courses) by number of sessions attended, "
+        "with 95% "
         f"intervals and the number of clients. {line} Highest observed share "
         f"{top['share_improved']:.0%} at {int(top['sessions'])} sessions "
         f"({top['n']} clients).",
