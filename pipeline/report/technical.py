@@ -29,7 +29,10 @@ METRIC_LABELS = {  # metrics.json key → (label, format); an interval is joined
     "primary_p_value": ("Primary p-value", "p"),
     "primary_verdict": ("Primary verdict", "text"),
     "primary_n_analysed": ("Primary: clients analysed", "count"),
-    "alliance_within_effect": ("Alliance, within-client change per point (mixed model)", "3f"),
+    "alliance_within_effect": (
+        "Alliance within client: change in the primary score per SRS point (mixed model)",
+        "3f",
+    ),
     "auc_baseline": ("AUC, baseline severity and case mix only", "3f"),
     "auc_engagement": ("AUC, with early engagement (logistic)", "3f"),
     "auc_engagement_boosting": ("AUC, with early engagement (boosting)", "3f"),
@@ -87,8 +90,10 @@ def metric_label(key: str) -> tuple[str, str]:
         return METRIC_LABELS[key]
     m = PERIOD.match(key)
     if m:
-        end = "on" if m.group(2) == "plus" else m.group(2)
-        return (f"Dropout hazard ratio per SD of the index, days {m.group(1)}–{end}", "2f")
+        days = (
+            f"from day {m.group(1)}" if m.group(2) == "plus" else f"days {m.group(1)}–{m.group(2)}"
+        )
+        return (f"Dropout hazard ratio per SD of the index, {days}", "2f")
     return (key.replace("_", " ").capitalize(), "3g")
 
 
