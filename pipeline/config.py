@@ -685,6 +685,10 @@ class Params(_Section):
     engine: Literal["pandas", "dask"] = "pandas"
     """How ingest and features run: ``pandas`` in one process, or ``dask`` split into
     episode buckets on a Dask cluster (``dask:``). Both write the same outputs."""
+    threads: Annotated[int, Field(ge=1)] | None = None
+    """Threads per stage for the compiled thread pools (OpenMP: gradient boosting) and the
+    local Dask cluster's workers; None = the CPUs this process may use (affinity and cgroup
+    quota, ``pipeline/engine/cpus.py``), never ``os.cpu_count()`` on a shared machine."""
     paths: PathsParams = PathsParams()
     synthetic: SyntheticParams = SyntheticParams()
     ingest: IngestParams = IngestParams()

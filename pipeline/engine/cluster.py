@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pipeline import __version__
 from pipeline.config import DaskParams
+from pipeline.engine.cpus import stage_threads
 
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
@@ -59,19 +60,20 @@ def check_workers(client: Client, where: str, timeout_s: float) -> int:
 
 
 @contextmanager
-def dask_client(params: DaskParams) -> Iterator[Client]:
+def dask_client(params: DaskParams, threads: int | None = None) -> Iterator[Client]:
     """A connected ``distributed.Client``, closed (with any local cluster) on exit.
 
     ``scheduler_address`` None starts a ``LocalCluster`` on this machine (listening on
     127.0.0.1 only); otherwise connects to the scheduler there, giving up after
-    ``connect_timeout_s`` with a message saying what to check.
+    ``connect_timeout_s`` with a message saying what to check. A local cluster without
+    ``n_workers`` gets one worker per CPU this process may use (``threads``, capped).
     """
     from distributed import Client, LocalCluster
 
     address = params.scheduler_address
     if address is None:
         cluster = LocalCluster(
-            n_workers=params.n_workers,
+            n_workers=params.n_workers or stage_threads(threads),
             threads_per_worker=params.threads_per_worker,
             processes=params.processes,
             memory_limit=params.memory_limit,

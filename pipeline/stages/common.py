@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from pipeline import __version__, catalog
 from pipeline.config import Params, PathsParams, instrument_registry, load_params
+from pipeline.engine.cpus import stage_threads
 from pipeline.instruments import use_registry
 from pipeline.io import write_json
 
@@ -42,16 +43,22 @@ def resolve(paths: PathsParams, root: str | Path = ".") -> dict[str, Path]:
 
 
 @contextmanager
-def stage_timer(summary: dict) -> Iterator[dict]:
+def stage_timer(summary: dict, threads: int | None = None) -> Iterator[dict]:
     """Record wall time and environment into ``summary`` (the stage's JSON summary).
 
-    BLAS runs single-threaded inside a stage: the models solve many small systems, where
-    threads only add synchronisation, and threaded BLAS in two processes at once (two
-    pipelines, or a pipeline beside the tests) can slow both by an order of magnitude.
+    OpenMP pools (gradient boosting) get the CPUs the process may use, or ``threads`` from
+    params (``pipeline/engine/cpus.py``). BLAS runs single-threaded inside a stage: the
+    models solve many small systems, where threads only add synchronisation, and threaded
+    BLAS in two processes at once (two pipelines, or a pipeline beside the tests) can slow
+    both by an order of magnitude.
     """
     start = time.perf_counter()
     summary.setdefault("warnings", [])
-    with threadpool_limits(limits=1, user_api="blas"):
+    summary["threads"] = stage_threads(threads)
+    with (
+        threadpool_limits(limits=1, user_api="blas"),
+        threadpool_limits(limits=summary["threads"], user_api="openmp"),
+    ):
         yield summary
     summary["seconds"] = round(time.perf_counter() - start, 3)
     summary["package_version"] = __version__
@@ -107,7 +114,7 @@ def stage(
     run = StageRun(name, paths, {"stage": name, **summary})
     with (
         use_registry(instrument_registry(params)),
-        stage_timer(run.summary),
+        stage_timer(run.summary, params.threads),
         stage_progress(name, steps, show_progress) as step,
     ):
         run.step = step

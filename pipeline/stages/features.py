@@ -52,7 +52,7 @@ def _features_dask(params: Params, interim: Path, summary: dict) -> tuple[pd.Dat
         params.dask.partitions,
         params.dask.episodes_per_partition,
     )
-    with dask_client(params.dask) as client:
+    with dask_client(params.dask, params.threads) as client:
         summary["dask"] = describe(client, params.dask) | {"partitions": k}
         features = features_partitioned(
             client,

@@ -51,9 +51,7 @@ def run(
     Raises ``InputError`` for whole-input problems; nothing is written then.
     """
     source = Path(input_dir) if input_dir is not None else resolve(params.paths, root)["input_dir"]
-    with stage(
-        "ingest", params, root, show_progress=show_progress, input_dir=str(source)
-    ) as s:
+    with stage("ingest", params, root, show_progress=show_progress, input_dir=str(source)) as s:
         paths, summary = s.paths, s.summary
         key = key_from_environment(params.ingest.rekey_key_env) if params.ingest.rekey else None
         manifest = read_manifest(source)
@@ -182,7 +180,8 @@ def _ingest_dask(job: _Job, summary: dict) -> dict:
             )
 
     with (
-        dask_client(params.dask) as client,  # first: a wrong address fails before any work
+        # first: a wrong address fails before any work
+        dask_client(params.dask, params.threads) as client,
         _partitioned(params, source, paths["interim_dir"].parent) as layout,
         atomic_directory(paths["interim_dir"]) as out,
     ):
