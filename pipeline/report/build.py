@@ -855,7 +855,6 @@ def poor_outcome_section(
     pop = frame[frame["poor_outcome"].notna()]
     by_group = {r["label"]: r for r in rates_by(pop, pop["flags_group"], "poor_outcome", params)}
     poor = catalog.POOR_OUTCOME
-    first = "flag_missed_first_appointment"
     flag_rows = []
     for flag, label in FLAG_LABELS.items():
         r = _row(po, catalog.model_id(poor, flag, True), flag, t)
@@ -878,10 +877,6 @@ def poor_outcome_section(
             for k in ("0", "1", "2+")
             if k in by_group
         ],
-        "or_flags_2plus": _row(
-            po, catalog.model_id(poor, "flags group", True), "flags_group_2+", t
-        ),
-        "or_missed_first": _row(po, catalog.model_id(poor, first, True), first, t),
         "flag_rows": flag_rows,
     }
 

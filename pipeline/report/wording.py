@@ -38,11 +38,6 @@ def part(n: int) -> str:
     return PART.get(n, f"1/{n}")
 
 
-def plural(n: int, one: str, many: str | None = None) -> str:
-    """``1 sign``, ``2 signs``."""
-    return f"{n} {one if n == 1 else (many or one + 's')}"
-
-
 @dataclass(frozen=True)
 class Window:
     """The landmark window in words, from ``features.window_days``."""
