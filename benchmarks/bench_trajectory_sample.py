@@ -5,7 +5,7 @@
 
 Simulates the cohort of bench_trajectory.py (about 8 PHQ-9 scores per client, 60 clients per
 therapist, within-client alliance effect −0.15), fits the pipeline's two-level model to every
-client and to the sample that ``sample_clusters`` draws at ``models.trajectory_max_episodes``
+client and to the sample that ``sample_clusters`` draws at ``models.therapist_level_max_episodes``
 (whole therapists, the pipeline's seed), each in a fresh process, and records every fixed
 effect with its interval, the wall time and peak memory of both. Writes
 benchmarks/results/trajectory_sample.json.
@@ -44,7 +44,7 @@ def fit(n_clients: int, max_episodes: int | None) -> dict:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    k = int(sys.argv[2]) if len(sys.argv) > 2 else ModelsParams().trajectory_max_episodes
+    k = int(sys.argv[2]) if len(sys.argv) > 2 else ModelsParams().therapist_level_max_episodes
     full = measure(fit(n, None)) | {"what": f"full fit, {n:,} clients"}
     print(full, flush=True)
     sample = measure(fit(n, k)) | {"what": f"sample of whole caseloads, about {k:,} clients"}

@@ -430,9 +430,11 @@ class ModelsParams(_Section):
     """Disengagement flags, each modelled on its own (present vs absent)."""
     therapist_level: bool = True
     """Also fit the trajectory model with therapist as a third level (documented if it fails)."""
-    trajectory_max_episodes: Annotated[int, Field(ge=100)] | None = 10000
-    """Above this many episodes the mixed models are fitted on a random sample of whole
-    clusters (therapists' caseloads) of about this size; null fits every episode."""
+    therapist_level_max_episodes: Annotated[int, Field(ge=100)] | None = 10000
+    """Above this many episodes the three-level trajectory model (statsmodels; its cost grows
+    with the cohort) is fitted on a random sample of whole clusters (therapists' caseloads)
+    of about this size; null fits every episode. The two-level models always use every
+    episode (the exact fit takes seconds at national scale)."""
     trajectory_sample_seed: int = 20261127
     dropout_periods_days: tuple[int, ...] = (28, 84)
     """Cut points (days after the landmark) of the period-specific dropout hazard ratios

@@ -9,15 +9,10 @@
 #                     evaluate our formula at exactly R's estimates)
 # Every model is fitted by maximum likelihood (REML = FALSE), as pipeline.models.trajectories.
 suppressPackageStartupMessages(library(lme4))
-dir <- "tests/data/inference"
 ctrl <- lmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5),
                     check.conv.grad = .makeCC("warning", tol = 1e-6))
 
-btheb <- read.csv(file.path(dir, "btheb.csv"))
-btheb$treatment <- factor(btheb$treatment, c("TAU", "BtheB"))
-btheb$drug <- factor(btheb$drug, c("No", "Yes"))
-btheb$length <- factor(btheb$length, c("<6m", ">6m"))
-traj <- read.csv(file.path(dir, "trajectory.csv"))
+source("scripts/reference_data.R")
 
 fits <- list(
   btheb = lmer(bdi ~ bdi_pre + time + treatment + drug + length + (1 | subject),

@@ -37,7 +37,13 @@ from pipeline.models.tidy import (
     captured_warnings,
     failed_card,
 )
-from pipeline.models.trajectories import TrajectoryFit, fit_trajectory, person_mean_centre
+from pipeline.models.trajectories import (
+    EXACT_METHOD,
+    NESTED_METHOD,
+    TrajectoryFit,
+    fit_trajectory,
+    person_mean_centre,
+)
 
 CLUSTER = "cluster"
 FLAGS_GROUP = "flags_group"
@@ -793,16 +799,13 @@ def sample_clusters(
     return sample, note
 
 
-TRAJECTORY_METHOD = "MixedLM, maximum likelihood"
-
-
 def _client_model(long: pd.DataFrame) -> TrajectoryFit | ModelCard:
     """Random intercept and slope per client; the failed card if it cannot be fitted."""
     main = catalog.TRAJECTORY_CLIENT
     try:
         return fit_trajectory(long, TRAJECTORY_FORMULA, "episode_id", "~weeks", main)
     except ModelError as exc:
-        return failed_card(main, TRAJECTORY_FORMULA, TRAJECTORY_METHOD, len(long), str(exc))
+        return failed_card(main, TRAJECTORY_FORMULA, EXACT_METHOD, len(long), str(exc))
 
 
 def _therapist_model(long: pd.DataFrame, client: TrajectoryFit | None) -> TrajectoryFit | ModelCard:
@@ -823,7 +826,7 @@ def _therapist_model(long: pd.DataFrame, client: TrajectoryFit | None) -> Trajec
             },
         )
     except ModelError as exc:
-        return failed_card(name, TRAJECTORY_FORMULA, TRAJECTORY_METHOD, len(long), str(exc))
+        return failed_card(name, TRAJECTORY_FORMULA, NESTED_METHOD, len(long), str(exc))
     three.card.notes.append(
         "client intercept and slope are independent variance components here "
         "(statsmodels cannot correlate nested components)"
@@ -886,7 +889,7 @@ def _extra_trajectory_fits(
         try:
             fit = fit_trajectory(rows, formula, "episode_id", re_formula, name)
         except ModelError as exc:
-            out.append(failed_card(name, formula, TRAJECTORY_METHOD, len(rows), str(exc)))
+            out.append(failed_card(name, formula, EXACT_METHOD, len(rows), str(exc)))
             continue
         if name == catalog.TRAJECTORY_LAGGED:
             fit.card.notes.append(
@@ -924,31 +927,31 @@ def _mark_model_to_read(fits: list[TrajectoryFit]) -> None:
 
 
 def trajectory_models(long: pd.DataFrame, params: ModelsParams) -> Results:
-    """Random intercept and slope per client; then therapist as a further level (clients'
-    intercepts and slopes as variance components within therapists), compared. Above
-    ``params.trajectory_max_episodes`` episodes both are fitted on one random sample of
-    whole clusters (``sample_clusters``), said on their cards."""
-    long, sampled = sample_clusters(
-        long,
-        params.trajectory_max_episodes,
-        params.trajectory_sample_seed,
-        "models.trajectory_max_episodes",
-    )
+    """Random intercept and slope per client on every episode (the exact fit); then
+    therapist as a further level (clients' intercepts and slopes as variance components
+    within therapists; statsmodels), compared. Above ``params.therapist_level_max_episodes``
+    episodes the three-level model alone is fitted on one random sample of whole clusters
+    (``sample_clusters``), said on its card."""
     client = _client_model(long)
     outcomes = [client]
     if params.therapist_level:
         two_level = client if isinstance(client, TrajectoryFit) else None
-        outcomes.append(_therapist_model(long, two_level))
+        rows, sampled = sample_clusters(
+            long,
+            params.therapist_level_max_episodes,
+            params.trajectory_sample_seed,
+            "models.therapist_level_max_episodes",
+        )
+        three = _therapist_model(rows, two_level)
+        if sampled:
+            (three.card if isinstance(three, TrajectoryFit) else three).notes.append(sampled)
+        outcomes.append(three)
     fits = [f for f in outcomes if isinstance(f, TrajectoryFit)]
     _mark_model_to_read(fits)
     if isinstance(client, TrajectoryFit):
         outcomes += _extra_trajectory_fits(long)
     fitted = [f for f in outcomes if isinstance(f, TrajectoryFit)]
-    cards = [f.card if isinstance(f, TrajectoryFit) else f for f in outcomes]
-    if sampled:
-        for card in cards:
-            card.notes.append(sampled)
-    out = Results(cards=cards)
+    out = Results(cards=[f.card if isinstance(f, TrajectoryFit) else f for f in outcomes])
     if fitted:
         out.tables["trajectory"] = pd.concat([f.coefficients for f in fitted], ignore_index=True)
         out.tables["trajectory_variance"] = pd.concat(
@@ -1061,7 +1064,7 @@ def _trajectories(
         card = failed_card(
             catalog.TRAJECTORY_CLIENT,
             TRAJECTORY_FORMULA,
-            "MixedLM, maximum likelihood",
+            EXACT_METHOD,
             0,
             str(exc),
         )

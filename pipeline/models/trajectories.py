@@ -1,6 +1,10 @@
 """Symptom trajectories: linear mixed models fitted by maximum likelihood.
 
-``fit_trajectory`` wraps statsmodels ``MixedLM`` with the guards the design asks for:
+``fit_trajectory`` fits a two-level model (random effects per group, e.g. an intercept and a
+slope per client) with the exact profiled-likelihood fit of :mod:`pipeline.models.lmm`
+(lme4's method; seconds at national scale), and a model with a further level (variance
+components nested in the group, e.g. clients within therapists) with statsmodels
+``MixedLM``, the one Python fit that can. Either way with the guards the design asks for:
 explicit missing-row handling (analysed vs input N), every warning kept in the model card,
 convergence recorded, random-effect variances at the boundary flagged and the fixed effects
 cross-checked against a random-intercept-only fit, and a clear error instead of a traceback
@@ -15,10 +19,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import patsy
 import statsmodels.formula.api as smf
 from scipy import stats
 from scipy.linalg import block_diag
 
+from pipeline.models.lmm import fit_lmm
 from pipeline.models.tidy import (
     Estimates,
     ModelCard,
@@ -29,6 +35,8 @@ from pipeline.models.tidy import (
 )
 
 BOUNDARY_SHARE = 0.01  # a random-effect SD under 1% of the residual SD is at the boundary
+EXACT_METHOD = "linear mixed model, maximum likelihood (profiled deviance, as lme4)"
+NESTED_METHOD = "statsmodels MixedLM, maximum likelihood"
 
 
 @dataclass
@@ -78,8 +86,63 @@ def _analysed_rows(data: pd.DataFrame, spec: TrajectorySpec, card: ModelCard) ->
     return analysed
 
 
-def _fit_mixedlm(analysed: pd.DataFrame, spec: TrajectorySpec, card: ModelCard) -> Any:
-    """The ML fit (lbfgs), warnings on the card, convergence recorded."""
+@dataclass(frozen=True)
+class MixedResult:
+    """A fitted mixed model, whichever fit made it."""
+
+    fe_params: pd.Series
+    cov_fe: np.ndarray
+    """(X′V⁻¹X)⁻¹ at the ML variance estimates."""
+    re_labels: list[str]
+    """The group's random effects (``intercept``, then slopes by column name)."""
+    cov_re: np.ndarray
+    vc_names: list[str]
+    vcomp: np.ndarray
+    """Variances of the components nested in the group (none for a two-level model)."""
+    scale: float
+    """Residual variance."""
+    at_boundary: bool
+    """The fit itself reports a random-effect variance at zero."""
+
+
+def _record_fit(card: ModelCard, converged: bool, optimizer: str, llf: float) -> None:
+    card.converged = converged
+    card.status = "fitted" if converged else "not converged"
+    card.optimizer = optimizer
+    card.log_likelihood = llf
+    if not converged:
+        card.notes.append("did not converge: estimates are reported but must not be used")
+
+
+def _fit_exact(analysed: pd.DataFrame, spec: TrajectorySpec, card: ModelCard) -> MixedResult:
+    """Two levels: :func:`pipeline.models.lmm.fit_lmm` on the formula's design matrices."""
+    y, x = patsy.dmatrices(spec.formula, analysed, return_type="dataframe", NA_action="raise")
+    z = patsy.dmatrix(spec.re_formula or "1", analysed, return_type="dataframe")
+    if np.linalg.matrix_rank(x.to_numpy()) < x.shape[1]:
+        raise ModelError(
+            f"{spec.model}: the model could not be fitted (the fixed-effect design is "
+            "singular); check for collinear or constant predictors"
+        )
+    codes = pd.factorize(analysed[spec.group])[0]
+    fit = fit_lmm(y.to_numpy().ravel(), x.to_numpy(), z.to_numpy(), codes)
+    _record_fit(card, fit.converged, "L-BFGS-B on θ, exact gradient", fit.log_likelihood)
+    if fit.at_boundary:
+        card.warnings.append("a random-effect variance is on the boundary (zero) at the optimum")
+    labels = ["intercept" if c == "Intercept" else str(c) for c in z.columns]
+    return MixedResult(
+        fe_params=pd.Series(fit.beta, index=x.columns),
+        cov_fe=fit.cov_beta,
+        re_labels=labels,
+        cov_re=fit.cov_re,
+        vc_names=[],
+        vcomp=np.empty(0),
+        scale=fit.sigma2,
+        at_boundary=fit.at_boundary,
+    )
+
+
+def _fit_nested(analysed: pd.DataFrame, spec: TrajectorySpec, card: ModelCard) -> MixedResult:
+    """A further level: statsmodels MixedLM (lbfgs), warnings on the card."""
     with captured_warnings(card):
         try:
             result = smf.mixedlm(
@@ -94,13 +157,18 @@ def _fit_mixedlm(analysed: pd.DataFrame, spec: TrajectorySpec, card: ModelCard) 
                 f"{spec.model}: the model could not be fitted ({exc}); check for "
                 "collinear or constant predictors"
             ) from None
-    card.converged = bool(result.converged)
-    card.status = "fitted" if card.converged else "not converged"
-    card.optimizer = "lbfgs"
-    card.log_likelihood = float(result.llf)
-    if not card.converged:
-        card.notes.append("did not converge: estimates are reported but must not be used")
-    return result
+    _record_fit(card, bool(result.converged), "lbfgs", float(result.llf))
+    return MixedResult(
+        fe_params=result.fe_params,
+        cov_fe=_fixed_covariance(result),
+        re_labels=["intercept" if n == "Group" else str(n) for n in result.cov_re.index],
+        cov_re=np.asarray(result.cov_re, dtype=float),
+        # statsmodels orders variance components by name: take its order, not the dict's.
+        vc_names=list(result.model.exog_vc.names),
+        vcomp=np.asarray(result.vcomp, dtype=float),
+        scale=float(result.scale),
+        at_boundary=any("boundary" in w for w in card.warnings),
+    )
 
 
 def gls_covariance(
@@ -145,21 +213,16 @@ def _fixed_covariance(result: Any) -> np.ndarray:
     return gls_covariance(groups, float(result.scale))
 
 
-def _random_effects(result: Any, spec: TrajectorySpec) -> tuple[list[str], list[str], np.ndarray]:
-    """Labels of the group's random effects, names of every random component, their SDs."""
-    labels = ["intercept" if n == "Group" else str(n) for n in result.cov_re.index]
-    # statsmodels orders variance components by name: take its order, not the dict's.
-    vc_names = list(result.model.exog_vc.names) if spec.vc_formula else []
-    names = [f"{spec.group}: {n}" for n in labels] + vc_names
-    re_sd = np.sqrt(
-        np.clip(np.concatenate([np.diag(result.cov_re), np.asarray(result.vcomp)]), 0, None)
-    )
-    return labels, names, re_sd
+def _random_effects(result: MixedResult, spec: TrajectorySpec) -> tuple[list[str], np.ndarray]:
+    """Names of every random component and their SDs."""
+    names = [f"{spec.group}: {n}" for n in result.re_labels] + result.vc_names
+    variances = np.concatenate([np.diag(result.cov_re), result.vcomp])
+    return names, np.sqrt(np.clip(variances, 0, None))
 
 
-def _variance_table(result: Any, spec: TrajectorySpec) -> pd.DataFrame:
+def _variance_table(result: MixedResult, spec: TrajectorySpec) -> pd.DataFrame:
     """Random-effect and residual SDs, and correlations between a group's random effects."""
-    labels, names, re_sd = _random_effects(result, spec)
+    names, re_sd = _random_effects(result, spec)
     variance = pd.DataFrame(
         {
             "model": spec.model,
@@ -168,7 +231,7 @@ def _variance_table(result: Any, spec: TrajectorySpec) -> pd.DataFrame:
             "correlation": np.nan,
         }
     )
-    cov = np.asarray(result.cov_re)
+    cov, labels = result.cov_re, result.re_labels
     for i in range(len(labels)):  # correlations between a group's random effects
         for j in range(i):
             denom = np.sqrt(cov[i, i] * cov[j, j])
@@ -182,18 +245,17 @@ def _variance_table(result: Any, spec: TrajectorySpec) -> pd.DataFrame:
 
 
 def _check_boundary(
-    data: pd.DataFrame, spec: TrajectorySpec, result: Any, fit: TrajectoryFit
+    data: pd.DataFrame, spec: TrajectorySpec, result: MixedResult, fit: TrajectoryFit
 ) -> None:
-    """At the boundary: statsmodels says so, or an SD is negligible next to the residual
-    SD. Noted on the card; with random slopes, the fixed effects are cross-checked against
-    a random-intercept-only fit."""
+    """At the boundary: the fit says so, or an SD is negligible next to the residual SD.
+    Noted on the card; with random slopes, the fixed effects are cross-checked against a
+    random-intercept-only fit."""
     card = fit.card
-    _, names, re_sd = _random_effects(result, spec)
-    said = any("boundary" in w for w in card.warnings)
+    names, re_sd = _random_effects(result, spec)
     small = [
         n for n, sd in zip(names, re_sd, strict=True) if sd < BOUNDARY_SHARE * np.sqrt(result.scale)
     ]
-    at_boundary = small or ([names[int(np.argmin(re_sd))]] if said else [])
+    at_boundary = small or ([names[int(np.argmin(re_sd))]] if result.at_boundary else [])
     if not at_boundary:
         return
     card.notes.append(f"random-effect variance at the boundary (near zero): {at_boundary}")
@@ -225,21 +287,23 @@ def fit_trajectory(
     clients within therapists: ``{"client": "0 + C(episode_id)"}``).
 
     Maximum likelihood (not REML), so that fixed effects can be compared across models and
-    match published ML fits. Never mutates ``data``.
+    match published ML fits. Two levels are fitted exactly and fast
+    (:mod:`pipeline.models.lmm`); a nested level with statsmodels MixedLM. Never mutates
+    ``data``.
     """
     spec = TrajectorySpec(formula, group, re_formula, model, vc_formula)
     nested = "".join(f" + {k}: {v}" for k, v in (vc_formula or {}).items())
     card = ModelCard(
         model=model,
         formula=f"{formula} | {re_formula or '1'} by {group}{nested}",
-        method="MixedLM, maximum likelihood",
+        method=NESTED_METHOD if vc_formula else EXACT_METHOD,
         n_input=len(data),
         n_analysed=0,
     )
     analysed = _analysed_rows(data, spec, card)
-    result = _fit_mixedlm(analysed, spec, card)
+    result = (_fit_nested if vc_formula else _fit_exact)(analysed, spec, card)
     fe = result.fe_params.index
-    bse = pd.Series(np.sqrt(np.diag(_fixed_covariance(result))), index=fe)
+    bse = pd.Series(np.sqrt(np.diag(result.cov_fe)), index=fe)
     p_values = pd.Series(2 * stats.norm.sf(np.abs(result.fe_params / bse)), index=fe)
     coefficients = tidy(card, Estimates(fe, result.fe_params, bse, p_values))
     card.notes.append(

@@ -271,6 +271,26 @@ def test_trajectory_sample_keeps_whole_clusters_and_is_reproducible():
     assert set(other["cluster"]) != kept
 
 
+def test_only_the_three_level_model_is_sampled():
+    from pathlib import Path
+
+    stored = Path(__file__).resolve().parents[1] / "data" / "inference" / "trajectory.csv"
+    long = pd.read_csv(stored).rename(
+        columns={"episode": "episode_id", "cluster": analysis.CLUSTER}
+    )
+    long = long.assign(log_weeks=np.log1p(long["weeks"]), alliance_lag_within=np.nan)
+    out = analysis.trajectory_models(
+        long, ModelsParams(therapist_level_max_episodes=200, trajectory_sample_seed=3)
+    )
+    cards = {c.model: c for c in out.cards}
+    client, three = cards[catalog.TRAJECTORY_CLIENT], cards[catalog.TRAJECTORY_THERAPIST]
+    assert client.n_groups == long["episode_id"].nunique()  # every episode
+    assert not any("random sample" in n for n in client.notes)
+    assert client.method.startswith("linear mixed model") and three.method.startswith("statsmodels")
+    assert any("random sample of whole clusters" in n for n in three.notes)
+    assert three.n_analysed < client.n_analysed
+
+
 def test_baseline_severity_by_hand():
     """Scored at the landmark: two at caseness (one improved), two below (one
     deteriorated); an episode without a later score is not counted."""

@@ -118,24 +118,6 @@ def _r_variance(model: str) -> dict[str, float]:
     return dict(vc.loc[vc["model"] == model, ["component", "variance"]].to_numpy())
 
 
-@pytest.fixture(scope="module")
-def stored_btheb():
-    d = pd.read_csv(INFERENCE / "btheb.csv")
-    for column, levels in {
-        "treatment": ["TAU", "BtheB"],
-        "drug": ["No", "Yes"],
-        "length": ["<6m", ">6m"],
-    }.items():
-        d[column] = pd.Categorical(d[column], levels)
-    return d
-
-
-@pytest.fixture(scope="module")
-def stored_trajectory():
-    d = pd.read_csv(INFERENCE / "trajectory.csv")
-    return d.rename(columns={"episode": "episode_id", "cluster": "therapist"})
-
-
 def _relative_se_gap(fit, model: str) -> pd.Series:
     ours = fit.coefficients.set_index("term")
     r = _r_fixed(model)
