@@ -39,9 +39,9 @@ CLIENTS_PER_THERAPIST = 60
 THREE_LEVEL_SIZES = (5_000, 20_000)
 
 
-def simulate(n_clients: int, seed: int = 1) -> pd.DataFrame:
+def simulate(n_clients: int, seed: int = 1, k: int = SCORES_PER_CLIENT) -> pd.DataFrame:
+    """``k`` scores per client from a known random intercept and slope model."""
     rng = np.random.default_rng(seed)
-    k = SCORES_PER_CLIENT
     client = np.repeat(np.arange(n_clients), k)
     weeks = np.tile(np.arange(k) * 1.5, n_clients) + rng.uniform(0, 1, n_clients * k)
     cov = [[5.8**2, -0.5 * 5.8 * 0.7], [-0.5 * 5.8 * 0.7, 0.7**2]]

@@ -275,7 +275,7 @@ def fit_lmm(
     # small relative to the deviance's scale (a bound at zero may keep a positive slope).
     free = ~(diagonal_k & (theta <= 0.0) & (sol.gradient >= 0))
     projected = np.abs(sol.gradient[free]).max(initial=0.0)
-    converged = bool(result.success) or projected <= 1e-6 * max(1.0, abs(sol.deviance))
+    converged = bool(result.success) or bool(projected <= 1e-6 * max(1.0, abs(sol.deviance)))
     return LmmFit(
         beta=sol.beta,
         cov_beta=sol.sigma2 * np.linalg.inv(sol.xvx),

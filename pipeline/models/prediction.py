@@ -176,25 +176,105 @@ def cross_validated(
     return oof.mean(axis=0), per_repeat, pd.DataFrame(drops)
 
 
+def replicate_weights(groups: np.ndarray, replicates: int, seed: int) -> np.ndarray:
+    """A cluster bootstrap as weights: row i of the (replicates × n) result is how many
+    times each row's cluster (therapist) was drawn in replicate i, whole clusters drawn with
+    replacement. Computing a statistic with these weights is computing it on the resampled
+    rows, without building them."""
+    codes, uniques = pd.factorize(groups)
+    k = len(uniques)
+    rng = np.random.default_rng(seed)
+    draws = np.stack([np.bincount(rng.integers(0, k, k), minlength=k) for _ in range(replicates)])
+    return draws[:, codes].astype(float)
+
+
+def _levels(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order that sorts ``p`` ascending, and where each run of equal values starts."""
+    order = np.argsort(p, kind="stable")
+    ps = p[order]
+    return order, np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])
+
+
+def _logistic(
+    y: np.ndarray, w: np.ndarray, lp: np.ndarray, slope: bool, iterations: int = 100
+) -> np.ndarray:
+    """Maximum-likelihood logistic fits, one per row of weights ``w``, by Newton's method
+    vectorised over the rows: logit P(y) = a + b·lp (``slope``; returns (a, b)) or
+    a + lp (an offset; returns a). Stops when no step exceeds 1e-12."""
+    reps = w.shape[0]
+    theta = np.zeros((reps, 2)) if slope else np.zeros((reps, 1))
+    for _ in range(iterations):
+        eta = theta[:, :1] + (theta[:, 1:2] * lp if slope else lp)
+        mu = 1.0 / (1.0 + np.exp(-eta))
+        r, v = w * (y - mu), w * mu * (1 - mu)
+        if slope:
+            g = np.stack([r.sum(1), (r * lp).sum(1)], 1)
+            h00, h01, h11 = v.sum(1), (v * lp).sum(1), (v * lp * lp).sum(1)
+            det = h00 * h11 - h01 * h01
+            step = np.stack([h11 * g[:, 0] - h01 * g[:, 1], h00 * g[:, 1] - h01 * g[:, 0]], 1)
+            step /= det[:, None]
+        else:
+            step = (r.sum(1) / v.sum(1))[:, None]
+        theta = theta + step
+        if not np.isfinite(step).all() or np.abs(step).max() <= 1e-12:
+            break
+    return theta
+
+
+def weighted_metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """``metric_values`` of the predictions ``p`` under each row of weights ``w``
+    (replicates × n; integer weights are row multiplicities), all replicates at once: AUC
+    (ties count a half), average precision (sklearn's step-wise definition), Brier score,
+    calibration intercept and slope. Equal to ``metric_values`` on the resampled rows."""
+    y = y.astype(float)
+    order, starts = _levels(p)
+    pos = np.add.reduceat((w * y)[:, order], starts, axis=1)  # weight of events per level
+    neg = np.add.reduceat((w * (1 - y))[:, order], starts, axis=1)
+    n_pos, n_neg = pos.sum(1), neg.sum(1)
+    below = np.cumsum(neg, axis=1) - neg
+    tp = np.cumsum(pos[:, ::-1], axis=1)  # at or above each level, highest first
+    fp = np.cumsum(neg[:, ::-1], axis=1)
+    clipped = np.clip(p, 1e-6, 1 - 1e-6)
+    lp = np.log(clipped / (1 - clipped))
+    # a replicate with one outcome class has no AUC (nan; the bootstrap skips it), and a
+    # separated one no finite calibration line
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        auc = (pos * (below + 0.5 * neg)).sum(1) / (n_pos * n_neg)
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        ap = (pos[:, ::-1] * precision).sum(1) / n_pos
+        line = _logistic(y, w, lp, slope=True)
+        offset = _logistic(y, w, lp, slope=False)
+    brier = (w * (p - y) ** 2).sum(1) / w.sum(1)
+    return {
+        "auc": auc,
+        "average_precision": ap,
+        "brier": brier,
+        "calibration_intercept": offset[:, 0],
+        "calibration_slope": line[:, 1],
+    }
+
+
 def cluster_bootstrap(
     y: np.ndarray,
     predictions: dict[str, np.ndarray],
     groups: np.ndarray,
     params: PredictionParams,
 ) -> pd.DataFrame:
-    """Metrics of every model on ``params.bootstrap`` resamples of whole therapists."""
-    codes, uniques = pd.factorize(groups)
-    members = [np.flatnonzero(codes == g) for g in range(len(uniques))]
-    rng = np.random.default_rng(params.seed)
-    rows = []
-    for b in range(params.bootstrap):
-        pick = rng.integers(0, len(uniques), len(uniques))
-        idx = np.concatenate([members[g] for g in pick])
-        if len(np.unique(y[idx])) < 2:
-            continue
-        for name, p in predictions.items():
-            rows.append({"replicate": b, "model": name, **metric_values(y[idx], p[idx])})
-    return pd.DataFrame(rows)
+    """Metrics of every model on ``params.bootstrap`` resamples of whole therapists (as
+    weights: ``replicate_weights``, ``weighted_metrics``); a resample with a single outcome
+    class is skipped."""
+    w = replicate_weights(groups, params.bootstrap, params.seed)
+    both = ((w * y).sum(1) > 0) & ((w * (1 - y)).sum(1) > 0)
+    w, replicate = w[both], np.flatnonzero(both)
+    parts = [
+        pd.DataFrame({"replicate": replicate, "model": name, **weighted_metrics(y, p, w)})
+        for name, p in predictions.items()
+    ]
+    return (
+        pd.concat(parts, ignore_index=True)
+        .sort_values(["replicate"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def predictive_validity(
