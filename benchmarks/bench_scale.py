@@ -5,6 +5,7 @@ reference for the attendance block.
     python benchmarks/bench_scale.py 10000 1750000         # chosen sizes (episodes)
     python benchmarks/bench_scale.py --engine dask 100000  # ingest and features on Dask
     python benchmarks/bench_scale.py --stages ingest,features --name scale_10m 1760000
+    python benchmarks/bench_scale.py --keep /tmp/cohort 1760000   # keep the outputs
 
 For each size a synthetic cohort is generated and written as Parquet (the `synthesize`
 stage; timed, but not part of the pipeline a service runs), then every stage runs in a
@@ -37,6 +38,7 @@ STAGES = (
     "outcomes",
     "models",
     "prediction",
+    "worklist",
     "missing_data",
     "metrics",
     "report",
@@ -80,10 +82,15 @@ def run_stage(name: str, n_episodes: int, engine: str, root: Path):
 
 
 def one_size(
-    n_episodes: int, engine: str, timeout: float, stages: tuple[str, ...] = STAGES
+    n_episodes: int,
+    engine: str,
+    timeout: float,
+    stages: tuple[str, ...] = STAGES,
+    keep: Path | None = None,
 ) -> dict:
     with tempfile.TemporaryDirectory(dir="/tmp", prefix=f"scale-{n_episodes}-") as tmp:
-        root = Path(tmp)
+        root = Path(tmp) if keep is None else keep / str(n_episodes)
+        root.mkdir(parents=True, exist_ok=True)
         result: dict = {"episodes": n_episodes, "engine": engine, "stages": {}}
         synth = measure(run_stage("synthesize", n_episodes, engine, root), timeout)
         result["synthesize"] = synth
@@ -179,12 +186,15 @@ def main() -> None:
     parser.add_argument(
         "--stages", default=",".join(STAGES), help="comma-separated stages to run (in order)"
     )
+    parser.add_argument(
+        "--keep", type=Path, help="write each cohort's outputs under KEEP/<episodes>/ and keep them"
+    )
     args = parser.parse_args()
     stages = tuple(s for s in args.stages.split(",") if s)
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         parser.error(f"unknown stage(s): {', '.join(unknown)} (known: {', '.join(STAGES)})")
-    results = [one_size(n, args.engine, args.timeout, stages) for n in args.sizes]
+    results = [one_size(n, args.engine, args.timeout, stages, args.keep) for n in args.sizes]
     path = save(args.name, [{"targets": TARGETS}, *results])
     md = path.with_suffix(".md")
     md.write_text(markdown(results), encoding="utf-8")

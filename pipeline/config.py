@@ -578,8 +578,6 @@ class MissingDataParams(_Section):
     """Sensitivity of the main effect to missing final scores."""
 
     imputations: Annotated[int, Field(ge=2)] = 20
-    burn_in: Annotated[int, Field(ge=1)] = 10
-    """Chained-equation cycles before the first imputed dataset and between datasets."""
     seed: int = 20261127
     max_episodes: Annotated[int, Field(ge=100)] | None = 30000
     """Above this many episodes, the sensitivity analysis runs on a random sample of whole

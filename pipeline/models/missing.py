@@ -149,12 +149,17 @@ def impute_final_scores(
     case_mix: Sequence[str] = (),
 ) -> list[np.ndarray]:
     """``params.imputations`` completed copies of the final score by chained equations with
-    predictive mean matching (statsmodels MICEData), ``params.burn_in`` cycles apart.
+    predictive mean matching (statsmodels MICEData), one cycle each.
 
     Only the final score is imputed: an auxiliary with gaps enters as its median-filled
     value plus a missing indicator (auxiliaries inform the imputation but are not in the
     analysis model, so this keeps their information without a second imputation model).
     PMM draws observed scores, so imputed scores stay on the instrument's scale.
+
+    With the final score the only incomplete variable, the chain has no state: each cycle
+    refits its model on the rows where it is observed (which never change) with draws of
+    the parameters, so every cycle is an independent proper imputation and cycles between
+    them ("burn-in") would only repeat the same draw's distribution.
     """
     data = rows[["final", "baseline_score", EXPOSURE]].copy()
     # The analysis model's covariates belong in the imputation model (else the adjusted
@@ -179,7 +184,7 @@ def impute_final_scores(
     spec = get_instrument(instrument)
     out = []
     for _ in range(params.imputations):
-        mice.update_all(params.burn_in)
+        mice.update_all(1)
         out.append(np.clip(mice.data[safe["final"]].to_numpy(), spec.minimum, spec.maximum))
     return out
 
@@ -325,8 +330,9 @@ def _multiple_imputation(ctx: _Rows, params: MissingDataParams) -> tuple[list[di
         model=catalog.MULTIPLE_IMPUTATION,
         formula=f"poor_outcome ~ {' + '.join(ctx.predictors)}; final score imputed from "
         f"baseline, {EXPOSURE}, {', '.join(ctx.auxiliaries)}",
-        method=f"MICE (statsmodels MICEData, PMM), {params.imputations} imputations, "
-        f"{params.burn_in} cycles apart; Rubin's rules; delta adjustment on imputed scores",
+        method=f"MICE (statsmodels MICEData, PMM), {params.imputations} imputations (one "
+        "cycle each: only the final score is incomplete); Rubin's rules; delta adjustment "
+        "on imputed scores",
         n_input=len(rows),
         n_analysed=len(rows),
         n_groups=int(rows[CLUSTER].nunique()),

@@ -283,8 +283,12 @@ def methods(params: Params, instrument, has_temporal: bool) -> list[tuple[str, s
          "logistic regression. Dropout: Cox proportional hazards (Efron ties) from the "
          "landmark, with the Schoenfeld-residual test of proportional hazards, and "
          f"period-specific hazard ratios with delayed entry at days {periods}. Symptom "
-         "trajectories: linear mixed models (client intercept and slope; clients within "
-         "therapists). Adjusted models add the baseline score and case mix ("
+         "trajectories: linear mixed models by maximum likelihood (client intercept and "
+         "slope, correlated: profiled likelihood as lme4, every episode; clients within "
+         "therapists: statsmodels MixedLM"
+         + (f", on a random sample of whole caseloads above {m.therapist_level_max_episodes:,} "
+            "episodes" if m.therapist_level_max_episodes else "")
+         + "). Adjusted models add the baseline score and case mix ("
          f"{case_mix}); categories with fewer than {m.min_level_count} episodes, or fewer "
          f"than {m.min_level_events} events or non-events, are pooled, and the most common "
          "category is the reference. Errors are cluster-robust by "
@@ -305,7 +309,7 @@ def methods(params: Params, instrument, has_temporal: bool) -> list[tuple[str, s
             "beside the grouped cross-validation." if has_temporal else "")),
         ("Missing final scores",
          "Complete cases; multiple imputation by chained equations "
-         f"({md.imputations} imputations, {md.burn_in} cycles, auxiliaries "
+         f"({md.imputations} imputations of the final score, auxiliaries "
          f"{', '.join(md.auxiliaries)}), pooled by Rubin's rules; last observation carried "
          "forward; and a delta-adjusted tipping-point analysis over "
          f"{min(md.delta_grid):g} to {max(md.delta_grid):g} points."),

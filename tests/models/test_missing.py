@@ -60,7 +60,7 @@ def test_tipping_point_is_the_delta_nearest_zero_that_changes_the_conclusion():
     assert pd.isna(tip.loc["positive", "tipping_delta"]) and tip.loc["positive", "grid_limit"] == 2
 
 
-P = Params(missing_data={"imputations": 10, "burn_in": 2})
+P = Params(missing_data={"imputations": 10})
 
 
 @functools.cache

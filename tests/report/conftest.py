@@ -7,7 +7,7 @@ from pipeline.stages import metrics, missing_data, models, prediction, report
 
 FAST = {
     "prediction": {"repeats": 1, "bootstrap": 50, "permutation_repeats": 1},
-    "missing_data": {"imputations": 5, "burn_in": 2},
+    "missing_data": {"imputations": 5},
 }
 
 

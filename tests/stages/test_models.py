@@ -100,7 +100,7 @@ def later_stages(run_twice, processed_run):
     root, _ = processed_run
     p = Params(
         prediction={"repeats": 1, "bootstrap": 50, "permutation_repeats": 1},
-        missing_data={"imputations": 5, "burn_in": 2},
+        missing_data={"imputations": 5},
     )
     summaries = [stage.run(p, root) for stage in (prediction, missing_data, metrics)]
     return root / "reports", summaries
