@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from statsmodels.duration.hazard_regression import PHReg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from statsmodels.duration.hazard_regression import PHReg, PHSurvivalTime
 
-from pipeline.models.cox import ClusteredPHReg, proportional_hazards_test
+from pipeline.models.cox import ClusteredPHReg, SurvivalTimes, proportional_hazards_test
 from pipeline.models.effects import fit_cox
 from pipeline.models.replication import UIS_COVARIATES
 
@@ -95,6 +97,48 @@ def test_proportional_hazards_test_rejects_an_unknown_transform():
     model, _ = _model("uis")
     with pytest.raises(ValueError, match="transform must be one of"):
         proportional_hazards_test(model, np.zeros(len(model.exog_names)), transform="weeks")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 2**31 - 1),
+    st.integers(5, 300),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+def test_vectorised_survival_times_equal_statsmodels(seed, n, strata, entry, offset):
+    """Every attribute of the risk-set bookkeeping equals statsmodels' loop, element by
+    element: tied times, strata (one without events), delayed entry (some after a
+    stratum's last failure), censoring before the first failure, offsets."""
+    rng = np.random.default_rng(seed)
+    t = np.round(rng.exponential(5, n))
+    d = (rng.random(n) < 0.5).astype(float)
+    d[0] = 1.0
+    x = rng.normal(size=(n, 2))
+    s = rng.integers(0, 4, n) if strata else None
+    if strata:
+        d[s == 3] = 0.0  # a stratum without events is dropped
+        d[np.flatnonzero(s == 0)[:1]] = 1.0
+    e = np.minimum(t, np.round(rng.uniform(0, 6, n))) if entry else None
+    o = rng.normal(size=n) if offset else None
+    ref = PHSurvivalTime(t, d, x, s, e, o)
+    ours = SurvivalTimes(t, d, x, s, e, o)
+    assert vars(ours).keys() == vars(ref).keys()
+    for name, want in vars(ref).items():
+        got = getattr(ours, name)
+        if isinstance(want, list) and want and isinstance(want[0], list):
+            assert [len(g) for g in got] == [len(g) for g in want], name
+            for g, w in zip(got, want, strict=True):
+                for a, b in zip(g, w, strict=True):
+                    np.testing.assert_array_equal(a, b, err_msg=name)
+                    assert a.dtype == b.dtype, name
+        elif isinstance(want, list):
+            assert len(got) == len(want), name
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, b, err_msg=name)
+        else:
+            assert got == want, name
 
 
 @pytest.mark.parametrize("strata", [False, True])
