@@ -15,9 +15,10 @@ temporary folder, in a fresh process:
   what the override buys.
 
 ``--before COMMIT`` runs the idle and under-load cases on that commit too (a git worktree in
-a temporary folder, the same environment), each capped at ``CAP_SECONDS``. Writes
-``benchmarks/results/default_run.json`` and ``default_run.md``: seconds per stage, the sum
-of stage times, the wall time and each case's slowdown against its idle run.
+a temporary folder, the same environment). Every run is stopped after ``CAP_SECONDS``.
+Writes ``benchmarks/results/default_run.json`` and ``default_run.md``: seconds per stage,
+the sum of stage times, the wall time, each case's slowdown against its idle run, and the
+headline metrics that changed between the two codes' idle runs.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ STAGES = [
     "metrics",
     "report",
 ]
-CAP_SECONDS = 1800
+CAP_SECONDS = 600
 
 
 def _burners(n: int) -> list[subprocess.Popen]:
@@ -91,6 +92,7 @@ def run_once(code_root: Path, load: bool, spin: bool) -> dict:
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             return {"wall_seconds": None, "error": proc.stderr[-2000:]}
+        metrics = json.loads((Path(out) / "reports" / "metrics.json").read_text())
         stages = {}
         for name in STAGES:
             log = Path(out) / "data" / "logs" / f"{name}.json"
@@ -100,7 +102,28 @@ def run_once(code_root: Path, load: bool, spin: bool) -> dict:
         "wall_seconds": round(wall, 1),
         "stage_seconds": stages,
         "sum_of_stages": round(sum(v for v in stages.values() if v), 1),
+        "metrics": metrics,
     }
+
+
+def metric_changes(rows: list[dict]) -> list[str]:
+    """Headline metrics that differ between this checkout's idle run and the earlier
+    commit's: the estimates a speed change must leave alone (up to Monte-Carlo error)."""
+    idle = {r["code"]: r.get("metrics") for r in rows if r["case"] == "idle"}
+    now = idle.pop("this checkout", None)
+    if not now or not idle:
+        return []
+    ((label, then),) = idle.items()
+    if not then:
+        return []
+    lines = [f"Headline metrics (`reports/metrics.json`) that differ from {label}'s:", ""]
+    for key in sorted(set(now) | set(then)):
+        a, b = then.get(key), now.get(key)
+        if a != b:
+            lines.append(f"- `{key}`: {a} → {b}")
+    if len(lines) == 2:
+        lines.append("- none: every headline metric is identical")
+    return ["", *lines]
 
 
 def _worktree(commit: str, where: Path) -> Path:
@@ -167,6 +190,7 @@ def write_markdown(rows: list[dict]) -> None:
             + " | ".join(_fmt(stages.get(s)) for s in STAGES)
             + f" | {_fmt(total)} | {_fmt(r.get('wall_seconds'))} | {slow} |"
         )
+    lines += metric_changes(rows)
     m = machine()
     lines += ["", f"Machine: {m['cpus']} CPUs, {m['memory_gb']} GB, Python {m['python']}."]
     (RESULTS / "default_run.md").write_text("\n".join(lines) + "\n")

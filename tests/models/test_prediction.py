@@ -30,7 +30,7 @@ FAST = PredictionParams(repeats=1, bootstrap=50, permutation_repeats=1)
 P = Params(prediction=FAST.model_dump())
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.sampled_from([2, 5, 100]), st.integers(20, 300))
 def test_weighted_bootstrap_metrics_equal_the_resampled_rows(seed, decimals, n):
     # A cluster bootstrap replicate as weights gives exactly what the resampled rows give
