@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.contract import LATE_CANCELLATION_HOURS
-from pipeline.features.window import in_window, per_episode
+from pipeline.features.window import in_date_order, in_window, per_episode, rows_where
 
 ATTENDANCE_COLUMNS = (
     "n_scheduled",
@@ -34,9 +34,11 @@ ATTENDANCE_COLUMNS = (
 
 def attendance_features(sessions: pd.DataFrame, window: pd.DataFrame) -> pd.DataFrame:
     """One row per episode of ``window``; vectorised group-bys only."""
-    s = in_window(sessions, window, "scheduled_date", ["status", "notice_hours"]).sort_values(
-        ["episode_id", "scheduled_date"], kind="stable"
-    )  # ties keep the export's order
+    s = in_date_order(  # ties keep the export's order
+        in_window(sessions, window, "scheduled_date", ["status", "notice_hours"]),
+        "episode_id",
+        "scheduled_date",
+    )
     status = s["status"]
     attended = status.eq("attended")
     dna = status.eq("did_not_attend")
@@ -54,12 +56,13 @@ def attendance_features(sessions: pd.DataFrame, window: pd.DataFrame) -> pd.Data
     flags = pd.DataFrame({"episode_id": s["episode_id"], **kinds})
     sums = flags.groupby("episode_id", sort=False).sum()
     client_possible = (g.size() - sums["cs"]).replace(0, np.nan)
-    att = s[attended]
+    att = rows_where(s, attended, ["episode_id", "scheduled_date"])
     days_first = (
         att.groupby("episode_id", sort=False)["scheduled_date"].min() - g["window_start"].first()
     ).dt.days
     gaps = att.groupby("episode_id", sort=False)["scheduled_date"].diff().dt.days
     gap = gaps.groupby(att["episode_id"], sort=False)
+    client = rows_where(s, ~cs, ["episode_id", "status"])  # those the client could attend
 
     out = per_episode(
         window,
@@ -74,11 +77,10 @@ def attendance_features(sessions: pd.DataFrame, window: pd.DataFrame) -> pd.Data
             "n_cancel_service": sums["cs"],
             # The first appointment the client could attend (a service cancellation is not
             # the client's doing).
-            "first_attended": s[~cs]
-            .groupby("episode_id", sort=False)["status"]
+            "first_attended": client.groupby("episode_id", sort=False)["status"]
             .first()
             .eq("attended"),
-            "max_consecutive_missed": longest_missed_run(s[~cs]),
+            "max_consecutive_missed": longest_missed_run(client),
             "days_to_first_attended": days_first,
             "gap_mean_days": gap.mean(),
             "gap_max_days": gap.max(),
@@ -102,12 +104,17 @@ episode without sessions in the window."""
 
 def longest_missed_run(client: pd.DataFrame) -> pd.Series:
     """Per episode, the longest run of missed appointments (no-show or client
-    cancellation) among the sessions the client could attend, in date order."""
-    client = client.copy()
-    client["missed"] = ~client["status"].eq("attended")
-    breaks = (~client["missed"]).astype(int).groupby(client["episode_id"], sort=False).cumsum()
-    runs = client[client["missed"]].groupby([client["episode_id"], breaks], sort=False).size()
-    return runs.groupby(level=0).max()
+    cancellation) among the sessions the client could attend, in date order.
+
+    A run is numbered by the attended appointments before it; (episode, run) is packed
+    into one integer key, a single-key group-by instead of a two-key one."""
+    attended = client["status"].eq("attended")
+    episode, ids = pd.factorize(client["episode_id"])
+    breaks = attended.astype(int).groupby(episode, sort=False).cumsum().to_numpy()
+    stride = int(breaks.max()) + 1 if len(breaks) else 1
+    run = (episode * stride + breaks)[~attended.to_numpy()]
+    runs = pd.Series(run).groupby(run).size()
+    return runs.groupby(ids[runs.index.to_numpy() // stride]).max()
 
 
 def _typed(out: pd.DataFrame, window: pd.DataFrame, has_notice: bool) -> pd.DataFrame:

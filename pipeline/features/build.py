@@ -12,11 +12,11 @@ from pipeline.features.index import disengagement_flags, disengagement_index
 from pipeline.features.obstacles import obstacle_features
 from pipeline.features.window import build_window, with_window_positions
 from pipeline.instruments import get_instrument
+from pipeline.keys import positions
 
 FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
     "episodes": ("episode_id",),
     "sessions": (
-        "session_id",
         "episode_id",
         "scheduled_date",
         "status",
@@ -56,8 +56,13 @@ def episode_features(
     """Every feature but the cohort-wide index: each episode's row depends only on that
     episode's own records, so any split of the tables by episode gives the same rows (what
     the Dask engine runs per bucket)."""
-    window = build_window(tables["episodes"], tables["sessions"], params.window_days, extract_date)
-    sessions = with_window_positions(tables["sessions"], window)  # four blocks filter it
+    pos = positions(tables["episodes"]["episode_id"], tables["sessions"]["episode_id"])
+    window = build_window(
+        tables["episodes"], tables["sessions"], params.window_days, extract_date, pos
+    )
+    # Four blocks filter the sessions: their episodes looked up once (the positions among
+    # the episodes are those in ``window``, whose rows are the episodes in order).
+    sessions = with_window_positions(tables["sessions"], window, pos)
     blocks = [
         attendance_features(sessions, window),
         communication_features(
@@ -72,16 +77,25 @@ def episode_features(
             get_instrument(primary_instrument).higher_is_worse,
         ),
     ]
-    out = window
-    for block in blocks:
-        out = out.merge(block, on="episode_id", how="left", validate="one_to_one")
+    out = pd.concat([window, *(aligned(window, block) for block in blocks)], axis=1)
     flags = disengagement_flags(out, params.alliance_cutoff)
     return pd.concat([out, flags], axis=1)
+
+
+def aligned(window: pd.DataFrame, block: pd.DataFrame) -> pd.DataFrame:
+    """A block's feature columns on ``window``'s rows: what a left merge on ``episode_id``
+    gives, by position when the block's rows are the window's episodes in order (as every
+    block builds them, ``per_episode``), else by that merge."""
+    ids = window["episode_id"]
+    if len(block) == len(window) and block["episode_id"].reset_index(drop=True).equals(ids):
+        return block.drop(columns="episode_id").set_axis(window.index)
+    merged = window[["episode_id"]].merge(block, on="episode_id", how="left", validate="one_to_one")
+    return merged.drop(columns="episode_id").set_axis(window.index)
 
 
 def with_cohort_index(features: pd.DataFrame) -> pd.DataFrame:
     """Add the disengagement index, standardised over the whole cohort's complete windows
     (so it needs every episode's row at once)."""
-    out = features.copy()
-    out["disengagement_index"] = disengagement_index(out, out["window_complete"])
-    return out
+    return features.assign(
+        disengagement_index=disengagement_index(features, features["window_complete"])
+    )

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.features.window import by_position, in_window, per_episode
+from pipeline.features.window import (
+    by_position,
+    in_date_order,
+    in_window,
+    per_episode,
+    rows_where,
+)
 from pipeline.keys import positions
 
 GOAL_COLUMNS = (
@@ -43,32 +49,38 @@ def goal_features(
         first = (by["set_date"].min() - by["window_start"].first()).dt.days
         out["days_to_first_goal"] = by_position(window, first)
         if ratings is not None:
-            # Ratings of the goals set in the window, rated in the window; each rating's
-            # goal by position in ``g`` (one hash lookup of the ids, then integers only).
-            goal = positions(g["goal_id"], ratings["goal_id"])
-            known = goal >= 0
-            r = ratings.loc[known, ["rating_date", "rating"]].assign(goal=goal[known])
-            start = g["window_start"].to_numpy()[r["goal"].to_numpy()]
-            end = g["window_end"].to_numpy()[r["goal"].to_numpy()]
-            dates = r["rating_date"].to_numpy()
-            r = r[(dates >= start) & (dates < end)].sort_values(
-                ["goal", "rating_date"], kind="stable"
-            )
-            rg = r.groupby("goal", sort=False)
-            gain = (rg["rating"].last() - rg["rating"].first()).where(rg.size() >= 2)
-            per_goal = pd.DataFrame(
-                {
-                    "gain": gain.to_numpy(),
-                    "episode_id": g["episode_id"].to_numpy()[gain.index.to_numpy()],
-                }
-            ).dropna()
-            out["goal_rating_gain"] = by_position(
-                window, per_goal.groupby("episode_id")["gain"].mean()
-            )
+            out["goal_rating_gain"] = by_position(window, _rating_gain(g, ratings))
     for col in GOAL_COLUMNS:
         if col not in out:
             out[col] = np.nan
     return out[["episode_id", *GOAL_COLUMNS]]
+
+
+def _rating_gain(g: pd.DataFrame, ratings: pd.DataFrame) -> pd.Series:
+    """Per episode position, the mean over the goals of ``g`` (``in_window`` rows) of the
+    last minus the first of their ratings in the window (goals rated twice or more)."""
+    # Each rating's goal by position in ``g`` (one hash lookup of the ids, then integers
+    # only); only the ratings of those goals dated in the window are copied.
+    goal = positions(g["goal_id"], ratings["goal_id"])
+    rows = np.flatnonzero(goal >= 0)
+    dates = ratings["rating_date"].to_numpy()[rows]
+    of = goal[rows]
+    inside = (dates >= g["window_start"].to_numpy()[of]) & (dates < g["window_end"].to_numpy()[of])
+    rows = rows[inside]
+    r = pd.DataFrame(
+        {
+            "rating_date": dates[inside],
+            "rating": ratings["rating"].to_numpy()[rows],
+            "goal": of[inside],
+        }
+    )
+    r = in_date_order(r, "goal", "rating_date")
+    rg = r.groupby("goal", sort=False)
+    gain = (rg["rating"].last() - rg["rating"].first()).where(rg.size() >= 2)
+    per_goal = pd.DataFrame(
+        {"gain": gain.to_numpy(), "episode_id": g["episode_id"].to_numpy()[gain.index.to_numpy()]}
+    ).dropna()
+    return per_goal.groupby("episode_id")["gain"].mean()
 
 
 def small_wins(
@@ -77,8 +89,13 @@ def small_wins(
     """Early symptom change on the primary instrument: first minus last score in the window,
     oriented so that positive = better. An early-response marker, not an engagement
     behaviour."""
-    m = in_window(measures[measures["instrument"] == instrument], window, "measure_date")
-    m = m.sort_values(["episode_id", "measure_date"], kind="stable")
+    primary = measures["instrument"] == instrument
+    m = in_window(
+        rows_where(measures, primary, ["episode_id", "measure_date", "score"]),
+        window,
+        "measure_date",
+    )
+    m = in_date_order(m, "episode_id", "measure_date")
     g = m.groupby("episode_id", sort=False)["score"]
     change = (g.first() - g.last()).where(g.size() >= 2)
     out = per_episode(window, {"early_change_primary": change if higher_is_worse else -change})
