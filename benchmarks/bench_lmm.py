@@ -137,14 +137,18 @@ def _lme4(name: str) -> dict:
     }
 
 
-def _earlier_statsmodels() -> dict[str, dict]:
-    """statsmodels' results of the last full run, by size (``--no-statsmodels`` keeps them:
-    its 1.76M fit alone takes the 30-minute cap)."""
+def _earlier() -> dict[str, dict]:
+    """The stored results, by size: a run of some sizes replaces only theirs."""
     path = RESULTS / "lmm.json"
     if not path.exists():
         return {}
-    rows = json.loads(path.read_text())["results"]
-    return {r["size"]: r["statsmodels"] for r in rows if "statsmodels" in r}
+    return {r["size"]: r for r in json.loads(path.read_text())["results"]}
+
+
+def _earlier_statsmodels() -> dict[str, dict]:
+    """statsmodels' stored results by size (``--no-statsmodels`` keeps them: its 1.76M fit
+    alone takes the 30-minute cap)."""
+    return {k: r["statsmodels"] for k, r in _earlier().items() if "statsmodels" in r}
 
 
 def main(names: list[str], with_statsmodels: bool) -> None:
@@ -168,8 +172,10 @@ def main(names: list[str], with_statsmodels: bool) -> None:
         row["ours_over_lme4"] = round(mine / lme4["fit_seconds"], 2) if mine else None
         out.append(row)
         print(row, flush=True)
-        save("lmm", out)
-    write_markdown(out)
+        stored = _earlier() | {r["size"]: r for r in out}
+        save("lmm", [stored[k] for k in SIZES if k in stored])
+    stored = _earlier()
+    write_markdown([stored[k] for k in SIZES if k in stored])
 
 
 def _cell(result: dict | None, key: str, fmt: str = "{:.3g}") -> str:

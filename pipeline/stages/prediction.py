@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from pipeline import catalog
 from pipeline.config import Params
+from pipeline.engine.cpus import openmp_threads
 from pipeline.io import write_json, write_parquet
 from pipeline.models.prediction import prediction_results
 from pipeline.stages.common import stage, stage_main
@@ -22,13 +25,16 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
     with stage("prediction", params, root, show_progress=show_progress) as s:
         paths, summary = s.paths, s.summary
         frame, features, outcomes = load_analysis_frame(paths, params)
-        results, predictions, headline = prediction_results(
-            frame,
-            set(features.columns),
-            set(outcomes.columns),
-            params.models,
-            params.prediction,
-        )
+        rows = min(len(frame), params.prediction.max_episodes or len(frame))
+        summary["openmp_threads"] = openmp_threads(rows, summary["threads"])
+        with threadpool_limits(limits=summary["openmp_threads"], user_api="openmp"):
+            results, predictions, headline = prediction_results(
+                frame,
+                set(features.columns),
+                set(outcomes.columns),
+                params.models,
+                params.prediction,
+            )
         summary |= write_results(results, paths, "prediction", params)
         if predictions is not None:
             write_parquet(predictions, catalog.PREDICTIONS.path(paths))

@@ -48,3 +48,12 @@ def test_a_stage_limits_openmp_to_the_threads_it_may_use():
     assert summary["threads"] == 1
     assert openmp, "no OpenMP runtime loaded: the check would prove nothing"
     assert all(p["num_threads"] == 1 for p in openmp + blas)
+
+
+def test_small_fits_run_openmp_on_one_thread():
+    from pipeline.engine.cpus import OPENMP_MIN_ROWS, openmp_threads
+
+    assert openmp_threads(1_700, 2) == 1
+    assert openmp_threads(OPENMP_MIN_ROWS - 1, 8) == 1
+    assert openmp_threads(OPENMP_MIN_ROWS, 8) == 8
+    assert openmp_threads(10**6, 1) == 1
