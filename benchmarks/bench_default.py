@@ -34,19 +34,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _measure import machine, save
 
+from pipeline import catalog
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
-STAGES = [
-    "ingest",
-    "features",
-    "outcomes",
-    "models",
-    "prediction",
-    "worklist",
-    "missing_data",
-    "metrics",
-    "report",
-]
+STAGES = catalog.ANALYSIS_STAGES  # ingest → report, in order
 CAP_SECONDS = 600
 
 

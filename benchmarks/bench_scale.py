@@ -30,19 +30,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _measure import machine, measure, save
 from bench_features import check_agreement, duckdb_attendance, pandas_attendance
 
+from pipeline import catalog
 from pipeline.config import parse_params
 
-STAGES = (
-    "ingest",
-    "features",
-    "outcomes",
-    "models",
-    "prediction",
-    "worklist",
-    "missing_data",
-    "metrics",
-    "report",
-)
+STAGES = catalog.ANALYSIS_STAGES  # ingest → report, in order
 TARGETS = {
     "attendance_time_ratio_max": 2.5,
     "attendance_memory_ratio_max": 3.0,
