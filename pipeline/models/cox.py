@@ -16,16 +16,69 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
 from statsmodels.base.model import LikelihoodModel
 from statsmodels.duration.hazard_regression import PHReg, PHSurvivalTime
+
+from pipeline.models.tidy import design_rank
 
 PH_TRANSFORMS = ("km", "identity", "rank", "log")
 
 
-def _at_risk_sums(k: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
-    """For each of ``n`` failure times i, the sum of ``w`` over rows with ``k > i``."""
-    return np.cumsum(np.bincount(k, w, minlength=n + 1)[::-1])[::-1][1:]
+@dataclass(frozen=True)
+class _Layout:
+    """What one stratum's risk sets are, whatever the parameters: built once per model."""
+
+    failed: np.ndarray  # bool per row
+    k_in: np.ndarray  # row at risk at failure times k_in <= i < k_out
+    k_out: np.ndarray
+    where: np.ndarray  # failure-time index of each failed row (row order)
+    time_of: np.ndarray  # failure-time index of each sub-failure
+    frac: np.ndarray  # k/d of each sub-failure
+    change: sparse.csr_matrix  # (failure times + 1) × rows: +1 at k_out, −1 at k_in
+    n_times: int
+
+    @classmethod
+    def of(cls, model: PHReg, stx: int) -> _Layout:
+        surv = model.surv
+        t = surv.time_s[stx]
+        failed = surv.status_s[stx] == 1
+        uft = surv.ufailt[stx]
+        n = len(uft)
+        # statsmodels' convention: at risk from the first failure time >= entry.
+        k_out = np.searchsorted(uft, t, "right")
+        k_in = np.searchsorted(uft, surv.entry_s[stx], "left")
+        where = np.searchsorted(uft, t[failed])
+        time_of = np.sort(where, kind="stable")
+        d = np.bincount(time_of, minlength=n)
+        first = np.concatenate([[0], np.cumsum(d)[:-1]])
+        if model.ties == "efron":
+            frac = (np.arange(len(time_of)) - first[time_of]) / d[time_of]
+        else:
+            frac = np.zeros(len(time_of))
+        rows = np.arange(len(t))
+        change = sparse.csr_matrix(
+            (
+                np.repeat([1.0, -1.0], len(t)),
+                (np.concatenate([k_out, k_in]), np.concatenate([rows, rows])),
+            ),
+            shape=(n + 1, len(t)),
+        )
+        return cls(failed, k_in, k_out, where, time_of, frac, change, n)
+
+    def at_risk_sums(self, values: np.ndarray) -> np.ndarray:
+        """For each failure time, the sums of ``values`` (rows × columns) over the rows at
+        risk then: all columns in one sparse product, then cumulative sums backwards."""
+        per = self.change @ values
+        return np.cumsum(per[::-1], axis=0)[::-1][1:]
+
+
+def _layout(model: PHReg, stx: int) -> _Layout:
+    """The stratum's ``_Layout``, built on first use and kept on the model."""
+    cache = model.__dict__.setdefault("_risk_layouts", {})
+    if stx not in cache:
+        cache[stx] = _Layout.of(model, stx)
+    return cache[stx]
 
 
 def _bincount_columns(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -49,7 +102,8 @@ class _RiskSets:
     per term of the Efron sum (all with ``frac`` 0 under Breslow ties)."""
 
     x: np.ndarray  # covariates (rows × p)
-    e: np.ndarray  # exp(linear predictor − max)
+    lp: np.ndarray  # linear predictor − its max
+    e: np.ndarray  # exp(lp)
     failed: np.ndarray  # bool per row
     k_in: np.ndarray  # row at risk at failure times k_in <= i < k_out
     k_out: np.ndarray
@@ -63,38 +117,24 @@ class _RiskSets:
     @classmethod
     def of(cls, model: PHReg, params: np.ndarray, stx: int) -> _RiskSets:
         surv = model.surv
-        x, t = surv.exog_s[stx], surv.time_s[stx]
-        failed = surv.status_s[stx] == 1
-        uft = surv.ufailt[stx]
-        n = len(uft)
+        layout = _layout(model, stx)
+        x, failed, n = surv.exog_s[stx], layout.failed, layout.n_times
         lp = x @ params
         if surv.offset_s is not None:
             lp = lp + surv.offset_s[stx]
-        e = np.exp(lp - lp.max())
-        # statsmodels' convention: at risk from the first failure time >= entry.
-        k_out = np.searchsorted(uft, t, "right")
-        k_in = np.searchsorted(uft, surv.entry_s[stx], "left")
+        lp = lp - lp.max()
+        e = np.exp(lp)
         ex = e[:, None] * x
-        s0 = _at_risk_sums(k_out, e, n) - _at_risk_sums(k_in, e, n)
-        s1 = np.column_stack(
-            [
-                _at_risk_sums(k_out, ex[:, c], n) - _at_risk_sums(k_in, ex[:, c], n)
-                for c in range(x.shape[1])
-            ]
-        )
-        where = np.searchsorted(uft, t[failed])
-        time_of = np.sort(where, kind="stable")
-        d = np.bincount(time_of, minlength=n)
-        first = np.concatenate([[0], np.cumsum(d)[:-1]])
-        if model.ties == "efron":
-            frac = (np.arange(len(time_of)) - first[time_of]) / d[time_of]
-        else:
-            frac = np.zeros(len(time_of))
+        sums = layout.at_risk_sums(np.column_stack([e, ex]))
+        s0, s1 = sums[:, 0], sums[:, 1:]
+        where, time_of, frac = layout.where, layout.time_of, layout.frac
         d0 = np.bincount(where, e[failed], minlength=n)
         d1 = _bincount_columns(where, ex[failed], n)
         denom = s0[time_of] - frac * d0[time_of]
         xbar = (s1[time_of] - frac[:, None] * d1[time_of]) / denom[:, None]
-        return cls(x, e, failed, k_in, k_out, where, time_of, frac, denom, xbar, n)
+        return cls(
+            x, lp, e, failed, layout.k_in, layout.k_out, where, time_of, frac, denom, xbar, n
+        )
 
     def per_time(self, values: np.ndarray) -> np.ndarray:
         """Sum of per-sub-failure ``values`` (1-D or 2-D) at each failure time."""
@@ -106,6 +146,26 @@ class _RiskSets:
         """For each row, the sum of ``per_time`` over the failure times it is at risk at."""
         c = _cumulative(per_time)
         return c[self.k_out] - c[self.k_in]
+
+    def log_likelihood(self) -> float:
+        """The stratum's log partial likelihood (Efron's or Breslow's, by ``frac``)."""
+        return float(self.lp[self.failed].sum() - np.log(self.denom).sum())
+
+    def score(self) -> np.ndarray:
+        """The stratum's score: each failure's x minus its risk-set mean."""
+        return self.x[self.failed].sum(0) - self.xbar.sum(0)
+
+    def information(self, g: np.ndarray | None = None) -> np.ndarray:
+        """Σ over sub-failures of ``g`` (default 1) times the risk-set covariance of x,
+        S2/denom − x̄x̄ᵀ, with S2 weighting the tied failures by 1 − k/d: the observed
+        information (minus the Hessian of ``log_likelihood``) when g is 1. One weighted
+        cross-product over the rows, where statsmodels forms a p×p product per failure
+        time in Python."""
+        g = np.ones(len(self.denom)) if g is None else g
+        w = g / self.denom
+        row_w = self.e * self.over_risk(self.per_time(w))
+        row_w[self.failed] -= self.e[self.failed] * self.per_time(w * self.frac)[self.where]
+        return self.x.T @ (row_w[:, None] * self.x) - self.xbar.T @ (g[:, None] * self.xbar)
 
     def schoenfeld_sums(self) -> np.ndarray:
         """At each failure time, the sum over its failures of x minus the sum over k of the
@@ -211,6 +271,7 @@ class ClusteredPHReg(PHReg):
             strata=strata,
             offset=offset,
             missing=missing,
+            hasconst=False,  # a Cox model has no intercept: skip statsmodels' rank search
             **kwargs,
         )
         for name in ("status", "entry", "strata", "offset"):
@@ -222,11 +283,34 @@ class ClusteredPHReg(PHReg):
         self.nobs = len(self.endog)
         self.groups = None
         self.missing = missing
-        rank = float(np.linalg.matrix_rank(self.exog))
+        rank = float(design_rank(self.exog))
         self.df_resid, self.df_model = float(self.exog.shape[0] - rank), rank
         if ties not in ("efron", "breslow"):
             raise ValueError(f"ties must be 'efron' or 'breslow', not {ties!r}")
         self.ties = ties
+
+    def _risk_sets(self, params) -> list[_RiskSets]:
+        """Every stratum's risk sets at ``params``; the last parameters' are kept, since
+        Newton's method asks for the likelihood, score and Hessian at the same point."""
+        params = np.asarray(params, float)
+        key = params.tobytes()
+        if getattr(self, "_risk_sets_at", (None,))[0] != key:
+            sets = [_RiskSets.of(self, params, stx) for stx in range(self.surv.nstrat)]
+            self._risk_sets_at = (key, sets)
+        return self._risk_sets_at[1]
+
+    # The partial likelihood, its score and Hessian, vectorised over failure times (PHReg
+    # loops over them in Python, with a p×p product per time: most of a national-scale
+    # models stage); the same quantities for either tie method, equal to PHReg's to
+    # rounding (tests/models/test_cox.py).
+    def loglike(self, params):
+        return sum(rs.log_likelihood() for rs in self._risk_sets(params))
+
+    def score(self, params):
+        return sum(rs.score() for rs in self._risk_sets(params))
+
+    def hessian(self, params):
+        return -sum(rs.information() for rs in self._risk_sets(params))
 
     def score_residuals(self, params):
         resid = np.full(self.exog.shape, np.nan)
@@ -324,15 +408,8 @@ def proportional_hazards_test(
         g = gt[stx]
         u[p:] += g @ rs.schoenfeld_sums()
         gs = g[rs.time_of]
-        blocks = []
-        for m in range(3):
-            # Information of (x, g·x, g²·x) pairs: Σ over sub-failures of g^m times the
-            # risk-set covariance (S2/denom − x̄x̄ᵀ), S2 with the tied failures at 1 − k/d.
-            w = gs**m / rs.denom
-            row_w = rs.e * rs.over_risk(rs.per_time(w))
-            row_w[rs.failed] -= rs.e[rs.failed] * rs.per_time(w * rs.frac)[rs.where]
-            s2 = rs.x.T @ (row_w[:, None] * rs.x)
-            blocks.append(s2 - rs.xbar.T @ ((gs**m)[:, None] * rs.xbar))
+        # Information of (x, g·x, g²·x) pairs: the risk-set covariance weighted by g^m.
+        blocks = [rs.information(gs**m) for m in range(3)]
         info += np.block([[blocks[0], blocks[1]], [blocks[1], blocks[2]]])
     if terms is None:
         terms = {str(j): [j] for j in range(p)}

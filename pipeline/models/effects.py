@@ -30,6 +30,7 @@ from pipeline.models.tidy import (
     ModelCard,
     ModelError,
     captured_warnings,
+    design_rank,
     level_outcomes,
     new_card,
     prepare,
@@ -108,13 +109,21 @@ def most_common_first(values: pd.Series) -> pd.Series:
     """A categorical predictor as a categorical whose first level (the reference) is its
     most common one (ties by label), the others in label order: a new label that happens
     to sort first cannot silently become the comparison."""
-    counts = values.dropna().astype(str).value_counts()
-    if counts.empty:
+    codes, uniques = pd.factorize(values)  # missing values: -1
+    if len(uniques) == 0:
         return values
-    top = str(sorted(counts[counts == counts.max()].index)[0])
-    levels = [top, *sorted(set(counts.index) - {top})]
+    # Levels are labels: values equal as text (1 and "1") are one level.
+    label_of, labels = pd.factorize(pd.Index([str(u) for u in uniques]))
+    present = label_of[codes[codes >= 0]]
+    counts = np.bincount(present, minlength=len(labels))
+    names = [str(label) for label in labels]
+    top = min(n for n, c in zip(names, counts, strict=True) if c == counts.max())
+    levels = [top, *sorted(set(names) - {top})]
+    position = np.array([levels.index(n) for n in names])
+    level_codes = np.full(len(values), -1)
+    level_codes[codes >= 0] = position[present]
     return pd.Series(
-        pd.Categorical(values.astype("string").astype(object), categories=levels),
+        pd.Categorical.from_codes(level_codes, categories=levels),
         index=values.index,
         name=values.name,
     )
@@ -375,10 +384,10 @@ def fit_linear(
             result = sm.OLS(y, x).fit(cov_type=cov[0], cov_kwds=cov[1], use_t=False)
         except (np.linalg.LinAlgError, ValueError) as exc:
             raise ModelError(_collinear(model, exc)) from None
-    rank = int(np.linalg.matrix_rank(x.to_numpy(float)))
+    rank = design_rank(x.to_numpy(float))
     if rank < x.shape[1] or not np.all(np.isfinite(result.bse)):
         raise ModelError(_collinear(model, ValueError(f"design rank {rank} < {x.shape[1]}")))
-    card.optimizer = "least squares (QR)"
+    card.optimizer = "least squares (pseudo-inverse)"
     card.converged = True
     card.status = "fitted"
     card.log_likelihood = float(result.llf)

@@ -208,10 +208,25 @@ def _off_the_bound(
         def along(v: float, at: np.ndarray = at) -> float:
             return solution(np.where(at, v, theta)).deviance
 
-        line = optimize.minimize_scalar(along, bounds=(0.0, 2.0), method="bounded")
+        # A start, not the optimum (the restart refines it): a coarse search will do.
+        line = optimize.minimize_scalar(
+            along, bounds=(0.0, 2.0), method="bounded", options={"xatol": 1e-3}
+        )
         if line.fun < best:
             best, start = float(line.fun), np.where(at, line.x, theta)
     return start
+
+
+STALLED_EVALUATIONS = 6
+"""The fit stops at the best point so far when this many evaluations in a row have not
+lowered the deviance: near the optimum of a large fit its last digits are rounding, and
+L-BFGS-B's failing line searches (and its restart) would otherwise cost dozens of
+evaluations of every group. Whether that point is the optimum is judged as for any stop,
+by the projected gradient."""
+
+
+class _Stalled(Exception):
+    pass
 
 
 def fit_lmm(
@@ -238,22 +253,38 @@ def fit_lmm(
         return cache[key]
 
     evaluations = 0
+    best: dict = {}
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         nonlocal evaluations
         evaluations += 1
         sol = solution(theta)
+        if not best or sol.deviance < best["deviance"]:
+            best.update(deviance=sol.deviance, theta=theta.copy(), stalled=0)
+        else:
+            best["stalled"] += 1
+            if best["stalled"] >= STALLED_EVALUATIONS:
+                raise _Stalled
         return sol.deviance, sol.gradient
 
     def minimise(start: np.ndarray) -> optimize.OptimizeResult:
-        return optimize.minimize(
-            objective,
-            start,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": 1000, "ftol": 1e-15, "gtol": gtol},
-        )
+        best.clear()
+        try:
+            return optimize.minimize(
+                objective,
+                start,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": 1000, "ftol": 1e-15, "gtol": gtol, "maxls": 10},
+            )
+        except _Stalled:  # judged by the projected gradient below
+            return optimize.OptimizeResult(
+                x=best["theta"],
+                fun=best["deviance"],
+                success=False,
+                message=f"no decrease in {STALLED_EVALUATIONS} evaluations",
+            )
 
     diagonal_k = rows == cols
     result = minimise(_start(s))

@@ -106,6 +106,29 @@ def captured_warnings(card: ModelCard) -> Iterator[None]:
             card.warnings.append(text)
 
 
+RANK_TOLERANCE = 1e-6
+"""A design column whose part independent of the others is under this share of the
+largest singular value (columns scaled to unit length) counts as collinear."""
+
+
+def design_rank(x: ArrayLike) -> int:
+    """Numerical rank of a design matrix (rows × columns) from the eigenvalues of its
+    cross-product with every column scaled to unit length: O(n·p²) in one matrix product,
+    where ``np.linalg.matrix_rank`` takes a singular value decomposition of all n rows (tens
+    of seconds per model at national scale). A column of zeros, or one equal to a
+    combination of the others, lowers the rank; so does near-collinearity, a singular
+    value under ``RANK_TOLERANCE`` of the largest (a variance inflation over 10¹²)."""
+    x = np.asarray(x, float)
+    if x.ndim != 2 or x.shape[1] == 0:
+        return 0
+    gram = x.T @ x
+    norms = np.sqrt(np.diag(gram))
+    used = norms > 0
+    scaled = gram[np.ix_(used, used)] / np.outer(norms[used], norms[used])
+    eigen = np.linalg.eigvalsh(scaled) if scaled.size else np.empty(0)
+    return int((eigen > RANK_TOLERANCE**2 * eigen.max(initial=0.0)).sum())
+
+
 def complete_rows(
     data: pd.DataFrame, columns: list[str], card: ModelCard, must_vary: list[str] | None = None
 ) -> pd.DataFrame:

@@ -31,6 +31,7 @@ from pipeline.models.tidy import (
     ModelError,
     captured_warnings,
     complete_rows,
+    design_rank,
     tidy,
 )
 
@@ -118,7 +119,7 @@ def _fit_exact(analysed: pd.DataFrame, spec: TrajectorySpec, card: ModelCard) ->
     """Two levels: :func:`pipeline.models.lmm.fit_lmm` on the formula's design matrices."""
     y, x = patsy.dmatrices(spec.formula, analysed, return_type="dataframe", NA_action="raise")
     z = patsy.dmatrix(spec.re_formula or "1", analysed, return_type="dataframe")
-    if np.linalg.matrix_rank(x.to_numpy()) < x.shape[1]:
+    if design_rank(x.to_numpy()) < x.shape[1]:
         raise ModelError(
             f"{spec.model}: the model could not be fitted (the fixed-effect design is "
             "singular); check for collinear or constant predictors"

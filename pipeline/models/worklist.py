@@ -194,12 +194,16 @@ def signs_in_words(frame: pd.DataFrame) -> pd.DataFrame:
     no-shows"; "none" when none is), how many are present and how many could be assessed."""
     flags = [c for c in SIGNS if c in frame]
     present = frame[flags].astype(float).fillna(0).astype(bool)
-    words = present.apply(
-        lambda row: "; ".join(SIGNS[c] for c in flags if row[c]) or "none", axis=1
-    )
+    # Each row's signs as a bit pattern, then the words of each of the 2^k patterns.
+    pattern = present.to_numpy(int) @ (1 << np.arange(len(flags)))
+    phrases = [
+        "; ".join(SIGNS[c] for i, c in enumerate(flags) if code >> i & 1) or "none"
+        for code in range(1 << len(flags))
+    ]
+    words = np.asarray(phrases, dtype=object)[pattern]
     return pd.DataFrame(
         {
-            "early_signs": words.astype(str) if len(frame) else pd.Series(dtype=str),
+            "early_signs": pd.Series(words, index=frame.index, dtype=object),
             "n_signs": present.sum(axis=1).astype(int),
             "signs_assessed": frame[flags].notna().sum(axis=1).astype(int),
         },

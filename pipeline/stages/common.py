@@ -69,7 +69,7 @@ def stage_timer(summary: dict, threads: int | None = None) -> Iterator[dict]:
 class StageRun:
     """What a stage's body works with: its resolved ``paths``, the ``summary`` it adds to
     (written to ``logs/<stage>.json`` when the body ends) and ``step`` to advance its
-    progress display."""
+    progress display (each step's seconds go to the summary's ``step_seconds``)."""
 
     name: str
     paths: dict[str, Path]
@@ -117,9 +117,26 @@ def stage(
         stage_timer(run.summary, params.threads),
         stage_progress(name, steps, show_progress) as step,
     ):
-        run.step = step
+        run.step = _timed(step, run.summary.setdefault("step_seconds", {}))
         yield run
+        if not run.summary["step_seconds"]:
+            del run.summary["step_seconds"]
     write_json(run.summary, catalog.stage_log(name).path(paths))
+
+
+def _timed(step: Callable[[str], None], record: dict[str, float]) -> Callable[[str], None]:
+    """``step`` that also records, under each label, the seconds since the previous step
+    (or the start): where a stage's time goes, in its log."""
+    last = time.perf_counter()
+
+    def timed(label: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        record[label] = round(record.get(label, 0.0) + now - last, 3)
+        last = now
+        step(label)
+
+    return timed
 
 
 def stage_main(run: Callable[..., dict], describe: Callable[[dict], str]) -> None:

@@ -28,6 +28,7 @@ from pipeline.models.worklist import (
     read_worklist,
     save_model,
     score_open,
+    signs_in_words,
     training_rows,
     worklist_text,
 )
@@ -132,6 +133,21 @@ def test_the_worklist_is_sorted_by_risk_and_says_its_signs_in_words(frame, fitte
     assert row["early_signs"] == ("; ".join(present) or "none")
     assert row["in_words"].startswith("of ended clients with risks like this, ")
     assert row["in_words"].endswith(f"(model's raw risk {row['predicted_risk']:.0%})")
+
+
+def test_signs_in_words_for_every_pattern_of_present_absent_and_missing():
+    flags = list(SIGNS)
+    rows = np.array(np.meshgrid(*[[0.0, 1.0, np.nan]] * len(flags))).reshape(len(flags), -1).T
+    frame = pd.DataFrame(rows, columns=flags, index=np.arange(len(rows)) + 100)
+    out = signs_in_words(frame)
+    assert out.index.equals(frame.index)
+    for i, values in frame.iterrows():
+        present = [SIGNS[c] for c in flags if values[c] == 1]
+        assert out.loc[i, "early_signs"] == ("; ".join(present) or "none")
+        assert out.loc[i, "n_signs"] == len(present)
+        assert out.loc[i, "signs_assessed"] == values.notna().sum()
+    assert signs_in_words(frame.iloc[:0]).empty
+    assert (signs_in_words(frame[[]])["early_signs"] == "none").all()
 
 
 def _wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
