@@ -9,7 +9,9 @@ episode is never in its training rows.
 
 Each predicted risk is put beside its calibration band: the equal-count band of
 out-of-fold risk (grouped by therapist, ``prediction.calibration_bins`` bands) on the
-ended episodes, with the share of them that had a poor outcome and its Wilson 95% interval.
+ended episodes (above ``prediction.max_episodes`` of them, on a random sample of whole
+clusters of that size, said in the card's training summary), with the share of them that
+had a poor outcome and its Wilson 95% interval.
 
 The worklist holds pseudonymous episode ids: it is written under ``paths.results_dir``,
 never under ``reports/`` (``engage check-disclosure`` refuses it there). The model is saved
@@ -36,6 +38,7 @@ from statsmodels.stats.proportion import proportion_confint
 from pipeline import catalog
 from pipeline.config import FeaturesParams, ModelsParams, PredictionParams
 from pipeline.io import file_digest, write_json
+from pipeline.models.analysis import sample_clusters
 from pipeline.models.prediction import (
     GROUP,
     OUTCOME,
@@ -165,16 +168,29 @@ def fit_worklist_model(
     x = _as_model_input(data, numeric, categorical)
     y = data[OUTCOME].to_numpy(int)
     pipe = engagement_model(params, numeric, categorical)
-    oof, repeats, _ = cross_validated(x, y, data[GROUP].to_numpy(), pipe, params)
+    # The bands' out-of-fold risks: above prediction.max_episodes, from a random sample of
+    # whole clusters (as the prediction stage's validation), since repeated grouped CV on
+    # every ended episode of a national extract costs minutes and the bands' shares are
+    # already precise at that size. The model itself is fitted on every training row.
+    cv, sampled = sample_clusters(data, params.max_episodes, params.seed, "prediction.max_episodes")
+    cv_y = cv[OUTCOME].to_numpy(int)
+    oof, repeats, _ = cross_validated(
+        _as_model_input(cv, numeric, categorical), cv_y, cv[GROUP].to_numpy(), pipe, params
+    )
     fitted = pipe.fit(x, y)
     training = {
         "n": len(data),
         "events": int(y.sum()),
         "therapists": int(data[GROUP].nunique()),
         "out_of_fold_auc_per_repeat": [round(float(a), 4) for a in repeats],
+        **({"calibration_sample": sampled} if sampled else {}),
     }
     return WorklistModel(
-        fitted, numeric, categorical, calibration_bands(y, oof, params.calibration_bins), training
+        fitted,
+        numeric,
+        categorical,
+        calibration_bands(cv_y, oof, params.calibration_bins),
+        training,
     )
 
 

@@ -135,6 +135,25 @@ def test_the_worklist_is_sorted_by_risk_and_says_its_signs_in_words(frame, fitte
     assert row["in_words"].endswith(f"(model's raw risk {row['predicted_risk']:.0%})")
 
 
+def test_above_max_episodes_the_bands_come_from_a_cluster_sample_and_the_model_from_all():
+    frame = small_frame(2400, seed=3)
+    full = _fit(frame)
+    assert "calibration_sample" not in full.training
+    sampled = fit_worklist_model(
+        frame, FEATURES, OUTCOME_COLUMNS, MODELS, FAST.model_copy(update={"max_episodes": 600})
+    )
+    n = int(training_rows(frame).sum())
+    assert full.training["n"] == sampled.training["n"] == n
+    assert "random sample of whole clusters" in sampled.training["calibration_sample"]
+    in_bands = int(sampled.bands["n"].sum())
+    assert int(full.bands["n"].sum()) == n and 600 <= in_bands < n
+    # The same model either way (every training row); only the bands' sample differs.
+    x = frame[[*full.features]].head(50)
+    np.testing.assert_allclose(
+        sampled.pipeline.predict_proba(x)[:, 1], full.pipeline.predict_proba(x)[:, 1]
+    )
+
+
 def test_signs_in_words_for_every_pattern_of_present_absent_and_missing():
     flags = list(SIGNS)
     rows = np.array(np.meshgrid(*[[0.0, 1.0, np.nan]] * len(flags))).reshape(len(flags), -1).T
