@@ -82,15 +82,21 @@ def _score_problems(typed: pd.DataFrame, raw: pd.DataFrame) -> list[pd.DataFrame
     """Scores outside the instrument's range, and fractions of an integer-sum instrument,
     for the instruments of the active registry (built-ins and those params register)."""
     registry = active_registry()
-    # numeric even when every row is missing (a table none of whose rows is usable)
-    lo = pd.to_numeric(typed["instrument"].map({k: v.minimum for k, v in registry.items()}))
-    hi = pd.to_numeric(typed["instrument"].map({k: v.maximum for k, v in registry.items()}))
+    # Each distinct instrument looked up once (a few names over millions of rows); an
+    # unregistered one has no range (NaN) and no integer rule.
+    codes, names = pd.factorize(typed["instrument"])
+    known = [registry.get(str(n)) for n in names]
+
+    def per_row(values: list[float]) -> pd.Series:
+        table = np.append(np.asarray(values, float), np.nan)  # code -1: missing
+        return pd.Series(table[codes], index=typed.index)
+
+    lo = per_row([np.nan if k is None else k.minimum for k in known])
+    hi = per_row([np.nan if k is None else k.maximum for k in known])
     score = pd.to_numeric(typed["score"], errors="coerce")
     outside = ((score < lo) | (score > hi)).fillna(False)
-    whole = typed["instrument"].map({k: v.integer_scores for k, v in registry.items()})
-    fraction = pd.Series(whole, dtype="boolean").fillna(False).astype(bool) & (
-        score != score.round()
-    ).fillna(False)
+    whole = per_row([float(k is not None and k.integer_scores) for k in known]) == 1.0
+    fraction = whole & (score != score.round()).fillna(False)
     return [
         _flag(outside, typed, "score", "score_out_of_range", raw),
         _flag(fraction, typed, "score", "fractional_score", raw),
