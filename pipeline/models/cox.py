@@ -12,7 +12,7 @@ Therneau & Grambsch, *Modeling Survival Data* (2000), §3.7 (Efron approximation
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,7 @@ class _Layout:
     n_times: int
 
     @classmethod
-    def of(cls, model: PHReg, stx: int) -> _Layout:
+    def build(cls, model: PHReg, stx: int) -> _Layout:
         surv = model.surv
         t = surv.time_s[stx]
         failed = surv.status_s[stx] == 1
@@ -77,7 +77,7 @@ def _layout(model: PHReg, stx: int) -> _Layout:
     """The stratum's ``_Layout``, built on first use and kept on the model."""
     cache = model.__dict__.setdefault("_risk_layouts", {})
     if stx not in cache:
-        cache[stx] = _Layout.of(model, stx)
+        cache[stx] = _Layout.build(model, stx)
     return cache[stx]
 
 
@@ -94,7 +94,7 @@ def _cumulative(per_time: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _RiskSets:
+class _RiskSets(_Layout):
     """One stratum's risk sets at the fitted linear predictor, with the tied failures at
     each time taken one at a time (k = 0..d−1) as in Efron's approximation.
 
@@ -104,15 +104,8 @@ class _RiskSets:
     x: np.ndarray  # covariates (rows × p)
     lp: np.ndarray  # linear predictor − its max
     e: np.ndarray  # exp(lp)
-    failed: np.ndarray  # bool per row
-    k_in: np.ndarray  # row at risk at failure times k_in <= i < k_out
-    k_out: np.ndarray
-    where: np.ndarray  # failure-time index of each failed row (row order)
-    time_of: np.ndarray  # failure-time index of each sub-failure
-    frac: np.ndarray  # k/d of each sub-failure
     denom: np.ndarray  # S0 − (k/d)·D0
     xbar: np.ndarray  # (S1 − (k/d)·D1) / denom, sub-failures × p
-    n_times: int
 
     @classmethod
     def of(cls, model: PHReg, params: np.ndarray, stx: int) -> _RiskSets:
@@ -132,9 +125,8 @@ class _RiskSets:
         d1 = _bincount_columns(where, ex[failed], n)
         denom = s0[time_of] - frac * d0[time_of]
         xbar = (s1[time_of] - frac[:, None] * d1[time_of]) / denom[:, None]
-        return cls(
-            x, lp, e, failed, layout.k_in, layout.k_out, where, time_of, frac, denom, xbar, n
-        )
+        shared = {f.name: getattr(layout, f.name) for f in fields(_Layout)}
+        return cls(**shared, x=x, lp=lp, e=e, denom=denom, xbar=xbar)
 
     def per_time(self, values: np.ndarray) -> np.ndarray:
         """Sum of per-sub-failure ``values`` (1-D or 2-D) at each failure time."""

@@ -226,7 +226,7 @@ by the projected gradient."""
 
 
 class _Stalled(Exception):
-    pass
+    """Raised inside the objective to end a stalled L-BFGS-B run (``STALLED_EVALUATIONS``)."""
 
 
 def fit_lmm(

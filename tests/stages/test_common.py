@@ -24,6 +24,6 @@ def test_each_step_time_goes_to_the_stage_log(tmp_path):
 
 def test_a_stage_without_steps_logs_none(tmp_path):
     with stage("ingest", parse_params({}), tmp_path) as s:
-        pass
+        s.summary["rows"] = 0
     log = json.loads(catalog.stage_log("ingest").path(s.paths).read_text())
     assert "step_seconds" not in log and log["seconds"] >= 0
