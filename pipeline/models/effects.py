@@ -120,10 +120,10 @@ def most_common_first(values: pd.Series) -> pd.Series:
     top = min(n for n, c in zip(names, counts, strict=True) if c == counts.max())
     levels = [top, *sorted(set(names) - {top})]
     position = np.array([levels.index(n) for n in names])
-    level_codes = np.full(len(values), -1)
+    level_codes = np.full(len(values), -1, dtype=np.intp)
     level_codes[codes >= 0] = position[present]
     return pd.Series(
-        pd.Categorical.from_codes(level_codes, categories=levels),
+        pd.Categorical.from_codes(level_codes, categories=pd.Index(levels)),
         index=values.index,
         name=values.name,
     )
