@@ -211,6 +211,22 @@ def test_linear_fit_equals_ols_and_the_cluster_sandwich_written_out():
     assert fit.card.level_counts["flag"] == (int(d["flag"].sum()), int((d["flag"] == 0).sum()))
 
 
+def test_linear_fit_by_qr_equals_statsmodels_pseudo_inverse_fit():
+    """The QR solve replaces ``OLS.fit``'s SVD; estimates, HC1 and model-based errors and
+    the log-likelihood are unchanged (badly scaled columns included)."""
+    import statsmodels.api as sm
+
+    d = _ancova(n=2000, seed=5).assign(big=lambda f: f["x"] * 1e4 + 3e5)
+    predictors = ["big", "flag", "baseline"]
+    fit = fit_linear(d, "final", predictors, None, model="toy")
+    x = sm.add_constant(d[predictors])
+    ref = sm.OLS(d["final"], x).fit(cov_type="HC1")
+    np.testing.assert_allclose(fit.params.to_numpy(), ref.params.to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(fit.cov.to_numpy(), ref.cov_params().to_numpy(), rtol=1e-8)
+    assert fit.card.log_likelihood == pytest.approx(ref.llf, rel=1e-12)
+    assert fit.card.optimizer == "least squares (QR decomposition)"
+
+
 def test_linear_fit_with_few_clusters_uses_cr2_and_fails_clearly_on_collinearity():
     d = _ancova(n=400, clusters=5, seed=2)
     fit = fit_linear(d, "final", ["x", "baseline"], "therapist", options=FitOptions(20))
