@@ -70,8 +70,9 @@ def score_summary(
     m = m.assign(_order=np.arange(len(m))).sort_values(
         ["episode_id", "measure_date", "_order"], kind="stable"
     )
+    attended = sessions["status"] == "attended"
     first_att = (
-        sessions[sessions["status"] == "attended"].groupby("episode_id")["scheduled_date"].min()
+        sessions.loc[attended, "scheduled_date"].groupby(sessions.loc[attended, "episode_id"]).min()
     )
     anchor = pd.Series(first_att.reindex(m["episode_id"]).to_numpy(), index=m.index)
     lo = anchor - pd.Timedelta(days=params.baseline_before_days)
@@ -210,6 +211,25 @@ def integer_episode_keys(
     return keyed_tables, (None if window is None else keyed(window))
 
 
+# The columns the outcome rules read: the row selections and key changes below then copy
+# these, not every column of tens of millions of rows (half the stage at national scale).
+READ_COLUMNS = {
+    "sessions": ("episode_id", "scheduled_date", "status"),
+    "measures": ("episode_id", "instrument", "measure_date", "score"),
+}
+
+
+def _columns_read(
+    tables: dict[str, pd.DataFrame], names: tuple[str, ...] = ("episodes", "sessions", "measures")
+) -> dict[str, pd.DataFrame]:
+    """``tables[name]`` for each of ``names``, cut to the columns in ``READ_COLUMNS`` (all
+    of them for a table not listed there)."""
+    return {
+        name: tables[name][list(READ_COLUMNS[name])] if name in READ_COLUMNS else tables[name]
+        for name in names
+    }
+
+
 def outcome_table(
     tables: dict[str, pd.DataFrame],
     window: pd.DataFrame,
@@ -218,9 +238,7 @@ def outcome_table(
 ) -> pd.DataFrame:
     """One row per episode of ``tables['episodes']``, in its order (never mutates
     ``tables``)."""
-    keyed, keyed_window = integer_episode_keys(
-        {k: tables[k] for k in ("episodes", "sessions", "measures")}, window
-    )
+    keyed, keyed_window = integer_episode_keys(_columns_read(tables), window)
     assert keyed_window is not None  # a window was given, so it comes back keyed
     out = _outcome_table(keyed, keyed_window, params, extract_date)
     out["episode_id"] = tables["episodes"]["episode_id"].to_numpy()[out["episode_id"].to_numpy()]
@@ -336,7 +354,7 @@ def _landmark(
 def dropout_rule_agreement(tables: dict[str, pd.DataFrame]) -> dict:
     """How well the inference rule reproduces recorded end reasons, on ended episodes
     that have one (counts, sensitivity, specificity, Cohen's kappa)."""
-    tables, _ = integer_episode_keys({k: tables[k] for k in ("episodes", "sessions")})
+    tables, _ = integer_episode_keys(_columns_read(tables, ("episodes", "sessions")))
     ep = tables["episodes"].set_index("episode_id")
     if "end_reason" not in ep or "end_date" not in ep:
         return {"n": 0}

@@ -8,7 +8,7 @@ from pipeline import catalog
 from pipeline.config import Params
 from pipeline.features.window import build_window
 from pipeline.io import read_interim, write_parquet
-from pipeline.outcomes import dropout_rule_agreement, outcome_table
+from pipeline.outcomes import READ_COLUMNS, dropout_rule_agreement, outcome_table
 from pipeline.stages.common import stage, stage_main
 
 
@@ -16,8 +16,9 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
     with stage("outcomes", params, root, show_progress=show_progress) as s:
         paths, summary = s.paths, s.summary
         # Outcomes need appointments and scores only (goals and contacts are never read).
+        # ... and of those, only the columns the outcome rules read.
         tables, _, extract = read_interim(
-            paths["interim_dir"], ("episodes", "sessions", "measures")
+            paths["interim_dir"], ("episodes", "sessions", "measures"), READ_COLUMNS
         )
         window = build_window(
             tables["episodes"], tables["sessions"], params.features.window_days, extract
