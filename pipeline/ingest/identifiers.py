@@ -144,13 +144,21 @@ VALUE_PATTERNS = {
 PHONE = "a phone number"
 NHS_NUMBER = "an NHS number"
 NOT_A_CODE = "free text or a name where the contract expects a code"
-KINDS = ("a direct identifier by its name", "a column name that is itself an identifier",
-         *VALUE_PATTERNS, NHS_NUMBER, NOT_A_CODE)
+KINDS = (
+    "a direct identifier by its name",
+    "a column name that is itself an identifier",
+    *VALUE_PATTERNS,
+    NHS_NUMBER,
+    NOT_A_CODE,
+)
 """Every kind of finding, in the order messages list them."""
 
 # Nine or more digits written with separators: the candidates for phone and NHS numbers
 # (RE2 prefilter; the candidates are then read digit by digit in Python).
 _DIGITS_PREFILTER = r"[0-9](?:[\s.\-/()]{0,3}[0-9]){8,}"
+# Every value pattern and the digits prefilter as one alternation: a value none of them
+# matches fails it in a single RE2 pass (a pattern's own flags stay inside its group).
+_ANY_VALUE_PATTERN = "|".join(f"(?:{p})" for p in (*VALUE_PATTERNS.values(), _DIGITS_PREFILTER))
 _ISO_DATE_TIME = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
 )
@@ -270,6 +278,7 @@ def normalise(text: str) -> str:
     """NFKC: full-width and other compatibility forms become their plain forms."""
     return unicodedata.normalize("NFKC", text)
 
+
 @dataclass(frozen=True)
 class IdentifierFinding:
     file: str
@@ -382,13 +391,11 @@ def _code_misfits(arr: pa.Array, rule: TextRule, known: set[str]) -> np.ndarray:
     texts = pc.utf8_trim_whitespace(arr)
     if rule.pattern is None:  # labels: only values with two words or a long text can misfit
         suspect = _regex_hits(texts, r"[^\s]\s+[^\s]") | (
-            pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False)
-            > rule.max_length
+            pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False) > rule.max_length
         )
     else:  # tokens: RE2 finds the misfits at national scale
         fits = _regex_hits(texts, f"^(?:{rule.pattern})$") & (
-            pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False)
-            <= rule.max_length
+            pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False) <= rule.max_length
         )
         suspect = ~fits & pc.is_valid(texts).to_numpy(zero_copy_only=False)
         suspect &= pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False) > 0
@@ -441,17 +448,25 @@ def scan_values(
             return
         found.append((kind, lines.to_numpy()[rows], mask(arr[int(unique_hits[0])].as_py())))
 
+    # One pass of every pattern at once over all distinct values; each pattern then runs
+    # only on the values that pass (usually none: an id column is millions of them).
+    maybe = np.flatnonzero(_regex_hits(arr, _ANY_VALUE_PATTERN))
+    suspects = arr.take(pa.array(maybe, type=pa.int64()))
+
+    def hits(pattern: str) -> np.ndarray:
+        return maybe[_regex_hits(suspects, pattern)]
+
     for kind, pattern in VALUE_PATTERNS.items():
-        hit = _regex_hits(arr, pattern)
         if kind == PHONE:
             continue  # reported with the other phone spellings below
-        if hit.any():
-            report(kind, np.flatnonzero(hit))
-    us_phone = _regex_hits(arr, VALUE_PATTERNS[PHONE])
-    candidate = np.flatnonzero(_regex_hits(arr, _DIGITS_PREFILTER))
+        hit = hits(pattern)
+        if hit.size:
+            report(kind, hit)
+    us_phone = hits(VALUE_PATTERNS[PHONE])
+    candidate = hits(_DIGITS_PREFILTER)
     read = [_read_digits(arr[int(i)].as_py()) for i in candidate]
     phone = candidate[[d.phone for d in read]] if read else candidate[:0]
-    phone = np.union1d(phone, np.flatnonzero(us_phone))
+    phone = np.union1d(phone, us_phone)
     if phone.size:
         report(PHONE, phone)
     nhs = candidate[[d.nhs for d in read]] if read else candidate[:0]

@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.ingest.accept import IdentifierError
 from pipeline.ingest.identifiers import mask, nhs_number_valid, suspicious_column_name
@@ -251,3 +253,25 @@ def test_inferred_extract_date_keeps_a_supported_latest_date():
 def test_tiny_exports_infer_the_latest_date():
     dates = pd.to_datetime(["2024-01-10", "2024-06-10"])
     assert infer_extract_date(pd.Series([1, 1], index=dates), "s.csv").date == dates[-1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet="0123456789 -.()/@+abcAZsw", min_size=0, max_size=24)
+        | st.sampled_from([*SECRET_VALUES.values(), "SW1A 1AA", "sw1a1aa", "(555) 123-4567"]),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_one_pass_prefilter_never_misses_what_a_single_pattern_finds(texts):
+    """The scan runs every value pattern as one alternation first and each pattern only on
+    what passes: any value a single pattern (or the digits prefilter) matches passes."""
+    import pyarrow as pa
+
+    from pipeline.ingest import identifiers as ids
+
+    arr = pa.array(texts)
+    combined = ids._regex_hits(arr, ids._ANY_VALUE_PATTERN)
+    for pattern in (*ids.VALUE_PATTERNS.values(), ids._DIGITS_PREFILTER):
+        assert not (ids._regex_hits(arr, pattern) & ~combined).any(), pattern
