@@ -346,9 +346,11 @@ def _battery(
     battery: Battery,
     sets: dict[str, list[str]],
     also_adjust: tuple[str, ...] = (),
+    adjusted_only: bool = False,
 ) -> Results:
     """Fit unadjusted and adjusted models for every exposure set on shared rows;
-    ``also_adjust``: further adjustment columns (a sensitivity analysis)."""
+    ``also_adjust``: further adjustment columns (a sensitivity analysis);
+    ``adjusted_only``: the adjusted models alone (what a sensitivity analysis reads)."""
     kind, needed, fit_one = battery.kind, battery.needed, battery.fit_one
     method, outcome_label = battery.method, battery.outcome_label
     # Rare case-mix levels are pooled again within this population.
@@ -362,7 +364,7 @@ def _battery(
         exposure, absent = recorded_features(frame, wanted)
         if not exposure:  # nothing of the block recorded: say so (the fit then fails)
             exposure = wanted
-        for adjusted in (False, True):
+        for adjusted in (True,) if adjusted_only else (False, True):
             predictors = exposure + (adjust if adjusted else [])
             model = catalog.model_id(kind, block, adjusted)
             formula = f"{outcome_label} ~ {' + '.join(predictors)}"
@@ -409,6 +411,7 @@ def final_score_models(
     params: ModelsParams,
     sets: dict[str, list[str]] | None = None,
     also_adjust: tuple[str, ...] = (),
+    adjusted_only: bool = False,
 ) -> Results:
     """Linear regressions of the final score (primary instrument, landmark population) on
     each exposure set with the baseline score always among the predictors (ANCOVA): the
@@ -436,7 +439,7 @@ def final_score_models(
         "final_score",
     )
     sets = exposures(population, params) if sets is None else sets
-    return _battery(population, params, battery, sets, also_adjust)
+    return _battery(population, params, battery, sets, also_adjust, adjusted_only)
 
 
 def baseline_severity(frame: pd.DataFrame) -> pd.DataFrame:
@@ -485,6 +488,7 @@ def poor_outcome_models(
     params: ModelsParams,
     sets: dict[str, list[str]] | None = None,
     also_adjust: tuple[str, ...] = (),
+    adjusted_only: bool = False,
 ) -> Results:
     """Logistic regressions of the landmark poor outcome on each exposure set, unadjusted and
     adjusted for baseline severity and case mix, with errors clustered by therapist."""
@@ -503,7 +507,7 @@ def poor_outcome_models(
         event="poor_outcome",
     )
     sets = exposures(population, params) if sets is None else sets
-    return _battery(population, params, battery, sets, also_adjust)
+    return _battery(population, params, battery, sets, also_adjust, adjusted_only)
 
 
 # --- 2. dropout -------------------------------------------------------------------------
@@ -526,6 +530,7 @@ def dropout_models(
     params: ModelsParams,
     sets: dict[str, list[str]] | None = None,
     also_adjust: tuple[str, ...] = (),
+    adjusted_only: bool = False,
 ) -> Results:
     """Cox models of dropout from the landmark (cause-specific: other endings censor), the
     Kaplan–Meier curves and the cumulative incidence of dropout by flags group."""
@@ -550,8 +555,8 @@ def dropout_models(
         "Surv(dropout_time_days, dropout_event)",
         event="dropout_event",
     )
-    results = _battery(population, params, battery, sets, also_adjust)
-    if also_adjust:
+    results = _battery(population, params, battery, sets, also_adjust, adjusted_only)
+    if also_adjust or adjusted_only:  # a sensitivity analysis: the models alone
         return results
     results.tables["dropout_proportional_hazards"] = proportional_hazards(results.cards)
     if params.dropout_periods_days:

@@ -139,8 +139,11 @@ def early_change_sensitivity(
         fit = BATTERIES[a.outcome]
         kind = KINDS[a.outcome]
         model = catalog.model_id(kind, a.exposure, True)
-        as_declared = fit(rows_known, params, sets).tables.get(kind, pd.DataFrame())
-        with_early = fit(rows_known, params, sets, (EARLY_CHANGE,)).tables.get(kind, pd.DataFrame())
+        # Only the adjusted models are compared, so the unadjusted ones are not fitted.
+        declared_fit = fit(rows_known, params, sets, adjusted_only=True)
+        early_fit = fit(rows_known, params, sets, (EARLY_CHANGE,), adjusted_only=True)
+        as_declared = declared_fit.tables.get(kind, pd.DataFrame())
+        with_early = early_fit.tables.get(kind, pd.DataFrame())
         if as_declared.empty or with_early.empty:
             continue
         base = as_declared[as_declared["model"] == model].set_index("term")
