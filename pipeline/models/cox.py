@@ -306,8 +306,7 @@ class ClusteredPHReg(PHReg):
 
     def score_residuals(self, params):
         resid = np.full(self.exog.shape, np.nan)
-        for stx in range(self.surv.nstrat):
-            rs = _RiskSets.of(self, np.asarray(params, float), stx)
+        for stx, rs in enumerate(self._risk_sets(params)):  # the fit's last ones, reused
             a = rs.per_time(1 / rs.denom)
             b = rs.per_time(rs.xbar / rs.denom[:, None])
             # The tied failures' own weight 1 − k/d: what they lack of a and b.
@@ -395,8 +394,11 @@ def proportional_hazards_test(
     gt = _time_scale(model, transform)
     info = np.zeros((2 * p, 2 * p))
     u = np.zeros(2 * p)
-    for stx in range(model.surv.nstrat):
-        rs = _RiskSets.of(model, params, stx)
+    if isinstance(model, ClusteredPHReg):  # the fit's last risk sets, reused
+        sets = model._risk_sets(params)
+    else:
+        sets = [_RiskSets.of(model, params, stx) for stx in range(model.surv.nstrat)]
+    for stx, rs in enumerate(sets):
         g = gt[stx]
         u[p:] += g @ rs.schoenfeld_sums()
         gs = g[rs.time_of]
