@@ -179,7 +179,8 @@ def _clusters(
     if cluster is None:
         card.notes.append("no cluster variable")
         return None
-    n = int(data[cluster].nunique())
+    codes, uniques = pd.factorize(data[cluster])
+    n = len(uniques)
     card.n_groups = n
     if n < 2:
         card.notes.append(f"only {n} cluster: errors cannot be clustered")
@@ -190,7 +191,7 @@ def _clusters(
             f"only {n} clusters (< {min_clusters}): small-sample corrected cluster-robust "
             f"errors with a t reference on {n - 1} df"
         )
-    return Clusters(pd.factorize(data[cluster])[0], few)
+    return Clusters(codes, few)
 
 
 @dataclass(frozen=True)

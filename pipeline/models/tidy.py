@@ -144,8 +144,8 @@ def complete_rows(
     if analysed.empty:
         raise ModelError(f"{card.model}: no row has all of {', '.join(columns)}")
     for column in columns if must_vary is None else must_vary:
-        values = analysed[column]
-        if values.nunique(dropna=True) < 2:
+        values = analysed[column]  # complete: a value other than the first is a second one
+        if not values.ne(values.iloc[0]).any():
             raise ModelError(
                 f"{card.model}: '{column}' takes a single value in the analysed "
                 "rows, so its effect cannot be estimated; drop it from the model"
