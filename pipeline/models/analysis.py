@@ -18,6 +18,7 @@ from statsmodels.duration.survfunc import CumIncidenceRight, SurvfuncRight
 
 from pipeline import catalog
 from pipeline.config import AnalysisParams, ModelsParams
+from pipeline.keys import positions
 from pipeline.models.descriptive import dose_response, kaplan_meier
 from pipeline.models.effects import (
     EffectFit,
@@ -758,7 +759,11 @@ def trajectory_frame(
             "trajectory: needs measures.session_id and sessions.alliance_score to "
             "relate each score to that session's alliance"
         )
-    d = scores.merge(sessions[["session_id", "alliance_score"]], on="session_id", how="inner")
+    # The inner join on the sessions' unique key, by Arrow's hash lookup (pandas' merge of
+    # millions of id strings took seconds); the scores keep their order.
+    at = positions(sessions["session_id"], scores["session_id"])
+    alliance = sessions["alliance_score"].to_numpy(dtype=float, na_value=np.nan)
+    d = scores[at >= 0].assign(alliance_score=alliance[at[at >= 0]]).reset_index(drop=True)
     d = d.dropna(subset=["alliance_score"])
     d = d.assign(weeks=(d["measure_date"] - d["episode_id"].map(first)).dt.days / 7.0)
     key = pd.Series(cluster_key(episodes, params).to_numpy(), index=episodes["episode_id"])
