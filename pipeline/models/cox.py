@@ -81,6 +81,19 @@ def _layout(model: PHReg, stx: int) -> _Layout:
     return cache[stx]
 
 
+def _risk_sets(model: PHReg, params) -> list[_RiskSets]:
+    """Every stratum's risk sets at ``params``; the last parameters' are kept on the model
+    (as its layouts are), since Newton's method asks for the likelihood, score and Hessian
+    at one point, and the robust errors and PH test at the fitted one."""
+    params = np.asarray(params, float)
+    key = params.tobytes()
+    cached = model.__dict__.get("_risk_sets_at")
+    if cached is None or cached[0] != key:
+        cached = (key, [_RiskSets.of(model, params, stx) for stx in range(model.surv.nstrat)])
+        model.__dict__["_risk_sets_at"] = cached
+    return cached[1]
+
+
 def _bincount_columns(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """``np.bincount`` of each column of ``values`` by ``index`` (``n`` bins)."""
     return np.column_stack([np.bincount(index, values[:, c], n) for c in range(values.shape[1])])
@@ -281,32 +294,22 @@ class ClusteredPHReg(PHReg):
             raise ValueError(f"ties must be 'efron' or 'breslow', not {ties!r}")
         self.ties = ties
 
-    def _risk_sets(self, params) -> list[_RiskSets]:
-        """Every stratum's risk sets at ``params``; the last parameters' are kept, since
-        Newton's method asks for the likelihood, score and Hessian at the same point."""
-        params = np.asarray(params, float)
-        key = params.tobytes()
-        if getattr(self, "_risk_sets_at", (None,))[0] != key:
-            sets = [_RiskSets.of(self, params, stx) for stx in range(self.surv.nstrat)]
-            self._risk_sets_at = (key, sets)
-        return self._risk_sets_at[1]
-
     # The partial likelihood, its score and Hessian, vectorised over failure times (PHReg
     # loops over them in Python, with a p×p product per time: most of a national-scale
     # models stage); the same quantities for either tie method, equal to PHReg's to
     # rounding (tests/models/test_cox.py).
     def loglike(self, params):
-        return sum(rs.log_likelihood() for rs in self._risk_sets(params))
+        return sum(rs.log_likelihood() for rs in _risk_sets(self, params))
 
     def score(self, params):
-        return sum(rs.score() for rs in self._risk_sets(params))
+        return sum(rs.score() for rs in _risk_sets(self, params))
 
     def hessian(self, params):
-        return -sum(rs.information() for rs in self._risk_sets(params))
+        return -sum(rs.information() for rs in _risk_sets(self, params))
 
     def score_residuals(self, params):
         resid = np.full(self.exog.shape, np.nan)
-        for stx, rs in enumerate(self._risk_sets(params)):  # the fit's last ones, reused
+        for stx, rs in enumerate(_risk_sets(self, params)):
             a = rs.per_time(1 / rs.denom)
             b = rs.per_time(rs.xbar / rs.denom[:, None])
             # The tied failures' own weight 1 − k/d: what they lack of a and b.
@@ -394,11 +397,7 @@ def proportional_hazards_test(
     gt = _time_scale(model, transform)
     info = np.zeros((2 * p, 2 * p))
     u = np.zeros(2 * p)
-    if isinstance(model, ClusteredPHReg):  # the fit's last risk sets, reused
-        sets = model._risk_sets(params)
-    else:
-        sets = [_RiskSets.of(model, params, stx) for stx in range(model.surv.nstrat)]
-    for stx, rs in enumerate(sets):
+    for stx, rs in enumerate(_risk_sets(model, params)):
         g = gt[stx]
         u[p:] += g @ rs.schoenfeld_sums()
         gs = g[rs.time_of]
