@@ -389,16 +389,12 @@ def _code_misfits(arr: pa.Array, rule: TextRule, known: set[str]) -> np.ndarray:
     tokens anything but a token). Values the column knows (its allowed values and codes,
     normalised) are never flagged."""
     texts = pc.utf8_trim_whitespace(arr)
+    length = pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False)
     if rule.pattern is None:  # labels: only values with two words or a long text can misfit
-        suspect = _regex_hits(texts, r"[^\s]\s+[^\s]") | (
-            pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False) > rule.max_length
-        )
+        suspect = _regex_hits(texts, r"[^\s]\s+[^\s]") | (length > rule.max_length)
     else:  # tokens: RE2 finds the misfits at national scale
-        fits = _regex_hits(texts, f"^(?:{rule.pattern})$") & (
-            pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False) <= rule.max_length
-        )
-        suspect = ~fits & pc.is_valid(texts).to_numpy(zero_copy_only=False)
-        suspect &= pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False) > 0
+        fits = _regex_hits(texts, f"^(?:{rule.pattern})$") & (length <= rule.max_length)
+        suspect = ~fits & pc.is_valid(texts).to_numpy(zero_copy_only=False) & (length > 0)
     out = []
     for i in np.flatnonzero(suspect):
         text = texts[int(i)].as_py()
