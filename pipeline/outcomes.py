@@ -49,11 +49,20 @@ def prefix(instrument: str) -> str:
     return re.sub(r"[^a-z0-9]", "", instrument.lower())
 
 
+def first_attended_dates(sessions: pd.DataFrame) -> pd.Series:
+    """Each episode's first attended appointment (index: episode): the baseline anchor."""
+    attended = sessions["status"] == "attended"
+    return (
+        sessions.loc[attended, "scheduled_date"].groupby(sessions.loc[attended, "episode_id"]).min()
+    )
+
+
 def score_summary(
-    measures: pd.DataFrame, sessions: pd.DataFrame, instrument: str, params: OutcomesParams
+    measures: pd.DataFrame, first_att: pd.Series, instrument: str, params: OutcomesParams
 ) -> pd.DataFrame:
     """Per episode: baseline, last score and number of scores of one instrument (no row for
-    an episode without one; no rows at all when the export has none of it)."""
+    an episode without one; no rows at all when the export has none of it). ``first_att``:
+    ``first_attended_dates`` of the sessions, computed once for every instrument."""
     m = measures[measures["instrument"] == instrument]
     if m.empty:
         dates = pd.Series(dtype="datetime64[s]")
@@ -69,10 +78,6 @@ def score_summary(
         )
     m = m.assign(_order=np.arange(len(m))).sort_values(
         ["episode_id", "measure_date", "_order"], kind="stable"
-    )
-    attended = sessions["status"] == "attended"
-    first_att = (
-        sessions.loc[attended, "scheduled_date"].groupby(sessions.loc[attended, "episode_id"]).min()
     )
     anchor = pd.Series(first_att.reindex(m["episode_id"]).to_numpy(), index=m.index)
     lo = anchor - pd.Timedelta(days=params.baseline_before_days)
@@ -260,7 +265,9 @@ def _outcome_table(
     out = _landmark(out, episodes.set_index("episode_id"), w, extract_date)
     summary = summaries.get(params.primary_instrument)
     if summary is None:
-        summary = score_summary(measures, sessions, params.primary_instrument, params)
+        summary = score_summary(
+            measures, first_attended_dates(sessions), params.primary_instrument, params
+        )
     last_date = summary["last_date"].reindex(out.index)
     out["primary_last_after_landmark"] = (last_date >= w["window_end"]).where(
         last_date.notna() & w["window_end"].notna()
@@ -291,8 +298,9 @@ def _score_outcomes(
     instrument's (``primary_*``); also each instrument's score summary."""
     per_instrument, summaries = {}, {}
     present = set(measures["instrument"].dropna().unique().tolist())  # not row by row
+    first_att = first_attended_dates(sessions)
     for instrument in sorted(present & set(active_registry())):  # and params-registered
-        summaries[instrument] = score_summary(measures, sessions, instrument, params)
+        summaries[instrument] = score_summary(measures, first_att, instrument, params)
         res = instrument_outcomes(summaries[instrument], instrument).reindex(out.index)
         per_instrument[instrument] = res
         out = out.join(res.add_prefix(f"{prefix(instrument)}_"))
