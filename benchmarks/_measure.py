@@ -22,7 +22,13 @@ def _child(fn: Callable[[], dict], queue) -> None:
         return
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put({"seconds": round(seconds, 2), "peak_rss_mb": round(peak_kib / 1024, 1), **extra})
+    # the largest of the worker processes a stage forked (models): they share the stage's
+    # pages until they write to them, so the machine's peak is below the sum of the two
+    worker_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    workers = {"peak_rss_worker_mb": round(worker_kib / 1024, 1)} if worker_kib else {}
+    queue.put(
+        {"seconds": round(seconds, 2), "peak_rss_mb": round(peak_kib / 1024, 1), **workers, **extra}
+    )
 
 
 def measure(fn: Callable[[], dict], timeout: float | None = None) -> dict:

@@ -128,7 +128,9 @@ def markdown(results: list[dict]) -> str:
         f"Machine: {m['cpus']} CPUs, {m['memory_gb']} GB memory, Python {m['python']}, "
         f"{m['platform']}.",
         "",
-        "Seconds (peak resident memory in MB) per stage, each in a fresh process.",
+        "Seconds (peak resident memory in MB) per stage, each in a fresh process; where a "
+        "stage forks worker processes (models), the largest worker's peak follows the "
+        "stage's (workers share the stage's memory until they write to it).",
         "",
     ]
     header = ["episodes", "sessions", "engine", "synthesize", *STAGES, "pipeline total"]
@@ -137,7 +139,8 @@ def markdown(results: list[dict]) -> str:
         cells = [f"{r['episodes']:,}", f"{r.get('sessions') or 0:,}", r["engine"]]
         for m in [r["synthesize"], *(r["stages"].get(s, {}) for s in STAGES)]:
             s = m.get("seconds")
-            cells.append("—" if s is None else f"{s:g} ({m['peak_rss_mb']:,.0f})")
+            w = f"; worker {m['peak_rss_worker_mb']:,.0f}" if m.get("peak_rss_worker_mb") else ""
+            cells.append("—" if s is None else f"{s:g} ({m['peak_rss_mb']:,.0f}{w})")
         cells.append(str(r.get("pipeline_seconds", "—")))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Attendance block on the same sessions Parquet file: pandas vs DuckDB.", ""]

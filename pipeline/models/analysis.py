@@ -9,7 +9,7 @@ card with status ``not fitted`` and the reason; the others still run.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -1014,18 +1014,18 @@ def dose_response_tables(frame: pd.DataFrame, params: ModelsParams) -> Results:
 # --- everything -------------------------------------------------------------------------
 
 
-def fit_all(
+def analysis_tasks(
     tables: dict[str, pd.DataFrame],
     features: pd.DataFrame,
     outcomes: pd.DataFrame,
     params: ModelsParams,
     primary_instrument: str,
-    progress: Callable[[str], None] = lambda _: None,
     plan: AnalysisParams | None = None,
-) -> Results:
-    """Every analysis of the models stage (``ANALYSES``, in the order of the report);
-    ``progress`` is told each one's label when it is done. ``plan``: the declared analyses
-    the early-change sensitivity refits (default: the default plan)."""
+) -> dict[str, Callable[[], Results]]:
+    """Every analysis of the models stage (``ANALYSES``, in the order of the report) as a
+    task that fits it: the analyses are independent of each other, so a stage may run them
+    side by side (``pipeline/engine/tasks.py``). ``plan``: the declared analyses the
+    early-change sensitivity refits (default: the default plan)."""
     from pipeline.models.confounding import early_change_sensitivity
 
     frame = analysis_frame(features, outcomes, tables["episodes"], params)
@@ -1045,9 +1045,33 @@ def fit_all(
             }
         ),
     }
+    return {label: run[label] for label in ANALYSES}
+
+
+def longest_first(labels: Iterable[str]) -> list[str]:
+    """``labels`` in the order to start them on parallel workers: the analyses that take
+    longest first (``COST_ORDER``, measured at national scale), so that no worker is left
+    with a long one at the end; labels not listed keep their order, after those listed."""
+    listed = [label for label in COST_ORDER if label in labels]
+    return listed + [label for label in labels if label not in COST_ORDER]
+
+
+def fit_all(
+    tables: dict[str, pd.DataFrame],
+    features: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    params: ModelsParams,
+    primary_instrument: str,
+    progress: Callable[[str], None] = lambda _: None,
+    plan: AnalysisParams | None = None,
+) -> Results:
+    """Every analysis of the models stage, one after the other (:func:`analysis_tasks`);
+    ``progress`` is told each one's label when it is done."""
     results = Results()
-    for label in ANALYSES:
-        results.extend(run[label]())
+    for label, task in analysis_tasks(
+        tables, features, outcomes, params, primary_instrument, plan
+    ).items():
+        results.extend(task())
         progress(label)
     return results
 
@@ -1061,6 +1085,18 @@ ANALYSES = (
     "early-change sensitivity",
 )
 """The models stage's analyses, in order (its progress bar has one step each)."""
+
+COST_ORDER = (
+    "trajectories",
+    "early-change sensitivity",
+    "final score",
+    "dropout",
+    "poor outcome",
+    "clinical significance",
+    "dose-response",
+)
+"""The analyses from the longest to the shortest at 10 million appointments (py-spy and
+stage logs, docs/scaling.md: about 90, 44, 38, 35, 33, 16 and 3 s on one core)."""
 
 
 def _trajectories(

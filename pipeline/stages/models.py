@@ -3,6 +3,11 @@
 Writes one tidy CSV per analysis to ``reports/tables/models/`` and one JSON model card per
 model to ``reports/model_cards/models/`` (both replaced whole, so no stale table or card
 survives a rerun).
+
+The analyses are independent, so they run side by side on the CPUs the stage may use (one
+forked process each, ``pipeline/engine/tasks.py``; ``threads: 1`` runs them one after the
+other, with the same results). The stage log's ``task_seconds`` gives each analysis's own
+time.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from pathlib import Path
 
 from pipeline.clinical_significance import side_by_side
 from pipeline.config import Params
-from pipeline.models.analysis import ANALYSES, fit_all
+from pipeline.engine.tasks import can_fork, run_tasks
+from pipeline.models.analysis import ANALYSES, analysis_tasks, longest_first
 from pipeline.models.declared import declared_analyses
 from pipeline.models.tidy import Results
 from pipeline.stages.common import stage, stage_main
@@ -20,32 +26,42 @@ from pipeline.stages.results import load_inputs, write_results
 
 
 def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
-    steps = len(ANALYSES)
+    steps = len(ANALYSES) + 1  # and the clinical-significance counts
     with stage("models", params, root, steps=steps, show_progress=show_progress) as s:
         tables, _, features, outcomes = load_inputs(s.paths, ("episodes", "sessions", "measures"))
-        results = fit_all(
+        tasks = analysis_tasks(
             tables,
             features,
             outcomes,
             params.models,
             params.outcomes.primary_instrument,
-            s.step,
             params.analysis,
         )
+
+        def clinical_significance() -> Results:
+            # the points rules (NHS TT for PHQ-9, GAD-7) beside Jacobson–Truax and variants
+            counts, settings = side_by_side(
+                outcomes, params.outcomes.population, params.outcomes.clinical_significance_methods
+            )
+            return Results(
+                {"clinical_significance": counts, "clinical_significance_settings": settings}
+            )
+
+        tasks["clinical significance"] = clinical_significance
+        seconds: dict[str, float] = {}
+        done = run_tasks(
+            {label: tasks[label] for label in longest_first(tasks)},
+            s.summary["threads"],
+            s.step,
+            seconds,
+        )
+        s.summary["workers"] = min(s.summary["threads"], len(tasks)) if can_fork() else 1
+        s.summary["task_seconds"] = seconds
+        results = Results()
+        for label in tasks:  # the report's order, whichever finished first
+            results.extend(done[label])
         plan = declared_analyses(results.tables, params.analysis, params.models)
         results.extend(Results({"declared_analyses": plan}))
-        # the points rules (NHS TT for PHQ-9, GAD-7) beside Jacobson–Truax and its variants
-        counts, settings = side_by_side(
-            outcomes, params.outcomes.population, params.outcomes.clinical_significance_methods
-        )
-        results.extend(
-            Results(
-                {
-                    "clinical_significance": counts,
-                    "clinical_significance_settings": settings,
-                }
-            )
-        )
         s.summary |= write_results(results, s.paths, "models", params)
     return s.summary
 

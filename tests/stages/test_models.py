@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config import Params
+from pipeline.engine.tasks import can_fork
+from pipeline.models.analysis import ANALYSES
 from pipeline.models.tidy import TIDY_COLUMNS
 from pipeline.stages import models as models_stage
 
@@ -16,11 +18,15 @@ EFFECT_TABLES = ("poor_outcome", "dropout", "trajectory")
 
 @pytest.fixture(scope="module")
 def run_twice(processed_run):
+    """The stage run twice on the same inputs: first its analyses on two worker processes
+    (whatever this machine allows), then one after the other in one process."""
     root, _ = processed_run
-    first = models_stage.run(Params(), root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("pipeline.stages.common.stage_threads", lambda configured: 2)
+        first = models_stage.run(Params(), root)
     reports = root / "reports"
     snapshot = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
-    second = models_stage.run(Params(), root)
+    second = models_stage.run(Params(threads=1), root)
     return reports, snapshot, first, second
 
 
@@ -54,8 +60,11 @@ def test_the_trajectory_models_have_client_and_therapist_levels(run_twice):
     assert {"alliance_score_within", "alliance_score_between"} <= set(t["term"])
 
 
-def test_the_same_inputs_give_byte_identical_outputs(run_twice):
-    reports, snapshot, _, _ = run_twice
+def test_the_same_inputs_give_byte_identical_outputs_on_any_number_of_workers(run_twice):
+    reports, snapshot, first, second = run_twice
+    if can_fork():
+        assert (first["workers"], second["workers"]) == (2, 1)
+    assert set(first["task_seconds"]) == set(ANALYSES) | {"clinical significance"}
     again = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
     assert again.keys() == snapshot.keys()
     changed = [str(k) for k in snapshot if snapshot[k] != again[k]]
