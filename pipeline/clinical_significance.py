@@ -558,17 +558,7 @@ def outcome_counts(
     be applied (no reliability registered, fewer than two clients with both scores, or an
     index undefined for the data) has no rows; ``outcome_settings`` says why. Counts are
     exact: disclosure control is applied where they are shared."""
-    rows = []
-    for inst, base, last in _instrument_pairs(frame, registry):
-        points = pd.Series(points_categories(inst, base, last)).value_counts()
-        rows += [(inst.name, POINTS, c, int(points.get(c, 0))) for c in POINTS_CATEGORIES]
-        for method, table, _ in _classified(inst, base, last, methods, significance_level):
-            if table is not None:
-                counts = category_counts(table)
-                rows += [(inst.name, method, c, int(n)) for c, n in counts.itertuples(index=False)]
-    return pd.DataFrame(rows, columns=["instrument", "method", "category", "n"]).astype(
-        {"n": "int64"}
-    )
+    return _counts_and_settings(frame, registry, methods, significance_level)[0]
 
 
 def outcome_settings(
@@ -583,10 +573,24 @@ def outcome_settings(
     and ``criterion_points`` (for JT the change in points that is reliable, critical ·
     S_diff; for the points rule the registry's reliable change, its cut-off the caseness
     score), and ``note``: why a method could not be applied (empty when it was)."""
-    rows = []
+    return _counts_and_settings(frame, registry, methods, significance_level)[1]
+
+
+def _counts_and_settings(
+    frame: pd.DataFrame,
+    registry: Mapping[str, Instrument] | None,
+    methods: Sequence[Method],
+    significance_level: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``outcome_counts`` and ``outcome_settings`` from one classification of each
+    instrument and method (at national scale classifying twice cost seconds)."""
+    counts: list[tuple[str, str, str, int]] = []
+    settings: list[dict[str, object]] = []
     for inst, base, last in _instrument_pairs(frame, registry):
         n = int((~np.isnan(base) & ~np.isnan(last)).sum())
-        rows.append(
+        points = pd.Series(points_categories(inst, base, last)).value_counts()
+        counts += [(inst.name, POINTS, c, int(points.get(c, 0))) for c in POINTS_CATEGORIES]
+        settings.append(
             {
                 "instrument": inst.name,
                 "method": POINTS,
@@ -600,8 +604,12 @@ def outcome_settings(
         for method, table, note in _classified(inst, base, last, methods, significance_level):
             row: dict[str, object] = {"instrument": inst.name, "method": method, "n": n}
             if table is None:
-                rows.append(row | {"note": note})
+                settings.append(row | {"note": note})
                 continue
+            counts += [
+                (inst.name, method, c, int(k))
+                for c, k in category_counts(table).itertuples(index=False)
+            ]
             spec = instrument_classification(inst, method, significance_level)
             sd = (
                 spec.sd
@@ -609,7 +617,7 @@ def outcome_settings(
                 else float(np.std(base[table["category"].notna()], ddof=1))
             )
             critical = float(table["critical_value"].iloc[0])
-            rows.append(
+            settings.append(
                 row
                 | {
                     "reliability": spec.reliability,
@@ -625,7 +633,8 @@ def outcome_settings(
                     "note": "",
                 }
             )
-    return pd.DataFrame(rows)
+    count_table = pd.DataFrame(counts, columns=["instrument", "method", "category", "n"])
+    return count_table.astype({"n": "int64"}), pd.DataFrame(settings)
 
 
 def _instrument_pairs(
@@ -716,9 +725,10 @@ def side_by_side(
         p = prefix(name)
         if f"{p}_baseline" not in outcomes or f"{p}_last" not in outcomes:
             continue
-        rows = outcomes[classification_population(outcomes, inst, population)]
-        one = {name: inst}
-        c = outcome_counts(rows, one, methods, significance_level)
+        # only the instrument's two score columns: the outcome table has ~100
+        wanted = outcomes[[f"{p}_baseline", f"{p}_last"]]
+        rows = wanted[classification_population(outcomes, inst, population)]
+        c, setting = _counts_and_settings(rows, {name: inst}, methods, significance_level)
         if c.empty:
             continue
         c = c.rename(columns={"n": "clients"}).assign(population=label)
@@ -727,9 +737,7 @@ def side_by_side(
             c["clients_classified"] > 0
         )
         counts.append(c)
-        settings.append(
-            outcome_settings(rows, one, methods, significance_level).assign(population=label)
-        )
+        settings.append(setting.assign(population=label))
     if not counts:
         return pd.DataFrame(columns=SIDE_BY_SIDE_COLUMNS), pd.DataFrame()
     return (

@@ -1089,14 +1089,15 @@ ANALYSES = (
 COST_ORDER = (
     "trajectories",
     "early-change sensitivity",
-    "final score",
     "dropout",
     "poor outcome",
+    "final score",
     "clinical significance",
     "dose-response",
 )
-"""The analyses from the longest to the shortest at 10 million appointments (py-spy and
-stage logs, docs/scaling.md: about 90, 44, 38, 35, 33, 16 and 3 s on one core)."""
+"""The analyses from the longest to the shortest at 10 million appointments (the stage
+log's ``task_seconds`` on two workers, docs/scaling.md: about 100, 48, 38, 32, 15, 7 and
+3 s)."""
 
 
 def _trajectories(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from joblib import parallel_config  # type: ignore[import-untyped]  # ships no type information
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -26,6 +27,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.parallel import Parallel, delayed
 
 from pipeline import catalog
 from pipeline.config import ModelsParams, PredictionParams
@@ -34,6 +36,21 @@ from pipeline.models.tidy import ModelCard, ModelError, Results, failed_card
 
 OUTCOME = "poor_outcome"
 GROUP = "cluster"
+
+
+@dataclass(frozen=True)
+class Workers:
+    """Worker processes for independent fits, and the OpenMP threads they share (each of
+    ``n`` processes running at once gets ``threads // n``, at least one)."""
+
+    processes: int = 1
+    threads: int = 1
+
+    def each(self, running: int) -> int:
+        return max(1, self.threads // max(1, running))
+
+
+SERIAL = Workers()
 
 
 @dataclass
@@ -144,6 +161,72 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int) -> pd.DataFrame:
     )
 
 
+def fold_splits(
+    y: np.ndarray, groups: np.ndarray, params: PredictionParams
+) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+    """(repeat, fold, train rows, test rows) of the repeated grouped CV: folds of whole
+    therapists, stratified by outcome, reshuffled with seed ``params.seed + repeat`` (they
+    depend on the outcome and the groups only, so every model shares them)."""
+    splits = []
+    for r in range(params.repeats):
+        folds = StratifiedGroupKFold(params.folds, shuffle=True, random_state=params.seed + r)
+        for k, (train, test) in enumerate(folds.split(np.zeros(len(y)), y, groups)):
+            splits.append((r, k, train, test))
+    return splits
+
+
+def _fold(
+    x: pd.DataFrame,
+    y: np.ndarray,
+    pipeline: Pipeline,
+    split: tuple[int, int, np.ndarray, np.ndarray],
+    params: PredictionParams,
+    blocks: dict[str, list[str]] | None,
+) -> tuple[np.ndarray, list[dict]]:
+    """One fold: the held-out risks and (if ``blocks``) the drop in held-out AUC when a
+    block's columns are permuted together (seeded by repeat and fold)."""
+    r, k, train, test = split
+    fitted = clone(pipeline).fit(x.iloc[train], y[train])
+    risk = fitted.predict_proba(x.iloc[test])[:, 1]
+    drops = []
+    if blocks:
+        rng = np.random.default_rng([params.seed, r, k])
+        base = roc_auc_score(y[test], risk)
+        for block, columns in blocks.items():
+            for _ in range(params.permutation_repeats):
+                shuffled = x.iloc[test].copy()
+                perm = rng.permutation(len(test))
+                shuffled[columns] = shuffled[columns].to_numpy()[perm]
+                auc = roc_auc_score(y[test], fitted.predict_proba(shuffled)[:, 1])
+                drops.append({"block": block, "repeat": r, "fold": k, "drop": base - auc})
+    return risk, drops
+
+
+def _run_folds(calls: list[tuple], workers: Workers) -> list[tuple[np.ndarray, list[dict]]]:
+    """``_fold`` on each argument tuple: here, or side by side in joblib's worker processes
+    (``workers``), in the order given either way."""
+    processes = min(workers.processes, len(calls))
+    if processes <= 1:
+        return [_fold(*c) for c in calls]
+    with parallel_config(backend="loky", inner_max_num_threads=workers.each(processes)):
+        return list(Parallel(n_jobs=processes)(delayed(_fold)(*c) for c in calls))
+
+
+def _out_of_fold(
+    y: np.ndarray,
+    params: PredictionParams,
+    splits: list[tuple[int, int, np.ndarray, np.ndarray]],
+    folds: list[tuple[np.ndarray, list[dict]]],
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    oof = np.zeros((params.repeats, len(y)))
+    drops: list[dict] = []
+    for (r, _, _, test), (risk, fold_drops) in zip(splits, folds, strict=True):
+        oof[r, test] = risk
+        drops += fold_drops
+    per_repeat = np.array([roc_auc_score(y, oof[r]) for r in range(params.repeats)])
+    return oof.mean(axis=0), per_repeat, pd.DataFrame(drops)
+
+
 def cross_validated(
     x: pd.DataFrame,
     y: np.ndarray,
@@ -151,29 +234,15 @@ def cross_validated(
     pipeline: Pipeline,
     params: PredictionParams,
     blocks: dict[str, list[str]] | None = None,
+    workers: Workers = SERIAL,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """Repeated grouped CV. Returns the out-of-fold risk averaged over repeats, the AUC of
-    each repeat, and (if ``blocks``) the held-out drop in AUC when a block's columns are
-    permuted together."""
-    oof = np.zeros((params.repeats, len(y)))
-    drops = []
-    for r in range(params.repeats):
-        folds = StratifiedGroupKFold(params.folds, shuffle=True, random_state=params.seed + r)
-        for k, (train, test) in enumerate(folds.split(x, y, groups)):
-            fitted = clone(pipeline).fit(x.iloc[train], y[train])
-            oof[r, test] = fitted.predict_proba(x.iloc[test])[:, 1]
-            if blocks:
-                rng = np.random.default_rng([params.seed, r, k])
-                base = roc_auc_score(y[test], oof[r, test])
-                for block, columns in blocks.items():
-                    for _ in range(params.permutation_repeats):
-                        shuffled = x.iloc[test].copy()
-                        perm = rng.permutation(len(test))
-                        shuffled[columns] = shuffled[columns].to_numpy()[perm]
-                        auc = roc_auc_score(y[test], fitted.predict_proba(shuffled)[:, 1])
-                        drops.append({"block": block, "repeat": r, "fold": k, "drop": base - auc})
-    per_repeat = np.array([roc_auc_score(y, oof[r]) for r in range(params.repeats)])
-    return oof.mean(axis=0), per_repeat, pd.DataFrame(drops)
+    """Repeated grouped CV (``fold_splits``). Returns the out-of-fold risk averaged over
+    repeats, the AUC of each repeat, and (if ``blocks``) the held-out drop in AUC when a
+    block's columns are permuted together. The folds are independent: ``workers`` may
+    fit them side by side, with the same results."""
+    splits = fold_splits(y, groups, params)
+    folds = _run_folds([(x, y, pipeline, split, params, blocks) for split in splits], workers)
+    return _out_of_fold(y, params, splits, folds)
 
 
 def replicate_weights(groups: np.ndarray, replicates: int, seed: int) -> np.ndarray:
@@ -283,6 +352,7 @@ def predictive_validity(
     categorical: list[str],
     blocks: dict[str, list[str]],
     params: PredictionParams,
+    workers: Workers = SERIAL,
 ) -> PredictionResult:
     """Baseline-only vs baseline + engagement, for each learner, on the landmark population:
     grouped cross-validation (``_cross_validate_all``), then cluster-bootstrap intervals
@@ -298,7 +368,7 @@ def predictive_validity(
         )
     y = data[OUTCOME].to_numpy(int)
     groups = data[GROUP].to_numpy()
-    cv = _cross_validate_all(data, y, groups, baseline, categorical, blocks, params)
+    cv = _cross_validate_all(data, y, groups, baseline, categorical, blocks, params, workers)
     for card in cv.cards:
         card.n_input, card.n_groups = len(frame), int(n_groups)
     boot = cluster_bootstrap(y, cv.oof, groups, params)
@@ -344,30 +414,45 @@ def _cross_validate_all(
     categorical: list[str],
     blocks: dict[str, list[str]],
     params: PredictionParams,
+    workers: Workers = SERIAL,
 ) -> _CrossValidated:
     """Each learner on the baseline set and on baseline + engagement, cross-validated by
-    therapist (permutation importance by block for the engagement sets)."""
+    therapist (permutation importance by block for the engagement sets). The four are
+    independent: with ``workers.processes`` > 1 they run side by side in joblib's worker
+    processes (sharing ``workers.threads`` OpenMP threads), with the same results."""
     numeric = [*baseline, *(c for cols in blocks.values() for c in cols)]
     x = _as_model_input(data, numeric, categorical)
     sets = {"baseline": [*baseline], "engagement": numeric}
+    jobs = [
+        (f"{set_name} ({learner_name})", learner, columns, set_name == "engagement")
+        for learner_name, learner in learners(params).items()
+        for set_name, columns in sets.items()
+    ]
+    # every fold of every model, side by side: the folds of one model alone are too
+    # few, and too unequal between models, to keep the workers busy
+    splits = fold_splits(y, groups, params)
+    models = [
+        (x[[*columns, *categorical]], build_pipeline(learner, columns, categorical), permute)
+        for _, learner, columns, permute in jobs
+    ]  # one copy of each model's columns, shared by its folds
+    calls = [
+        (xj, y, pipe, split, params, blocks if permute else None)
+        for xj, pipe, permute in models
+        for split in splits
+    ]
+    folds = _run_folds(calls, workers)
+    per_model = len(splits)
+    done = [
+        _out_of_fold(y, params, splits, folds[i * per_model : (i + 1) * per_model])
+        for i in range(len(jobs))
+    ]
     out = _CrossValidated({}, [], [])
-    for learner_name, learner in learners(params).items():
-        for set_name, columns in sets.items():
-            name = f"{set_name} ({learner_name})"
-            pipe = build_pipeline(learner, columns, categorical)
-            p, repeats, d = cross_validated(
-                x[[*columns, *categorical]],
-                y,
-                groups,
-                pipe,
-                params,
-                blocks if set_name == "engagement" else None,
-            )
-            out.oof[name] = p
-            if not d.empty:
-                out.drops.append(d.assign(model=name))
-            out.cards.append(_card(name, learner, [*columns, *categorical], repeats, params))
-            out.cards[-1].n_analysed = len(data)
+    for (name, learner, columns, _), (p, repeats, d) in zip(jobs, done, strict=True):
+        out.oof[name] = p
+        if not d.empty:
+            out.drops.append(d.assign(model=name))
+        out.cards.append(_card(name, learner, [*columns, *categorical], repeats, params))
+        out.cards[-1].n_analysed = len(data)
     return out
 
 
@@ -584,6 +669,7 @@ def prediction_results(
     outcome_columns: set[str],
     models: ModelsParams,
     params: PredictionParams,
+    workers: Workers = SERIAL,
 ) -> tuple[Results, pd.DataFrame | None, dict]:
     """Run ``predictive_validity`` with the leakage guard (on a random sample of whole
     clusters above ``params.max_episodes``) and the temporal validation; return the tables
@@ -595,7 +681,7 @@ def prediction_results(
         baseline, categorical, blocks = checked_columns(
             frame, features_columns, outcome_columns, models, params
         )
-        r = predictive_validity(frame, baseline, categorical, blocks, params)
+        r = predictive_validity(frame, baseline, categorical, blocks, params, workers)
     except ModelError as exc:
         card = failed_card(catalog.PREDICTION, OUTCOME, "sklearn", len(frame), str(exc))
         return Results(cards=[card]), None, {}

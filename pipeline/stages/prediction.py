@@ -16,7 +16,7 @@ from pipeline import catalog
 from pipeline.config import Params
 from pipeline.engine.cpus import openmp_threads
 from pipeline.io import write_json, write_parquet
-from pipeline.models.prediction import prediction_results
+from pipeline.models.prediction import Workers, prediction_results
 from pipeline.stages.common import stage, stage_main
 from pipeline.stages.results import describe_results, load_analysis_frame, write_results
 
@@ -27,6 +27,8 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
         frame, features, outcomes = load_analysis_frame(paths, params)
         rows = min(len(frame), params.prediction.max_episodes or len(frame))
         summary["openmp_threads"] = openmp_threads(rows, summary["threads"])
+        # the cross-validations side by side, sharing the CPUs
+        workers = Workers(summary["threads"], summary["openmp_threads"])
         with threadpool_limits(limits=summary["openmp_threads"], user_api="openmp"):
             results, predictions, headline = prediction_results(
                 frame,
@@ -34,6 +36,7 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
                 set(outcomes.columns),
                 params.models,
                 params.prediction,
+                workers,
             )
         summary |= write_results(results, paths, "prediction", params)
         if predictions is not None:

@@ -13,6 +13,7 @@ from pipeline.features.build import engagement_features
 from pipeline.features.window import build_window
 from pipeline.models import analysis
 from pipeline.models.prediction import (
+    Workers,
     calibration_curve,
     calibration_line,
     check_no_leakage,
@@ -104,6 +105,28 @@ def cohort_frame(default_cohort):
 def pipeline_result(cohort_frame):
     frame, features, outcomes = cohort_frame
     return prediction_results(frame, set(features.columns), set(outcomes.columns), P.models, FAST)
+
+
+def test_folds_fitted_side_by_side_give_exactly_the_serial_results(cohort_frame, pipeline_result):
+    # every fold of the four models on two joblib worker processes: the same tables,
+    # predictions and cards as one after the other (seeds are per repeat and fold)
+    frame, features, outcomes = cohort_frame
+    results, predictions, headline = prediction_results(
+        frame, set(features.columns), set(outcomes.columns), P.models, FAST, Workers(2, 2)
+    )
+    serial_results, serial_predictions, serial_headline = pipeline_result
+    pd.testing.assert_frame_equal(predictions, serial_predictions, check_exact=True)
+    assert headline == serial_headline
+    assert results.tables.keys() == serial_results.tables.keys()
+    for name, table in results.tables.items():
+        pd.testing.assert_frame_equal(table, serial_results.tables[name], check_exact=True)
+    assert [c.as_dict() for c in results.cards] == [c.as_dict() for c in serial_results.cards]
+
+
+def test_workers_share_the_threads_and_never_get_none():
+    assert Workers(2, 4).each(2) == 2
+    assert Workers(2, 1).each(2) == 1
+    assert Workers(4, 2).each(0) == 2
 
 
 def _oracle_auc(frame):
