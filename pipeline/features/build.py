@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 from pipeline.config import FeaturesParams
@@ -35,16 +37,28 @@ FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
 """The interim columns the features read (the stage reads only these; a test checks that
 the features are the same as from the full tables)."""
 
+Blocks = dict[str, Callable[[], pd.DataFrame]]
+"""The feature blocks to compute, by name: each depends only on the tables and the window."""
+
+
+def in_order(blocks: Blocks) -> dict[str, pd.DataFrame]:
+    """Each block computed here, one after the other."""
+    return {name: block() for name, block in blocks.items()}
+
 
 def engagement_features(
     tables: dict[str, pd.DataFrame],
     params: FeaturesParams,
     primary_instrument: str,
     extract_date: pd.Timestamp,
+    execute: Callable[[Blocks], dict[str, pd.DataFrame]] = in_order,
 ) -> pd.DataFrame:
     """Features from records inside each episode's landmark window only (never mutates
-    ``tables``; optional tables may be absent from the mapping)."""
-    return with_cohort_index(episode_features(tables, params, primary_instrument, extract_date))
+    ``tables``; optional tables may be absent from the mapping). ``execute`` computes the
+    blocks (``episode_features``)."""
+    return with_cohort_index(
+        episode_features(tables, params, primary_instrument, extract_date, execute)
+    )
 
 
 def episode_features(
@@ -52,10 +66,13 @@ def episode_features(
     params: FeaturesParams,
     primary_instrument: str,
     extract_date: pd.Timestamp,
+    execute: Callable[[Blocks], dict[str, pd.DataFrame]] = in_order,
 ) -> pd.DataFrame:
     """Every feature but the cohort-wide index: each episode's row depends only on that
     episode's own records, so any split of the tables by episode gives the same rows (what
-    the Dask engine runs per bucket)."""
+    the Dask engine runs per bucket). The blocks are independent of each other: ``execute``
+    may compute them side by side (the stage forks a worker per CPU,
+    ``pipeline/engine/tasks.py``); they are joined in the same order either way."""
     pos = positions(tables["episodes"]["episode_id"], tables["sessions"]["episode_id"])
     window = build_window(
         tables["episodes"], tables["sessions"], params.window_days, extract_date, pos
@@ -63,21 +80,25 @@ def episode_features(
     # Four blocks filter the sessions: their episodes looked up once (the positions among
     # the episodes are those in ``window``, whose rows are the episodes in order).
     sessions = with_window_positions(tables["sessions"], window, pos)
-    blocks = [
-        attendance_features(sessions, window),
-        communication_features(
+    blocks: Blocks = {  # the longest first, for workers side by side
+        "goals": lambda: goal_features(
+            sessions, tables.get("goals"), tables.get("goal_ratings"), window
+        ),
+        "attendance": lambda: attendance_features(sessions, window),
+        "communication": lambda: communication_features(
             sessions, tables.get("contacts"), window, params.window_days, params.alliance_cutoff
         ),
-        goal_features(sessions, tables.get("goals"), tables.get("goal_ratings"), window),
-        obstacle_features(sessions, window),
-        small_wins(
+        "small wins": lambda: small_wins(
             tables["measures"],
             window,
             primary_instrument,
             get_instrument(primary_instrument).higher_is_worse,
         ),
-    ]
-    out = pd.concat([window, *(aligned(window, block) for block in blocks)], axis=1)
+        "obstacles": lambda: obstacle_features(sessions, window),
+    }
+    done = execute(blocks)
+    order = ("attendance", "communication", "goals", "obstacles", "small wins")
+    out = pd.concat([window, *(aligned(window, done[name]) for name in order)], axis=1)
     flags = disengagement_flags(out, params.alliance_cutoff)
     return pd.concat([out, flags], axis=1)
 

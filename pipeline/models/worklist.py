@@ -42,6 +42,8 @@ from pipeline.models.analysis import sample_clusters
 from pipeline.models.prediction import (
     GROUP,
     OUTCOME,
+    SERIAL,
+    Workers,
     _as_model_input,
     calibration_curve,
     checked_columns,
@@ -148,9 +150,11 @@ def fit_worklist_model(
     outcome_columns: set[str],
     models: ModelsParams,
     params: PredictionParams,
+    workers: Workers = SERIAL,
 ) -> WorklistModel:
     """The engagement logistic model fitted on the ended episodes with a defined outcome
-    (``training_rows``), with calibration bands from its grouped out-of-fold risks."""
+    (``training_rows``), with calibration bands from its grouped out-of-fold risks (the
+    folds side by side on ``workers``, with the same results)."""
     data = frame[training_rows(frame)].reset_index(drop=True)
     if data.empty or data[OUTCOME].nunique() < 2:
         raise WorklistError(
@@ -175,7 +179,12 @@ def fit_worklist_model(
     cv, sampled = sample_clusters(data, params.max_episodes, params.seed, "prediction.max_episodes")
     cv_y = cv[OUTCOME].to_numpy(int)
     oof, repeats, _ = cross_validated(
-        _as_model_input(cv, numeric, categorical), cv_y, cv[GROUP].to_numpy(), pipe, params
+        _as_model_input(cv, numeric, categorical),
+        cv_y,
+        cv[GROUP].to_numpy(),
+        pipe,
+        params,
+        workers=workers,
     )
     fitted = pipe.fit(x, y)
     training = {

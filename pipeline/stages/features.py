@@ -8,6 +8,7 @@ import pandas as pd
 
 from pipeline import catalog
 from pipeline.config import Params
+from pipeline.engine.tasks import run_tasks
 from pipeline.features.build import FEATURE_INPUTS, engagement_features
 from pipeline.io import INTERIM_TABLES, read_interim, read_json, write_parquet
 from pipeline.stages.common import stage, stage_main
@@ -21,7 +22,12 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
         else:
             tables, report, extract = read_interim(paths["interim_dir"], columns=FEATURE_INPUTS)
             features = engagement_features(
-                tables, params.features, params.outcomes.primary_instrument, extract
+                tables,
+                params.features,
+                params.outcomes.primary_instrument,
+                extract,
+                # the blocks side by side, one forked worker per allowed CPU
+                lambda blocks: run_tasks(blocks, summary["threads"]),
             )
         write_parquet(features, catalog.FEATURES.path(paths))
         summary |= {

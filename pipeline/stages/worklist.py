@@ -18,6 +18,7 @@ from pipeline import catalog
 from pipeline.config import Params
 from pipeline.io import atomic_directory, write_json, write_text
 from pipeline.models.analysis import analysis_frame
+from pipeline.models.prediction import Workers
 from pipeline.models.tidy import ModelError
 from pipeline.models.worklist import (
     check_feature_params,
@@ -61,7 +62,12 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
         with atomic_directory(out) as folder:
             try:
                 model = fit_worklist_model(
-                    frame, features, outcomes, params.models, params.prediction
+                    frame,
+                    features,
+                    outcomes,
+                    params.models,
+                    params.prediction,
+                    Workers(s.summary["threads"]),  # the folds side by side
                 )
             except ModelError as exc:  # said in the summary; the other stages go on
                 s.summary["warnings"].append(f"worklist not made: {exc}")
