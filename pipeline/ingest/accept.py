@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -73,9 +73,7 @@ def identifier_findings(
     return findings
 
 
-def _known_values(
-    specs: dict[str, ColumnSpec], params: IngestParams | None
-) -> dict[str, set[str]]:
+def _known_values(specs: dict[str, ColumnSpec], params: IngestParams | None) -> dict[str, set[str]]:
     """Per contract column, the spellings it accepts: never read as free text."""
     aliases = params.aliases if params is not None else {}
     markers = list(params.missing_markers) if params is not None else []
@@ -236,8 +234,47 @@ def ingest_tables(
     once. Only the keys children need (episode ids and referral dates, goal ids) are
     carried from one table to the next.
     """
-    export.check()
+    extract, inferred, early = _begin(export, params)
+    yield from _results(export, params, TABLE_ORDER, {}, extract, inferred, early, rekey_key)
+
+
+CHILD_GROUPS = (("sessions",), ("measures",), ("goals", "goal_ratings"), ("contacts",))
+"""The tables after the episodes, in groups that need nothing of each other: each needs
+only the episodes' keys (goal ratings also the goals', so they come with the goals). The
+largest first."""
+
+
+def ingest_in_groups(
+    export: Export, params: IngestParams, rekey_key: bytes | None = None
+) -> tuple[Iterator[TableResult], dict[str, Callable[[], Iterator[TableResult]]]]:
+    """What ``ingest_tables`` streams, as the episodes' result and then ``CHILD_GROUPS``,
+    each group a function streaming its tables' results, to be called once the episodes'
+    result has been consumed (their keys are what the groups check against); the groups
+    may then run side by side, each with one table in memory at a time. The results are
+    those of ``ingest_tables``."""
+    extract, inferred, early = _begin(export, params)
     parents: dict[str, pd.DataFrame] = {}
+    first = _results(export, params, ("episodes",), parents, extract, inferred, early, rekey_key)
+
+    def group(tables: tuple[str, ...]) -> Callable[[], Iterator[TableResult]]:
+        def results() -> Iterator[TableResult]:
+            if "episodes" not in parents:
+                raise RuntimeError("ingest_in_groups: a group ran before the episodes")
+            yield from _results(
+                export, params, tables, dict(parents), extract, inferred, early, rekey_key
+            )
+
+        return results
+
+    return first, {tables[0]: group(tables) for tables in CHILD_GROUPS}
+
+
+def _begin(
+    export: Export, params: IngestParams
+) -> tuple[pd.Timestamp | None, InferredExtract | None, dict[str, RawTable]]:
+    """The whole-input checks, then the extract date: given, or inferred from the sessions
+    (read for it, and kept for their turn)."""
+    export.check()
     extract = configured_extract(params)
     early: dict[str, RawTable] = {}
     inferred = None
@@ -250,7 +287,22 @@ def ingest_tables(
             appointment_dates(early["sessions"], params), early["sessions"].path.name
         )
         extract = inferred.date
-    for table in TABLE_ORDER:
+    return extract, inferred, early
+
+
+def _results(
+    export: Export,
+    params: IngestParams,
+    tables: tuple[str, ...],
+    parents: dict[str, pd.DataFrame],
+    extract: pd.Timestamp | None,
+    inferred: InferredExtract | None,
+    early: dict[str, RawTable],
+    rekey_key: bytes | None,
+) -> Iterator[TableResult]:
+    """Each of ``tables`` the export has, in order, processed against ``parents`` (which
+    gains each table's keys for the next)."""
+    for table in tables:
         if table not in export.tables:
             continue
         raw = early.pop(table) if table in early else export.read(table)

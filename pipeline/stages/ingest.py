@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from pipeline import catalog
 from pipeline.config import Params
 from pipeline.contract import column_specs
 from pipeline.engine.partition import Layout, is_partitioned, read_layout, write_partitioned
+from pipeline.engine.tasks import can_fork, run_tasks
 from pipeline.ingest.accept import (
     Export,
     TableResult,
     build_report,
     ignored_outliers,
+    ingest_in_groups,
     ingest_tables,
 )
 from pipeline.ingest.manifest import (
@@ -60,7 +64,11 @@ def run(
             update={"ingest": params.ingest.model_copy(update={"extract_date": choice.date})}
         )
         job = _Job(params, paths, source, key, choice, manifest)
-        report = _ingest_dask(job, summary) if params.engine == "dask" else _ingest(job)
+        report = (
+            _ingest_dask(job, summary)
+            if params.engine == "dask"
+            else _ingest(job, summary["threads"])
+        )
         summary["totals"] = report["totals"]
         summary["extract_date"] = report["extract_date"]
         summary["extract_date_source"] = report["extract_date_source"]
@@ -90,8 +98,11 @@ class _Job:
     manifest: ExportManifest | None
 
 
-def _ingest(job: _Job) -> dict:
-    """The pandas engine: the whole export in this process, one table at a time."""
+def _ingest(job: _Job, workers: int) -> dict:
+    """The pandas engine: the whole export in this process, one table at a time — or, for a
+    contract-layout export with ``workers`` > 1, the episodes first and then the other
+    tables in groups side by side (``CHILD_GROUPS``), one forked worker per group at a
+    time, each writing its own tables (the same files either way)."""
     params, paths, source, key = job.params, job.paths, job.source, job.key
     if is_partitioned(source):
         raise InputError(
@@ -100,9 +111,22 @@ def _ingest(job: _Job) -> dict:
         )
     export = open_export(source, params.ingest)
     with atomic_directory(paths["interim_dir"]) as out:
-        # One table in memory at a time; any error discards the staging folder.
-        results = ingest_tables(export, params.ingest, key)
-        report = _write(out, results, export.tables, job, lambda: _digests(export))
+        # Any error discards the staging folder. A mapped layout records across tables which
+        # rows of its lookup tables were used (its source report), so it is read here.
+        if workers > 1 and can_fork() and export.layout == "contract":
+            first, groups = ingest_in_groups(export, params.ingest, key)
+            written = [_write_table(out, result, job) for result in first]
+
+            def written_by(
+                group: Callable[[], Iterator[TableResult]],
+            ) -> Callable[[], list[_Written]]:
+                return lambda: [_write_table(out, r, job) for r in group()]
+
+            done = run_tasks({name: written_by(g) for name, g in groups.items()}, workers)
+            written += [w for name in groups for w in done[name]]
+        else:
+            written = [_write_table(out, r, job) for r in ingest_tables(export, params.ingest, key)]
+        report = _report(written, export.tables, job, lambda: _digests(export))
         report["export"] = export_description(job.manifest, export.layout, export.mapping_name)
         report["columns_absent"] = export.columns_absent()
         report["source_tables"] = export.source_report()
@@ -110,30 +134,49 @@ def _ingest(job: _Job) -> dict:
         return report
 
 
-def _write(
-    out: Path,
-    results: Iterable[TableResult],
+@dataclass(frozen=True)
+class _Written:
+    """What the report needs of a table once its files are written."""
+
+    counts: dict
+    extract: pd.Timestamp | None
+    ignored: dict | None
+
+
+def _write_table(out: Path, result: TableResult, job: _Job) -> _Written:
+    """Write one table and its quarantine (the sessions checked first for future-dated
+    appointments)."""
+    ignored = None
+    if result.name == "sessions":
+        ignored = ignored_outliers(result)
+        refuse_many_future_dated(
+            result.counts, result.extract_date, job.choice, job.params.ingest, ignored
+        )
+    write_parquet(result.accepted, out / f"{result.name}.parquet")
+    write_parquet(result.quarantine, out / "quarantine" / f"{result.name}.parquet")
+    return _Written(result.counts | {"name": result.name}, result.extract_date, ignored)
+
+
+def _report(
+    written: list[_Written],
     files: dict[str, Path],
     job: _Job,
     digests: Callable[[], dict[str, str]],
 ) -> dict:
-    """Write each table and its quarantine as it comes; the ingest report (to be completed
-    with what the export says of itself, then written by the caller)."""
-    choice = job.choice
-    counts, extract, ignored = [], None, None
-    for result in results:
-        if result.name == "sessions":
-            ignored = ignored_outliers(result)
-            refuse_many_future_dated(
-                result.counts, result.extract_date, choice, job.params.ingest, ignored
-            )
-        write_parquet(result.accepted, out / f"{result.name}.parquet")
-        write_parquet(result.quarantine, out / "quarantine" / f"{result.name}.parquet")
-        counts.append(result.counts | {"name": result.name})
-        extract = result.extract_date
+    """The ingest report of the tables written, in order (to be completed with what the
+    export says of itself, then written by the caller)."""
+    extract = written[-1].extract if written else None
     if extract is None:  # the episodes table is required, so at least one table came
         raise InputError("ingest: the export gave no table")
-    report = build_report(counts, files, extract, choice.source, job.key is not None, ignored)
+    ignored = next((w.ignored for w in written if w.counts["name"] == "sessions"), None)
+    report = build_report(
+        [w.counts for w in written],
+        files,
+        extract,
+        job.choice.source,
+        job.key is not None,
+        ignored,
+    )
     report["input_files"] = digests()
     return report
 
@@ -196,7 +239,8 @@ def _ingest_dask(job: _Job, summary: dict) -> dict:
             )
         # closing(): the workers' results are released even if writing fails
         with closing(ingest_partitioned(client, layout, params.ingest, key)) as results:
-            report = _write(out, results, layout.files, job, lambda: layout.digests)
+            written = [_write_table(out, r, job) for r in results]
+            report = _report(written, layout.files, job, lambda: layout.digests)
         report["export"] = export_description(job.manifest, "contract", None)
         report["columns_absent"] = {
             t: [c.name for c in column_specs(t) if c.name not in cols["columns"]]
