@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline import catalog
 from pipeline.config import Params
+from pipeline.engine.cpus import OPENMP_MIN_ROWS as PARALLEL_MIN_ROWS
 from pipeline.io import atomic_directory, write_json, write_text
 from pipeline.models.analysis import analysis_frame
 from pipeline.models.prediction import Workers
@@ -55,6 +56,14 @@ def _write(
     return summary
 
 
+def _fold_workers(episodes: int, params: Params, threads: int) -> Workers:
+    """The calibration folds side by side on worker processes when they are worth starting:
+    the folds of a logistic model on a few thousand rows (the default cohort) take less
+    than a second, starting the workers about two."""
+    rows = min(episodes, params.prediction.max_episodes or episodes)
+    return Workers(threads if rows >= PARALLEL_MIN_ROWS else 1)
+
+
 def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
     with stage("worklist", params, root, show_progress=show_progress) as s:
         frame, extract_date, features, outcomes = _frame(s.paths, params)
@@ -67,7 +76,7 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
                     outcomes,
                     params.models,
                     params.prediction,
-                    Workers(s.summary["threads"]),  # the folds side by side
+                    _fold_workers(len(frame), params, s.summary["threads"]),
                 )
             except ModelError as exc:  # said in the summary; the other stages go on
                 s.summary["warnings"].append(f"worklist not made: {exc}")
