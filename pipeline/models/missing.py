@@ -19,8 +19,9 @@ score, so it is re-estimated four ways on the landmark population:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -189,15 +190,26 @@ def impute_final_scores(
     return out
 
 
+Execute = Callable[[dict[str, Callable[[], Any]]], dict[str, Any]]
+"""Runs independent tasks (by label) and returns their results by label: one after the
+other (``in_order``), or side by side (the stage forks workers, ``pipeline/engine/tasks``)."""
+
+
+def in_order(tasks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    return {label: task() for label, task in tasks.items()}
+
+
 def sensitivity(
     frame: pd.DataFrame,
     models: ModelsParams,
     params: MissingDataParams,
     outcomes: OutcomesParams,
+    execute: Execute = in_order,
 ) -> Results:
     """The main effect under complete cases, LOCF, MI and delta-adjusted MI (above
     ``params.max_episodes``, on a random sample of whole clusters; who is missing is
-    always counted on every episode)."""
+    always counted on every episode). The pooled fits at each delta, and the counts of who
+    is missing, are independent: ``execute`` may run them side by side."""
     everyone = frame
     frame, sampled = sample_clusters(
         frame, params.max_episodes, params.seed, "missing_data.max_episodes"
@@ -208,7 +220,9 @@ def sensitivity(
         row, card = analysis(ctx)
         table.append(row)
         cards.append(card)
-    mi_rows, mi_card = _multiple_imputation(ctx, params)
+    mi_rows, mi_card, by_group = _multiple_imputation(
+        ctx, params, execute, {"missing_by_group": lambda: missing_by_group(everyone)}
+    )
     table += mi_rows
     cards.append(mi_card)
     if sampled:
@@ -217,7 +231,7 @@ def sensitivity(
     result = pd.DataFrame(table)
     return Results(
         {
-            "missing_by_group": missing_by_group(everyone),
+            "missing_by_group": by_group["missing_by_group"],
             "missing_data_sensitivity": result,
             "missing_data_tipping_point": tipping_point(result),
         },
@@ -322,9 +336,16 @@ def _last_observation(ctx: _Rows) -> tuple[dict, ModelCard]:
     return _row(ctx, analysis, 0.0, _Effect(est, se), card.n_analysed), card
 
 
-def _multiple_imputation(ctx: _Rows, params: MissingDataParams) -> tuple[list[dict], ModelCard]:
+def _multiple_imputation(
+    ctx: _Rows,
+    params: MissingDataParams,
+    execute: Execute = in_order,
+    alongside: dict[str, Callable[[], Any]] | None = None,
+) -> tuple[list[dict], ModelCard, dict[str, Any]]:
     """Chained-equation imputation of the final score, then each delta of the grid added
-    to the imputed scores (positive = worse), pooled by Rubin's rules."""
+    to the imputed scores (positive = worse), pooled by Rubin's rules; the pooled fits of
+    each delta (and ``alongside``'s tasks, whose results are returned by label) through
+    ``execute``."""
     rows, missing = ctx.rows, ctx.missing
     card = ModelCard(
         model=catalog.MULTIPLE_IMPUTATION,
@@ -342,22 +363,32 @@ def _multiple_imputation(ctx: _Rows, params: MissingDataParams) -> tuple[list[di
         imputed = impute_final_scores(
             rows, ctx.auxiliaries, params, ctx.outcomes.primary_instrument, ctx.case_mix
         )
+    deltas = sorted({0.0, *params.delta_grid})
+
+    def pool_at(delta: float) -> Callable[[], tuple[Pooled, list[str]]]:
+        return lambda: _pooled_at(ctx, imputed, delta)
+
+    tasks: dict[str, Callable[[], Any]] = {
+        f"delta {delta!r}": pool_at(float(delta)) for delta in deltas
+    }
+    done = execute((alongside or {}) | tasks)  # the counts of who is missing: the longest
     out = []
-    for delta in sorted({0.0, *params.delta_grid}):
-        pooled = _pooled_at(ctx, imputed, float(delta), card)
+    for delta in deltas:
+        pooled, warned = done[f"delta {delta!r}"]
+        card.warnings += [w for w in warned if w not in card.warnings]
         analysis = "multiple imputation" if delta == 0 else "multiple imputation, delta-adjusted"
         fmi = pooled.fraction_missing_information
         effect = _Effect(pooled.estimate, pooled.se, pooled.df, pooled.p_value, fmi)
         out.append(_row(ctx, analysis, float(delta), effect, len(rows)))
-    return out, card
+    return out, card, {label: done[label] for label in alongside or {}}
 
 
-def _pooled_at(ctx: _Rows, imputed: list[np.ndarray], delta: float, card: ModelCard) -> Pooled:
+def _pooled_at(ctx: _Rows, imputed: list[np.ndarray], delta: float) -> tuple[Pooled, list[str]]:
     """The effect in each completed dataset with ``delta`` added to the imputed scores,
-    pooled (the fits' warnings are collected on ``card``)."""
+    pooled, and the fits' warnings (each once, in order)."""
     spec = get_instrument(ctx.outcomes.primary_instrument)
     sign = 1.0 if spec.higher_is_worse else -1.0
-    ests, variances = [], []
+    ests, variances, warned = [], [], []
     for completed in imputed:
         final = pd.Series(completed, index=ctx.rows.index)
         final[ctx.missing] = final[ctx.missing] + sign * delta
@@ -368,8 +399,8 @@ def _pooled_at(ctx: _Rows, imputed: list[np.ndarray], delta: float, card: ModelC
         )
         ests.append(est)
         variances.append(se**2)
-        card.warnings += [w for w in fit_card.warnings if w not in card.warnings]
-    return rubin(np.array(ests), np.array(variances))
+        warned += [w for w in fit_card.warnings if w not in warned]
+    return rubin(np.array(ests), np.array(variances)), warned
 
 
 def tipping_point(table: pd.DataFrame) -> pd.DataFrame:

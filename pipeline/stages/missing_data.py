@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipeline import catalog
 from pipeline.config import Params
+from pipeline.engine.tasks import run_tasks
 from pipeline.models.missing import sensitivity
 from pipeline.models.tidy import ModelError, Results, failed_card
 from pipeline.stages.common import stage, stage_main
@@ -25,6 +26,8 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
                 params.models,
                 params.missing_data,
                 params.outcomes,
+                # the pooled fits of each delta side by side, one forked worker per CPU
+                lambda tasks: run_tasks(tasks, s.summary["threads"]),
             )
         except ModelError as exc:
             card = failed_card(catalog.MISSING_DATA, "", "", len(frame), str(exc))

@@ -119,3 +119,20 @@ def test_effect_with_outcome_reproduces_the_complete_case_row():
     assert effect_with_outcome(frame, "poor_outcome", P.models) == pytest.approx(
         table.loc["complete cases", "estimate"], rel=1e-12
     )
+
+
+def test_pooled_fits_side_by_side_give_exactly_the_serial_results():
+    # every delta's pooled fits and the counts of who is missing on two forked workers:
+    # the same tables and cards (warnings included, each once, in order) as in order
+    from pipeline.engine.tasks import run_tasks
+
+    frame = _frame_with_truth(1)
+    params = P.missing_data.model_copy(update={"imputations": 3})
+    serial = sensitivity(frame, P.models, params, P.outcomes)
+    parallel = sensitivity(
+        frame, P.models, params, P.outcomes, lambda tasks: run_tasks(tasks, workers=2)
+    )
+    assert serial.tables.keys() == parallel.tables.keys()
+    for name, table in serial.tables.items():
+        pd.testing.assert_frame_equal(parallel.tables[name], table, check_exact=True)
+    assert [c.as_dict() for c in parallel.cards] == [c.as_dict() for c in serial.cards]
