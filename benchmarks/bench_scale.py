@@ -116,7 +116,10 @@ def one_size(
         if all(seconds.get(s) is not None for s in STAGES):
             result["pipeline_seconds"] = round(sum(seconds.values()), 1)
         if seconds and all(v is not None for v in seconds.values()):
-            result["peak_rss_mb"] = max(v["peak_rss_mb"] for v in result["stages"].values())
+            result["peak_rss_mb"] = max(
+                max(v["peak_rss_mb"], v.get("peak_rss_worker_mb", 0))
+                for v in result["stages"].values()
+            )
         return result
 
 
@@ -129,8 +132,10 @@ def markdown(results: list[dict]) -> str:
         f"{m['platform']}.",
         "",
         "Seconds (peak resident memory in MB) per stage, each in a fresh process; where a "
-        "stage forks worker processes (models), the largest worker's peak follows the "
-        "stage's (workers share the stage's memory until they write to it).",
+        "stage starts child processes (the forked workers of ingest, features, models and "
+        "missing_data; a git call), the largest child's peak follows the stage's (a forked "
+        "worker shares the stage's memory until it writes to it, so its peak counts pages "
+        "the stage holds too). The peak below is the largest of all.",
         "",
     ]
     header = ["episodes", "sessions", "engine", "synthesize", *STAGES, "pipeline total"]

@@ -208,7 +208,12 @@ def _run_folds(calls: list[tuple], workers: Workers) -> list[tuple[np.ndarray, l
     processes = min(workers.processes, len(calls))
     if processes <= 1:
         return [_fold(*c) for c in calls]
-    with parallel_config(backend="loky", inner_max_num_threads=workers.each(processes)):
+    # idle_worker_timeout: the workers leave a second after the last fold instead of
+    # joblib's 300 s, which a process started by multiprocessing (a scheduler, the
+    # benchmarks) would otherwise wait out at its exit
+    with parallel_config(
+        backend="loky", inner_max_num_threads=workers.each(processes), idle_worker_timeout=1
+    ):
         return list(Parallel(n_jobs=processes)(delayed(_fold)(*c) for c in calls))
 
 
