@@ -15,6 +15,7 @@ data in whichever process, and the caller puts the results back in its own order
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -33,8 +34,11 @@ class WorkerLost(RuntimeError):
 
 
 def can_fork() -> bool:
-    """Whether worker processes can be forked here (Linux; not Windows)."""
-    return "fork" in mp.get_all_start_methods()
+    """Whether worker processes are forked here: on Linux only. Windows has no fork, and on
+    macOS a forked child of a process that has used the system's frameworks (Accelerate's
+    BLAS among them) can crash, which is why Python itself stopped forking there by
+    default; there the tasks run one after the other, with the same results."""
+    return sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
 
 
 def _call(label: str) -> tuple[object, float]:

@@ -82,3 +82,11 @@ def test_one_worker_or_one_task_runs_here():
     assert run_tasks({"pid": lambda: os.getpid(), "n": lambda: 1}, workers=1)["pid"] == (
         os.getpid()
     )
+
+
+def test_off_linux_the_tasks_run_here_one_after_the_other(monkeypatch):
+    # macOS may crash a forked child that inherited its frameworks; Windows cannot fork
+    monkeypatch.setattr("sys.platform", "darwin")
+    assert not can_fork()
+    done = run_tasks({"pid": lambda: os.getpid(), "n": lambda: 1}, workers=2)
+    assert done == {"pid": os.getpid(), "n": 1}
