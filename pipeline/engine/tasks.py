@@ -41,6 +41,12 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
 
 
+def worker_count(workers: int, tasks: int) -> int:
+    """How many worker processes ``run_tasks`` starts for ``tasks`` tasks given ``workers``
+    (1: they run in the calling process)."""
+    return min(workers, tasks) if workers > 1 and tasks > 1 and can_fork() else 1
+
+
 def _call(label: str) -> tuple[object, float]:
     start = time.perf_counter()
     result = _PENDING[label]()
@@ -61,7 +67,8 @@ def run_tasks(
     labels = list(tasks)
     seconds = {} if seconds is None else seconds
     results: dict[str, T] = {}
-    if workers <= 1 or len(labels) <= 1 or not can_fork():
+    processes = worker_count(workers, len(labels))
+    if processes == 1:
         for label in labels:
             start = time.perf_counter()
             results[label] = tasks[label]()
@@ -71,9 +78,7 @@ def run_tasks(
     global _PENDING
     _PENDING = dict(tasks)
     try:
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(labels)), mp_context=mp.get_context("fork")
-        ) as pool:
+        with ProcessPoolExecutor(max_workers=processes, mp_context=mp.get_context("fork")) as pool:
             futures: dict[Future, str] = {pool.submit(_call, label): label for label in labels}
             pending = set(futures)
             try:

@@ -53,6 +53,12 @@ class Workers:
 SERIAL = Workers()
 
 
+def fitted_rows(episodes: int, params: PredictionParams) -> int:
+    """About how many rows the cross-validated fits see: every episode, or the cluster
+    sample above ``params.max_episodes`` (what sizes their threads and workers)."""
+    return min(episodes, params.max_episodes or episodes)
+
+
 @dataclass
 class PredictionResult:
     metrics: pd.DataFrame

@@ -116,13 +116,8 @@ def _ingest(job: _Job, workers: int) -> dict:
         if workers > 1 and can_fork() and export.layout == "contract":
             first, groups = ingest_in_groups(export, params.ingest, key)
             written = [_write_table(out, result, job) for result in first]
-
-            def written_by(
-                group: Callable[[], Iterator[TableResult]],
-            ) -> Callable[[], list[_Written]]:
-                return lambda: [_write_table(out, r, job) for r in group()]
-
-            done = run_tasks({name: written_by(g) for name, g in groups.items()}, workers)
+            tasks = {name: _group_writer(out, group, job) for name, group in groups.items()}
+            done = run_tasks(tasks, workers)
             written += [w for name in groups for w in done[name]]
         else:
             written = [_write_table(out, r, job) for r in ingest_tables(export, params.ingest, key)]
@@ -141,6 +136,13 @@ class _Written:
     counts: dict
     extract: pd.Timestamp | None
     ignored: dict | None
+
+
+def _group_writer(
+    out: Path, group: Callable[[], Iterator[TableResult]], job: _Job
+) -> Callable[[], list[_Written]]:
+    """A task writing each table of ``group`` as it comes (one in memory at a time)."""
+    return lambda: [_write_table(out, result, job) for result in group()]
 
 
 def _write_table(out: Path, result: TableResult, job: _Job) -> _Written:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline.clinical_significance import side_by_side
 from pipeline.config import Params
-from pipeline.engine.tasks import can_fork, run_tasks
+from pipeline.engine.tasks import run_tasks, worker_count
 from pipeline.models.analysis import ANALYSES, analysis_tasks, longest_first
 from pipeline.models.declared import declared_analyses
 from pipeline.models.tidy import Results
@@ -55,7 +55,7 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
             s.step,
             seconds,
         )
-        s.summary["workers"] = min(s.summary["threads"], len(tasks)) if can_fork() else 1
+        s.summary["workers"] = worker_count(s.summary["threads"], len(tasks))
         s.summary["task_seconds"] = seconds
         results = Results()
         for label in tasks:  # the report's order, whichever finished first

@@ -16,7 +16,7 @@ from pipeline import catalog
 from pipeline.config import Params
 from pipeline.engine.cpus import openmp_threads
 from pipeline.io import write_json, write_parquet
-from pipeline.models.prediction import Workers, prediction_results
+from pipeline.models.prediction import Workers, fitted_rows, prediction_results
 from pipeline.stages.common import stage, stage_main
 from pipeline.stages.results import describe_results, load_analysis_frame, write_results
 
@@ -25,7 +25,7 @@ def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) 
     with stage("prediction", params, root, show_progress=show_progress) as s:
         paths, summary = s.paths, s.summary
         frame, features, outcomes = load_analysis_frame(paths, params)
-        rows = min(len(frame), params.prediction.max_episodes or len(frame))
+        rows = fitted_rows(len(frame), params.prediction)
         summary["openmp_threads"] = openmp_threads(rows, summary["threads"])
         # the cross-validations side by side, sharing the CPUs
         workers = Workers(summary["threads"], summary["openmp_threads"])

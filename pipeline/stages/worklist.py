@@ -16,10 +16,10 @@ import pandas as pd
 
 from pipeline import catalog
 from pipeline.config import Params
-from pipeline.engine.cpus import OPENMP_MIN_ROWS as PARALLEL_MIN_ROWS
+from pipeline.engine.cpus import openmp_threads
 from pipeline.io import atomic_directory, write_json, write_text
 from pipeline.models.analysis import analysis_frame
-from pipeline.models.prediction import Workers
+from pipeline.models.prediction import Workers, fitted_rows
 from pipeline.models.tidy import ModelError
 from pipeline.models.worklist import (
     check_feature_params,
@@ -57,11 +57,11 @@ def _write(
 
 
 def _fold_workers(episodes: int, params: Params, threads: int) -> Workers:
-    """The calibration folds side by side on worker processes when they are worth starting:
-    the folds of a logistic model on a few thousand rows (the default cohort) take less
-    than a second, starting the workers about two."""
-    rows = min(episodes, params.prediction.max_episodes or episodes)
-    return Workers(threads if rows >= PARALLEL_MIN_ROWS else 1)
+    """The calibration folds side by side on worker processes when they are worth starting,
+    by the rule that sizes OpenMP pools (``openmp_threads``): the folds of a logistic model
+    on a few thousand rows (the default cohort) take less than a second, starting the
+    workers about two."""
+    return Workers(openmp_threads(fitted_rows(episodes, params.prediction), threads))
 
 
 def run(params: Params, root: str | Path = ".", *, show_progress: bool = False) -> dict:
